@@ -1,0 +1,46 @@
+//! `cargo xtask`: builds keel's image and kernel, boots it under QEMU, runs every test
+//! and the benchmarks. Not shipped; runs on the developer's (Debian) machine.
+//!
+//! Each subcommand is a module with `pub(crate) fn run(args: Vec<String>) -> Result<()>`
+//! that parses its own arguments.
+#![allow(clippy::disallowed_methods)] // xtask is a host tool: it may wait on its children.
+
+mod boot;
+mod image;
+mod prereq;
+mod test;
+mod util;
+
+use anyhow::Result;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  image [--ssh-key FILE]...   build keel and target/keel/initramfs.cpio(.gz) + manifest.txt
+  boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
+  test                        run every test: unit, integration and VM
+
+Run `cargo xtask <command> --help` for a command's options.";
+
+fn main() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() || matches!(args[0].as_str(), "-h" | "--help" | "help") {
+        println!("{USAGE}");
+        return;
+    }
+    let cmd = args.remove(0);
+    let result: Result<()> = match cmd.as_str() {
+        "image" => image::run(args),
+        "boot" => boot::run(args),
+        "test" => test::run(args),
+        other => {
+            eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("xtask {cmd}: error: {e:#}");
+        std::process::exit(1);
+    }
+}
