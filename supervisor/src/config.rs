@@ -1,54 +1,286 @@
-//! The appliance config (`/etc/keel/appliance.toml`, source `configs/appliance.toml`).
+//! The appliance config (`/etc/keel/appliance.toml`, source `configs/appliance.toml`):
+//! `[system]`, `[modules]` and one `[services.NAME]` table per supervised service.
 //!
 //! Parsing takes the text and a display path and never reads files itself, so the same
-//! code serves PID 1, `keel check` and the image build.
+//! code serves PID 1, `keel check` and the image build. It validates by hand over toml's
+//! spanned tree instead of deriving serde, so that it reports every error at once, each
+//! with its line, column and what to do. It must not panic on any input.
+//!
+//! # Services
+//!
+//! ```toml
+//! [services.sshd]
+//! exec = ["/usr/sbin/sshd", "-D", "-e"]    # argv; exec[0] is an absolute path
+//! env = { LANG = "C" }                     # added to a minimal environment
+//! user = "root"                            # name or number; group likewise
+//! capabilities = ["CAP_NET_BIND_SERVICE"]  # kept; the rest dropped, with no_new_privs
+//! kind = "longrun"                         # or "oneshot"
+//! needs = ["network"]                      # start after these are ready, stop before them
+//! after = ["clock"]                        # order only
+//! ready = "tcp:2222"                       # "started" | "notify" | "tcp:PORT" | "exit"
+//! restart = "always"                       # "always" | "on-failure" | "never"
+//! backoff = { initial = "200ms", factor = 2, cap = "30s", jitter = 0.1, reset_after = "60s" }
+//! crash_loop = { limit = 5, within = "60s" }
+//! on_give_up = "retry-slowly"              # "retry-slowly" | "reboot" | "emergency"
+//! stop_signal = "TERM"
+//! stop_timeout = "5s"                      # then SIGKILL
+//! console = false                          # true: stdin/stdout/stderr are the console tty
+//! ```
+//!
+//! Durations are strings with a unit (`"200ms"`, `"1.5s"`, `"1m"`, `"1h"`) or numbers of
+//! seconds. The defaults are in [`defaults`].
 
-use serde::Deserialize;
+use crate::graph::{Graph, GraphError};
+use crate::types::Sig;
 use std::fmt;
+use std::time::Duration;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// Where the appliance config lives in the image.
 pub const DEFAULT_PATH: &str = "/etc/keel/appliance.toml";
 
+/// The defaults of every service field, in one place, with where each came from.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// First restart delay: dinit's 200 ms, short enough that a one-off crash is invisible.
+    pub const BACKOFF_INITIAL: Duration = Duration::from_millis(200);
+    /// Each consecutive failure doubles the delay (the usual exponential backoff).
+    pub const BACKOFF_FACTOR_MILLI: u32 = 2000;
+    /// The delay never grows beyond 30 s, so a service that recovers comes back soon.
+    pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
+    /// Up to 10 % is added at random so services that fail together do not retry together.
+    pub const BACKOFF_JITTER_MILLI: u32 = 100;
+    /// A run of 60 s counts as healthy and resets the delay to `BACKOFF_INITIAL`.
+    pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+    /// Five failures within 60 s is a crash loop: keel gives up (dinit: 3 in 10 s, which
+    /// trips too early on a slow appliance boot).
+    pub const CRASH_LOOP_LIMIT: u32 = 5;
+    pub const CRASH_LOOP_WITHIN: Duration = Duration::from_secs(60);
+    /// A given-up service with `on_give_up = "retry-slowly"` is tried again after 5 min.
+    pub const SLOW_RETRY: Duration = Duration::from_secs(300);
+    /// SIGTERM, then SIGKILL after 5 s (systemd gives 90 s; an appliance must reboot fast).
+    pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 /// The whole appliance config.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplianceConfig {
-    #[serde(default)]
     pub system: System,
-    #[serde(default)]
     pub modules: Modules,
+    /// Services in the order of the file; a service's [`crate::SvcId`] is its index here.
+    pub services: Vec<ServiceConfig>,
 }
 
 /// `[system]`: machine-wide settings.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct System {
     /// Hostname set at boot unless the kernel command line names one.
-    #[serde(default = "default_hostname")]
     pub hostname: String,
 }
 
 impl Default for System {
     fn default() -> Self {
-        System { hostname: default_hostname() }
+        System {
+            hostname: "keel".to_string(),
+        }
     }
 }
 
-fn default_hostname() -> String {
-    "keel".to_string()
-}
-
 /// `[modules]`: kernel modules to load at boot on a modular kernel.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Modules {
     /// Module names (as in modules.dep, `-` and `_` alike); dependencies are added.
-    #[serde(default)]
     pub load: Vec<String>,
     /// Modules whose failure to load stops the boot (emergency shell).
-    #[serde(default)]
     pub required: Vec<String>,
 }
+
+/// `kind`: a daemon that keeps running, or a task that runs once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Longrun,
+    Oneshot,
+}
+
+/// `ready`: when a service counts as ready, so what needs it may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// As soon as it has been spawned.
+    Started,
+    /// When it sends `READY=1` on `NOTIFY_SOCKET` (the driver reports it).
+    Notify,
+    /// When something accepts a TCP connection on this local port (the driver probes).
+    Tcp(u16),
+    /// When it exits with code 0 (oneshots only).
+    Exit,
+}
+
+/// `restart`: whether a service that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// `on_give_up`: what happens when a service is in a crash loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnGiveUp {
+    /// Leave it (and what needs it) down, and try again every [`defaults::SLOW_RETRY`].
+    RetrySlowly,
+    /// Shut down in order and reboot.
+    Reboot,
+    /// Tell the driver to open the emergency shell; the service stays down.
+    Emergency,
+}
+
+/// `backoff`: the delay before restarting a failed service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub initial: Duration,
+    /// Multiplier per consecutive failure, in thousandths (2000 = doubling).
+    pub factor_milli: u32,
+    pub cap: Duration,
+    /// Random extra delay as a fraction of the delay, in thousandths (100 = up to 10 %).
+    pub jitter_milli: u32,
+    /// A run at least this long resets the delay to `initial`.
+    pub reset_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: defaults::BACKOFF_INITIAL,
+            factor_milli: defaults::BACKOFF_FACTOR_MILLI,
+            cap: defaults::BACKOFF_CAP,
+            jitter_milli: defaults::BACKOFF_JITTER_MILLI,
+            reset_after: defaults::BACKOFF_RESET_AFTER,
+        }
+    }
+}
+
+/// `crash_loop`: give up after `limit` failures within `within`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashLoop {
+    pub limit: u32,
+    pub within: Duration,
+}
+
+impl Default for CrashLoop {
+    fn default() -> Self {
+        CrashLoop {
+            limit: defaults::CRASH_LOOP_LIMIT,
+            within: defaults::CRASH_LOOP_WITHIN,
+        }
+    }
+}
+
+/// One `[services.NAME]` table, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// argv; never empty, `exec[0]` is an absolute path.
+    pub exec: Vec<String>,
+    /// Extra environment, sorted by name.
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    /// Capabilities kept (canonical `CAP_*` names); `None` keeps what root has.
+    pub capabilities: Option<Vec<String>>,
+    pub kind: Kind,
+    pub needs: Vec<String>,
+    pub after: Vec<String>,
+    pub ready: Ready,
+    pub restart: Restart,
+    pub backoff: Backoff,
+    pub crash_loop: CrashLoop,
+    pub on_give_up: OnGiveUp,
+    pub stop_signal: Sig,
+    pub stop_timeout: Duration,
+    pub console: bool,
+}
+
+impl ServiceConfig {
+    /// A longrun service with every default, for tests and built-in services.
+    pub fn new(name: &str, exec: &[&str]) -> ServiceConfig {
+        ServiceConfig {
+            name: name.to_string(),
+            exec: exec.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            user: None,
+            group: None,
+            capabilities: None,
+            kind: Kind::Longrun,
+            needs: Vec::new(),
+            after: Vec::new(),
+            ready: Ready::Started,
+            restart: Restart::Always,
+            backoff: Backoff::default(),
+            crash_loop: CrashLoop::default(),
+            on_give_up: OnGiveUp::RetrySlowly,
+            stop_signal: Sig::TERM,
+            stop_timeout: defaults::STOP_TIMEOUT,
+            console: false,
+        }
+    }
+
+    /// A oneshot with every default (ready on exit 0, never restarted).
+    pub fn oneshot(name: &str, exec: &[&str]) -> ServiceConfig {
+        ServiceConfig {
+            kind: Kind::Oneshot,
+            ready: Ready::Exit,
+            restart: Restart::Never,
+            ..ServiceConfig::new(name, exec)
+        }
+    }
+}
+
+/// The Linux capabilities by number (capability.h, up to CAP_CHECKPOINT_RESTORE = 40).
+pub const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
 
 /// A config error with the place it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,23 +311,800 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Parses the appliance config. `path` is only used in messages.
+/// Parses and validates the appliance config. `path` is only used in messages.
+/// On error, every problem found is returned, in the order of the file.
 pub fn parse(text: &str, path: &str) -> Result<ApplianceConfig, Vec<Diagnostic>> {
-    toml::from_str::<ApplianceConfig>(text).map_err(|e| {
-        let (line, column) = match e.span() {
-            Some(span) => {
-                let (l, c) = line_col(text, span.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
+    let (root, parse_errors) = DeTable::parse_recoverable(text);
+    let mut v = Validator { errors: Vec::new() };
+    for e in &parse_errors {
+        let at = e.span().map_or(0, |s| s.start);
+        let msg = e.message().trim();
+        let hint = if msg.starts_with("duplicate key") {
+            "it is already defined above in the same table; merge the two or rename one"
+        } else {
+            "fix the TOML syntax here"
         };
-        vec![Diagnostic {
-            path: path.to_string(),
-            line,
-            column,
-            message: e.message().trim().to_string(),
-        }]
-    })
+        v.errors.push((at, format!("{msg}; {hint}")));
+    }
+    let config = v.root(root.get_ref());
+    if v.errors.is_empty() {
+        return Ok(config);
+    }
+    v.errors.sort_by_key(|(at, _)| *at);
+    Err(v
+        .errors
+        .into_iter()
+        .map(|(at, message)| {
+            let (line, column) = line_col(text, at);
+            Diagnostic {
+                path: path.to_string(),
+                line: Some(line),
+                column: Some(column),
+                message,
+            }
+        })
+        .collect())
+}
+
+type Val<'i> = Spanned<DeValue<'i>>;
+type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
+
+const SYSTEM_FIELDS: &[&str] = &["hostname"];
+const MODULES_FIELDS: &[&str] = &["load", "required"];
+const TOP_FIELDS: &[&str] = &["system", "modules", "services"];
+const SERVICE_FIELDS: &[&str] = &[
+    "exec",
+    "env",
+    "user",
+    "group",
+    "capabilities",
+    "kind",
+    "needs",
+    "after",
+    "ready",
+    "restart",
+    "backoff",
+    "crash_loop",
+    "on_give_up",
+    "stop_signal",
+    "stop_timeout",
+    "console",
+];
+const BACKOFF_FIELDS: &[&str] = &["initial", "factor", "cap", "jitter", "reset_after"];
+const CRASH_LOOP_FIELDS: &[&str] = &["limit", "within"];
+
+/// Where each dependency name of one service was written, for cross-service errors.
+struct DepSpans {
+    header: usize,
+    needs: Vec<usize>,
+    after: Vec<usize>,
+    console: Option<usize>,
+}
+
+struct Validator {
+    errors: Vec<(usize, String)>,
+}
+
+/// A table's entries in the order of the file (toml's map is sorted by key).
+fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<(&'a Key<'i>, &'a Val<'i>)> {
+    let mut e: Vec<_> = t.iter().collect();
+    e.sort_by_key(|(k, _)| k.span().start);
+    e
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn integer(v: &DeValue<'_>) -> Option<i64> {
+    let i = v.as_integer()?;
+    i64::from_str_radix(i.as_str(), i.radix()).ok()
+}
+
+fn float(v: &DeValue<'_>) -> Option<f64> {
+    match v {
+        DeValue::Float(f) => f.as_str().parse::<f64>().ok().filter(|x| x.is_finite()),
+        DeValue::Integer(_) => integer(v).map(|i| i as f64),
+        _ => None,
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest of `known` to `word`, if it is close enough to be a likely typo.
+pub fn closest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| (distance(&w, &k.to_ascii_lowercase()), k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn did_you_mean(word: &str, known: &[&str]) -> String {
+    match closest(word, known.iter().copied()) {
+        Some(k) => format!("did you mean `{k}`?"),
+        None => format!("known fields: {}", known.join(", ")),
+    }
+}
+
+/// Parses `"200ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"0"`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let ms_per = match unit.trim() {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return None,
+    };
+    let ms = n * ms_per;
+    (0.0..1e15)
+        .contains(&ms)
+        .then(|| Duration::from_millis(ms.round() as u64))
+}
+
+/// Service names appear in commands and the control protocol: keep them plain.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !name.starts_with(['-', '.'])
+}
+
+impl Validator {
+    fn err(&mut self, at: usize, msg: impl Into<String>) {
+        self.errors.push((at, msg.into()));
+    }
+
+    fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str) -> Option<&'a DeTable<'i>> {
+        let t = v.get_ref().as_table();
+        if t.is_none() {
+            let found = type_name(v.get_ref());
+            self.err(
+                v.span().start,
+                format!("{what} must be a table, found {found}; write it as [{what}]"),
+            );
+        }
+        t
+    }
+
+    fn unknown(&mut self, key: &Key<'_>, section: &str, known: &[&str]) {
+        let name = key.get_ref();
+        let hint = did_you_mean(name, known);
+        self.err(
+            key.span().start,
+            format!("unknown field `{name}` in {section}; {hint}"),
+        );
+    }
+
+    fn string(&mut self, v: &Val<'_>, field: &str) -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            other => {
+                let found = type_name(other);
+                self.err(
+                    v.span().start,
+                    format!("`{field}` must be a string, found {found}; put it in quotes"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A list of strings, each with where it was written.
+    fn strings(&mut self, v: &Val<'_>, field: &str) -> Option<Vec<(String, usize)>> {
+        let Some(items) = v.get_ref().as_array() else {
+            let found = type_name(v.get_ref());
+            self.err(
+                v.span().start,
+                format!("`{field}` must be an array of strings like [\"a\", \"b\"], found {found}"),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push((s.to_string(), item.span().start)),
+                other => {
+                    let found = type_name(other);
+                    self.err(
+                        item.span().start,
+                        format!("`{field}` items must be strings, found {found}"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn boolean(&mut self, v: &Val<'_>, field: &str) -> Option<bool> {
+        let b = v.get_ref().as_bool();
+        if b.is_none() {
+            let found = type_name(v.get_ref());
+            self.err(
+                v.span().start,
+                format!("`{field}` must be true or false, found {found}"),
+            );
+        }
+        b
+    }
+
+    fn duration(&mut self, v: &Val<'_>, field: &str) -> Option<Duration> {
+        let at = v.span().start;
+        match v.get_ref() {
+            DeValue::String(s) => {
+                let d = parse_duration(s);
+                if d.is_none() {
+                    self.err(at, format!("`{field}` = \"{s}\" is not a duration; write a number with a unit: \"200ms\", \"5s\", \"1m\" or \"1h\""));
+                }
+                d
+            }
+            DeValue::Integer(_) | DeValue::Float(_) => match float(v.get_ref()) {
+                Some(secs) if (0.0..1e12).contains(&secs) => {
+                    Some(Duration::from_millis((secs * 1000.0).round() as u64))
+                }
+                _ => {
+                    self.err(at, format!("`{field}` must be a non-negative number of seconds or a string like \"5s\""));
+                    None
+                }
+            },
+            other => {
+                let found = type_name(other);
+                self.err(at, format!("`{field}` must be a duration like \"200ms\", \"5s\" or a number of seconds, found {found}"));
+                None
+            }
+        }
+    }
+
+    /// One of a fixed set of words.
+    fn word<T: Copy>(&mut self, v: &Val<'_>, field: &str, allowed: &[(&str, T)]) -> Option<T> {
+        let s = self.string(v, field)?;
+        let found = allowed.iter().find(|(w, _)| *w == s).map(|&(_, t)| t);
+        if found.is_none() {
+            let names: Vec<String> = allowed.iter().map(|(w, _)| format!("\"{w}\"")).collect();
+            let hint = match closest(&s, allowed.iter().map(|(w, _)| *w)) {
+                Some(c) => format!(" (did you mean \"{c}\"?)"),
+                None => String::new(),
+            };
+            self.err(
+                v.span().start,
+                format!(
+                    "`{field}` = \"{s}\" is not allowed; use one of {}{hint}",
+                    names.join(", ")
+                ),
+            );
+        }
+        found
+    }
+
+    fn root(&mut self, root: &DeTable<'_>) -> ApplianceConfig {
+        let mut config = ApplianceConfig::default();
+        let mut services: Vec<(ServiceConfig, DepSpans)> = Vec::new();
+        for (key, value) in entries(root) {
+            match key.get_ref().as_ref() {
+                "system" => {
+                    if let Some(t) = self.table(value, "system") {
+                        self.system(t, &mut config.system);
+                    }
+                }
+                "modules" => {
+                    if let Some(t) = self.table(value, "modules") {
+                        self.modules(t, &mut config.modules);
+                    }
+                }
+                "services" => {
+                    if let Some(t) = self.table(value, "services") {
+                        for (name, svc) in entries(t) {
+                            if let Some(s) = self.service(name, svc) {
+                                services.push(s);
+                            }
+                        }
+                    }
+                }
+                _ => self.unknown(key, "the config", TOP_FIELDS),
+            }
+        }
+        self.cross_check(&services);
+        config.services = services.into_iter().map(|(s, _)| s).collect();
+        config
+    }
+
+    fn system(&mut self, t: &DeTable<'_>, out: &mut System) {
+        for (key, value) in entries(t) {
+            match key.get_ref().as_ref() {
+                "hostname" => {
+                    if let Some(h) = self.string(value, "hostname") {
+                        let ok = !h.is_empty()
+                            && h.len() <= 64
+                            && h.split('.').all(|l| {
+                                !l.is_empty()
+                                    && !l.starts_with('-')
+                                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                            });
+                        if ok {
+                            out.hostname = h;
+                        } else {
+                            self.err(value.span().start, format!("hostname \"{h}\" is not valid; use 1-64 letters, digits, '-' and '.' (e.g. \"keel\")"));
+                        }
+                    }
+                }
+                _ => self.unknown(key, "[system]", SYSTEM_FIELDS),
+            }
+        }
+    }
+
+    fn modules(&mut self, t: &DeTable<'_>, out: &mut Modules) {
+        for (key, value) in entries(t) {
+            let field = key.get_ref().as_ref();
+            let list = match field {
+                "load" => &mut out.load,
+                "required" => &mut out.required,
+                _ => {
+                    self.unknown(key, "[modules]", MODULES_FIELDS);
+                    continue;
+                }
+            };
+            if let Some(names) = self.strings(value, field) {
+                *list = names.into_iter().map(|(n, _)| n).collect();
+            }
+        }
+    }
+
+    fn service(
+        &mut self,
+        name_key: &Key<'_>,
+        value: &Val<'_>,
+    ) -> Option<(ServiceConfig, DepSpans)> {
+        let name = name_key.get_ref().to_string();
+        let header = name_key.span().start;
+        let section = format!("[services.{name}]");
+        if !valid_name(&name) {
+            self.err(header, format!("service name \"{name}\" is not valid; use letters, digits, '-', '_' and '.' (at most 64)"));
+        }
+        let t = self.table(value, &format!("services.{name}"))?;
+        let mut s = ServiceConfig::new(&name, &[]);
+        let mut spans = DepSpans {
+            header,
+            needs: Vec::new(),
+            after: Vec::new(),
+            console: None,
+        };
+        let (mut exec_seen, mut kind_set, mut ready_at, mut restart_at) =
+            (false, false, None, None);
+        let (mut ready_set, mut restart_set) = (false, false);
+        for (key, v) in entries(t) {
+            let field = key.get_ref().as_ref();
+            let at = v.span().start;
+            match field {
+                "exec" => {
+                    exec_seen = true;
+                    if let DeValue::String(cmd) = v.get_ref() {
+                        let words: Vec<String> =
+                            cmd.split_whitespace().map(|w| format!("\"{w}\"")).collect();
+                        self.err(
+                            at,
+                            format!(
+                                "`exec` must be an argv array, not a string; write exec = [{}]",
+                                words.join(", ")
+                            ),
+                        );
+                    } else if let Some(argv) = self.strings(v, "exec") {
+                        match argv.first() {
+                            None => self.err(at, format!("`exec` of {section} is empty; give the program and its arguments, e.g. [\"/bin/sh\"]")),
+                            Some((prog, p)) if !prog.starts_with('/') => {
+                                self.err(*p, format!("`exec[0]` = \"{prog}\" is not an absolute path; keel does not search PATH, write e.g. \"/bin/{prog}\""))
+                            }
+                            Some(_) => s.exec = argv.into_iter().map(|(a, _)| a).collect(),
+                        }
+                    }
+                }
+                "env" => {
+                    let Some(et) = v.get_ref().as_table() else {
+                        self.err(
+                            at,
+                            "`env` must be a table of strings, e.g. env = { LANG = \"C\" }",
+                        );
+                        continue;
+                    };
+                    for (k, ev) in entries(et) {
+                        let kname = k.get_ref().to_string();
+                        if kname.is_empty() || kname.contains('=') || kname.contains('\0') {
+                            self.err(k.span().start, format!("environment variable name \"{kname}\" is not valid; it must be non-empty without '='"));
+                        } else if let Some(val) = self.string(ev, &format!("env.{kname}")) {
+                            s.env.push((kname, val));
+                        }
+                    }
+                    s.env.sort();
+                }
+                "user" | "group" => {
+                    let id = match v.get_ref() {
+                        DeValue::Integer(_) => match integer(v.get_ref()) {
+                            Some(n) if (0..=i64::from(u32::MAX - 1)).contains(&n) => {
+                                Some(n.to_string())
+                            }
+                            _ => {
+                                self.err(
+                                    at,
+                                    format!(
+                                        "`{field}` must be a name or an id from 0 to 4294967294"
+                                    ),
+                                );
+                                None
+                            }
+                        },
+                        _ => self.string(v, field).filter(|u| {
+                            let ok = !u.is_empty() && !u.contains([':', '\n', '\0']);
+                            if !ok {
+                                self.err(at, format!("`{field}` = \"{u}\" is not a valid name"));
+                            }
+                            ok
+                        }),
+                    };
+                    if field == "user" {
+                        s.user = id;
+                    } else {
+                        s.group = id;
+                    }
+                }
+                "capabilities" => {
+                    let Some(list) = self.strings(v, "capabilities") else {
+                        continue;
+                    };
+                    let mut caps = Vec::new();
+                    for (c, p) in list {
+                        let upper = c.to_ascii_uppercase();
+                        let canon = if upper.starts_with("CAP_") {
+                            upper
+                        } else {
+                            format!("CAP_{upper}")
+                        };
+                        if !CAPABILITIES.contains(&canon.as_str()) {
+                            let hint = match closest(&canon, CAPABILITIES.iter().copied()) {
+                                Some(k) => format!("did you mean \"{k}\"?"),
+                                None => "see capabilities(7) for the names".to_string(),
+                            };
+                            self.err(p, format!("unknown capability \"{c}\"; {hint}"));
+                        } else if caps.contains(&canon) {
+                            self.err(p, format!("capability \"{c}\" is listed twice; remove one"));
+                        } else {
+                            caps.push(canon);
+                        }
+                    }
+                    s.capabilities = Some(caps);
+                }
+                "kind" => {
+                    if let Some(k) = self.word(
+                        v,
+                        "kind",
+                        &[("longrun", Kind::Longrun), ("oneshot", Kind::Oneshot)],
+                    ) {
+                        s.kind = k;
+                        kind_set = true;
+                    }
+                }
+                "needs" | "after" => {
+                    let Some(list) = self.strings(v, field) else {
+                        continue;
+                    };
+                    let mut names: Vec<String> = Vec::new();
+                    let mut places = Vec::new();
+                    for (dep, p) in list {
+                        if dep == name {
+                            self.err(
+                                p,
+                                format!("{section} lists itself in `{field}`; remove \"{dep}\""),
+                            );
+                        } else if names.contains(&dep) {
+                            self.err(p, format!("\"{dep}\" is listed twice in `{field}` of {section}; remove one"));
+                        } else {
+                            names.push(dep);
+                            places.push(p);
+                        }
+                    }
+                    if field == "needs" {
+                        s.needs = names;
+                        spans.needs = places;
+                    } else {
+                        s.after = names;
+                        spans.after = places;
+                    }
+                }
+                "ready" => {
+                    let Some(r) = self.string(v, "ready") else {
+                        continue;
+                    };
+                    let parsed = match r.as_str() {
+                        "started" => Some(Ready::Started),
+                        "notify" => Some(Ready::Notify),
+                        "exit" => Some(Ready::Exit),
+                        _ => match r.strip_prefix("tcp:") {
+                            Some(port) => match port.parse::<u16>() {
+                                Ok(p) if p > 0 => Some(Ready::Tcp(p)),
+                                _ => {
+                                    self.err(at, format!("`ready` = \"{r}\": the port must be a number from 1 to 65535, e.g. \"tcp:22\""));
+                                    continue;
+                                }
+                            },
+                            None => None,
+                        },
+                    };
+                    match parsed {
+                        Some(p) => {
+                            s.ready = p;
+                            ready_set = true;
+                            ready_at = Some(at);
+                        }
+                        None => self.err(at, format!("`ready` = \"{r}\" is not allowed; use one of \"started\", \"notify\", \"tcp:PORT\", \"exit\"")),
+                    }
+                }
+                "restart" => {
+                    let words = [
+                        ("always", Restart::Always),
+                        ("on-failure", Restart::OnFailure),
+                        ("never", Restart::Never),
+                    ];
+                    if let Some(r) = self.word(v, "restart", &words) {
+                        s.restart = r;
+                        restart_set = true;
+                        restart_at = Some(at);
+                    }
+                }
+                "backoff" => self.backoff(v, &section, &mut s.backoff),
+                "crash_loop" => self.crash_loop(v, &section, &mut s.crash_loop),
+                "on_give_up" => {
+                    let words = [
+                        ("retry-slowly", OnGiveUp::RetrySlowly),
+                        ("reboot", OnGiveUp::Reboot),
+                        ("emergency", OnGiveUp::Emergency),
+                    ];
+                    if let Some(g) = self.word(v, "on_give_up", &words) {
+                        s.on_give_up = g;
+                    }
+                }
+                "stop_signal" => {
+                    let sig = match v.get_ref() {
+                        DeValue::Integer(_) => integer(v.get_ref())
+                            .and_then(|n| u8::try_from(n).ok())
+                            .and_then(|n| Sig::parse(&n.to_string())),
+                        _ => self.string(v, "stop_signal").and_then(|n| Sig::parse(&n)),
+                    };
+                    match sig {
+                        Some(sig) => s.stop_signal = sig,
+                        None if v.get_ref().is_str() || v.get_ref().is_integer() => {
+                            let names: Vec<&str> = Sig::names().collect();
+                            self.err(at, format!("`stop_signal` is not a signal; use a name like \"TERM\", \"SIGHUP\" or a number 1-64 (names: {})", names.join(" ")));
+                        }
+                        None => {}
+                    }
+                }
+                "stop_timeout" => {
+                    if let Some(d) = self.duration(v, "stop_timeout") {
+                        s.stop_timeout = d;
+                    }
+                }
+                "console" => {
+                    if let Some(b) = self.boolean(v, "console") {
+                        s.console = b;
+                        if b {
+                            spans.console = Some(at);
+                        }
+                    }
+                }
+                _ => self.unknown(key, &section, SERVICE_FIELDS),
+            }
+        }
+        if !exec_seen {
+            self.err(
+                header,
+                format!("{section} has no `exec`; add exec = [\"/path/to/program\", \"arg\"]"),
+            );
+        }
+        // Kind-specific defaults and checks, once every field has been read.
+        if s.kind == Kind::Oneshot {
+            if !ready_set {
+                s.ready = Ready::Exit;
+            }
+            if !restart_set {
+                s.restart = Restart::Never;
+            }
+            if s.ready != Ready::Exit {
+                self.err(ready_at.unwrap_or(header), format!("{section} is a oneshot, which is ready when it exits 0; remove `ready` or set it to \"exit\""));
+            }
+            if s.restart == Restart::Always {
+                self.err(restart_at.unwrap_or(header), format!("{section} is a oneshot and cannot have restart = \"always\"; use \"on-failure\" or \"never\""));
+            }
+        } else if s.ready == Ready::Exit {
+            let hint = if kind_set {
+                ""
+            } else {
+                " or add kind = \"oneshot\""
+            };
+            self.err(ready_at.unwrap_or(header), format!("{section} is a longrun and cannot use ready = \"exit\"; use \"started\", \"notify\" or \"tcp:PORT\"{hint}"));
+        }
+        Some((s, spans))
+    }
+
+    fn backoff(&mut self, v: &Val<'_>, section: &str, b: &mut Backoff) {
+        let Some(t) = self.table(v, &format!("{}.backoff", section.trim_matches(['[', ']'])))
+        else {
+            return;
+        };
+        let mut cap_at = None;
+        for (key, v) in entries(t) {
+            let at = v.span().start;
+            match key.get_ref().as_ref() {
+                "initial" => {
+                    if let Some(d) = self.duration(v, "backoff.initial") {
+                        if d < Duration::from_millis(10) {
+                            self.err(at, "`backoff.initial` must be at least 10ms, or a crashing service would spin");
+                        } else {
+                            b.initial = d;
+                        }
+                    }
+                }
+                "cap" => {
+                    if let Some(d) = self.duration(v, "backoff.cap") {
+                        b.cap = d;
+                        cap_at = Some(at);
+                    }
+                }
+                "reset_after" => {
+                    if let Some(d) = self.duration(v, "backoff.reset_after") {
+                        b.reset_after = d;
+                    }
+                }
+                "factor" => match float(v.get_ref()) {
+                    Some(f) if (1.0..=100.0).contains(&f) => b.factor_milli = (f * 1000.0).round() as u32,
+                    _ => self.err(at, "`backoff.factor` must be a number from 1 to 100 (1 keeps the delay constant, 2 doubles it)"),
+                },
+                "jitter" => match float(v.get_ref()) {
+                    Some(f) if (0.0..=1.0).contains(&f) => b.jitter_milli = (f * 1000.0).round() as u32,
+                    _ => self.err(at, "`backoff.jitter` must be a fraction from 0 to 1 (0.1 adds up to 10 % at random)"),
+                },
+                _ => self.unknown(key, &format!("the backoff of {section}"), BACKOFF_FIELDS),
+            }
+        }
+        if b.cap < b.initial {
+            let at = cap_at.unwrap_or(v.span().start);
+            self.err(
+                at,
+                format!(
+                    "`backoff.cap` ({:?}) is below `backoff.initial` ({:?}); raise the cap",
+                    b.cap, b.initial
+                ),
+            );
+        }
+    }
+
+    fn crash_loop(&mut self, v: &Val<'_>, section: &str, c: &mut CrashLoop) {
+        let Some(t) = self.table(
+            v,
+            &format!("{}.crash_loop", section.trim_matches(['[', ']'])),
+        ) else {
+            return;
+        };
+        for (key, v) in entries(t) {
+            let at = v.span().start;
+            match key.get_ref().as_ref() {
+                "limit" => match integer(v.get_ref()) {
+                    Some(n) if (1..=1000).contains(&n) => c.limit = n as u32,
+                    _ => self.err(at, "`crash_loop.limit` must be a whole number from 1 to 1000 (failures before giving up)"),
+                },
+                "within" => {
+                    if let Some(d) = self.duration(v, "crash_loop.within") {
+                        if d.is_zero() {
+                            self.err(at, "`crash_loop.within` must be longer than 0");
+                        } else {
+                            c.within = d;
+                        }
+                    }
+                }
+                _ => self.unknown(key, &format!("the crash_loop of {section}"), CRASH_LOOP_FIELDS),
+            }
+        }
+    }
+
+    /// Checks that need every service: dependency names, cycles, one console owner.
+    fn cross_check(&mut self, services: &[(ServiceConfig, DepSpans)]) {
+        let names: Vec<&str> = services.iter().map(|(s, _)| s.name.as_str()).collect();
+        for (s, spans) in services {
+            for (field, deps, places) in [
+                ("needs", &s.needs, &spans.needs),
+                ("after", &s.after, &spans.after),
+            ] {
+                for (dep, &p) in deps.iter().zip(places.iter()) {
+                    if !names.contains(&dep.as_str()) {
+                        let hint = match closest(dep, names.iter().copied()) {
+                            Some(c) => format!("did you mean \"{c}\"?"),
+                            None => "define it as [services.".to_string() + dep + "] or remove it",
+                        };
+                        self.err(
+                            p,
+                            format!(
+                                "[services.{}] {field} \"{dep}\", which is not a service; {hint}",
+                                s.name
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        let list: Vec<ServiceConfig> = services.iter().map(|(s, _)| s.clone()).collect();
+        let (_, graph_errors) = Graph::build(&list);
+        for e in graph_errors {
+            let GraphError::Cycle(path) = e else { continue };
+            let text: Vec<&str> = path.iter().map(|id| names[id.0]).collect();
+            // Point at the entry that closes the cycle: the last service's edge to the first.
+            let (Some(last), Some(first)) = (path.get(path.len().saturating_sub(2)), path.first())
+            else {
+                continue;
+            };
+            let (ls, lspans) = &services[last.0];
+            let first_name = names[first.0];
+            let at = ls
+                .needs
+                .iter()
+                .position(|n| n == first_name)
+                .and_then(|i| lspans.needs.get(i))
+                .or_else(|| {
+                    ls.after
+                        .iter()
+                        .position(|n| n == first_name)
+                        .and_then(|i| lspans.after.get(i))
+                })
+                .copied()
+                .unwrap_or(lspans.header);
+            self.err(
+                at,
+                format!(
+                    "dependency cycle: {}; remove one of these needs/after entries",
+                    text.join(" -> ")
+                ),
+            );
+        }
+        let consoles: Vec<&(ServiceConfig, DepSpans)> =
+            services.iter().filter(|(s, _)| s.console).collect();
+        if consoles.len() > 1 {
+            for (s, spans) in &consoles[1..] {
+                let at = spans.console.unwrap_or(spans.header);
+                let first = &consoles[0].0.name;
+                self.err(at, format!("[services.{}] sets console = true but \"{first}\" already owns the console; only one service may", s.name));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +1116,7 @@ mod tests {
         let c = parse("", "a.toml").unwrap();
         assert_eq!(c.system.hostname, "keel");
         assert!(c.modules.load.is_empty());
+        assert!(c.services.is_empty());
     }
 
     #[test]
@@ -115,11 +1125,38 @@ mod tests {
         assert_eq!(e[0].line, Some(2));
         assert_eq!(e[0].column, Some(1));
         assert!(e[0].message.contains("hostnme"), "{}", e[0]);
+        assert!(
+            e[0].message.contains("did you mean `hostname`?"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
         assert_eq!(line_col("", 0), (1, 1));
+    }
+
+    #[test]
+    fn durations_parse_with_units_or_as_seconds() {
+        assert_eq!(parse_duration("200ms"), Some(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("5 parsecs"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn closest_suggests_only_near_misses() {
+        assert_eq!(
+            closest("restrat", SERVICE_FIELDS.iter().copied()),
+            Some("restart")
+        );
+        assert_eq!(closest("zzzzzz", SERVICE_FIELDS.iter().copied()), None);
     }
 }

@@ -7,3 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod graph;
+pub mod types;
+
+pub use types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};

@@ -1,0 +1,269 @@
+//! The dependency graph of the services, built once when the config is loaded.
+//!
+//! Edges are `needs` (start after, stop before, restart with) and `after` (order only).
+//! The topological order over both kinds is stored so the core never searches the graph
+//! at run time. Must not be rebuilt at run time and must never recurse on input size.
+
+use crate::config::ServiceConfig;
+use crate::types::SvcId;
+
+/// Services and the edges between them, by [`SvcId`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Graph {
+    /// `needs[s]`: what `s` needs.
+    pub needs: Vec<Vec<SvcId>>,
+    /// `after[s]`: what `s` is ordered after without needing it.
+    pub after: Vec<Vec<SvcId>>,
+    /// `needed_by[s]`: who needs `s` directly.
+    pub needed_by: Vec<Vec<SvcId>>,
+    /// `before[s]`: who is ordered after `s` (by `after`).
+    pub before: Vec<Vec<SvcId>>,
+    /// Every service, dependencies first (needs and after both count).
+    pub order: Vec<SvcId>,
+    /// `rank[s]`: the position of `s` in `order`.
+    pub rank: Vec<usize>,
+}
+
+/// What [`Graph::build`] found wrong. The graph is still usable: bad edges are dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphError {
+    /// `svc` names `dep`, which is not a service.
+    Unknown { svc: SvcId, dep: String },
+    /// A cycle, as a path that starts and ends at the same service.
+    Cycle(Vec<SvcId>),
+}
+
+impl Graph {
+    /// Builds the graph. It never fails: unknown names are dropped, and the members of a
+    /// cycle are ordered by their place in the file after everything else (the config
+    /// parser refuses both, so this only matters for a hand-built config).
+    pub fn build(services: &[ServiceConfig]) -> (Graph, Vec<GraphError>) {
+        let n = services.len();
+        let mut errors = Vec::new();
+        let find = |name: &str| services.iter().position(|s| s.name == name).map(SvcId);
+        let mut g = Graph {
+            needs: vec![Vec::new(); n],
+            after: vec![Vec::new(); n],
+            needed_by: vec![Vec::new(); n],
+            before: vec![Vec::new(); n],
+            order: Vec::with_capacity(n),
+            rank: vec![0; n],
+        };
+        for (i, s) in services.iter().enumerate() {
+            for (list, names) in [(&mut g.needs[i], &s.needs), (&mut g.after[i], &s.after)] {
+                for name in names {
+                    match find(name) {
+                        Some(d) if d.0 != i && !list.contains(&d) => list.push(d),
+                        Some(_) => {}
+                        None => errors.push(GraphError::Unknown {
+                            svc: SvcId(i),
+                            dep: name.clone(),
+                        }),
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            for &d in &g.needs[i] {
+                g.needed_by[d.0].push(SvcId(i));
+            }
+            for &d in &g.after[i] {
+                g.before[d.0].push(SvcId(i));
+            }
+        }
+        for cycle in find_cycles(&g) {
+            errors.push(GraphError::Cycle(cycle));
+        }
+        // Kahn's algorithm in file order; whatever is left sits on a cycle.
+        let mut indegree: Vec<usize> = (0..n)
+            .map(|i| g.needs[i].len() + g.after[i].len())
+            .collect();
+        let mut placed = vec![false; n];
+        while let Some(next) = (0..n).find(|&i| !placed[i] && indegree[i] == 0) {
+            placed[next] = true;
+            g.order.push(SvcId(next));
+            for &d in g.needed_by[next].iter().chain(&g.before[next]) {
+                indegree[d.0] = indegree[d.0].saturating_sub(1);
+            }
+        }
+        g.order.extend((0..n).filter(|&i| !placed[i]).map(SvcId));
+        for (pos, s) in g.order.iter().enumerate() {
+            g.rank[s.0] = pos;
+        }
+        (g, errors)
+    }
+
+    /// Number of services.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when there are no services.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Everything that transitively needs `s`, not including `s`.
+    pub fn dependents(&self, s: SvcId) -> Vec<SvcId> {
+        self.closure(s, &self.needed_by)
+    }
+
+    /// Everything `s` transitively needs, not including `s`.
+    pub fn requirements(&self, s: SvcId) -> Vec<SvcId> {
+        self.closure(s, &self.needs)
+    }
+
+    fn closure(&self, s: SvcId, edges: &[Vec<SvcId>]) -> Vec<SvcId> {
+        let mut seen = vec![false; self.len()];
+        let mut work = vec![s];
+        let mut out = Vec::new();
+        while let Some(x) = work.pop() {
+            for &d in &edges[x.0] {
+                if !seen[d.0] && d != s {
+                    seen[d.0] = true;
+                    out.push(d);
+                    work.push(d);
+                }
+            }
+        }
+        out.sort_by_key(|d| self.rank[d.0]);
+        out
+    }
+}
+
+/// Every elementary cycle reached by a depth-first search over needs and after edges, each
+/// as a path `a, b, .., a`. Iterative, so a long chain cannot overflow the stack.
+fn find_cycles(g: &Graph) -> Vec<Vec<SvcId>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Color {
+        White,
+        Grey,
+        Black,
+    }
+    let n = g.needs.len();
+    let mut color = vec![Color::White; n];
+    let mut cycles: Vec<Vec<SvcId>> = Vec::new();
+    let edges =
+        |i: usize| -> Vec<SvcId> { g.needs[i].iter().chain(&g.after[i]).copied().collect() };
+    for root in 0..n {
+        if color[root] != Color::White {
+            continue;
+        }
+        // The stack holds (node, index of the next edge to follow).
+        let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+        color[root] = Color::Grey;
+        while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+            let out = edges(node);
+            if let Some(&d) = out.get(*next) {
+                *next += 1;
+                match color[d.0] {
+                    Color::White => {
+                        color[d.0] = Color::Grey;
+                        stack.push((d.0, 0));
+                    }
+                    Color::Grey => {
+                        let start = stack.iter().position(|&(x, _)| x == d.0).unwrap_or(0);
+                        let mut path: Vec<SvcId> =
+                            stack[start..].iter().map(|&(x, _)| SvcId(x)).collect();
+                        path.push(d);
+                        let mut key: Vec<SvcId> = path[1..].to_vec();
+                        key.sort();
+                        let dup = cycles.iter().any(|c| {
+                            let mut k = c[1..].to_vec();
+                            k.sort();
+                            k == key
+                        });
+                        if !dup {
+                            cycles.push(path);
+                        }
+                    }
+                    Color::Black => {}
+                }
+            } else {
+                color[node] = Color::Black;
+                stack.pop();
+            }
+        }
+    }
+    cycles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str, needs: &[&str], after: &[&str]) -> ServiceConfig {
+        let mut s = ServiceConfig::new(name, &["/bin/true"]);
+        s.needs = needs.iter().map(|s| s.to_string()).collect();
+        s.after = after.iter().map(|s| s.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn order_puts_dependencies_first() {
+        let svcs = [
+            svc("sshd", &["net", "keys"], &[]),
+            svc("keys", &[], &[]),
+            svc("net", &[], &["keys"]),
+        ];
+        let (g, errors) = Graph::build(&svcs);
+        assert!(errors.is_empty());
+        assert_eq!(g.order, vec![SvcId(1), SvcId(2), SvcId(0)]);
+        assert_eq!(g.needed_by[2], vec![SvcId(0)]);
+        assert_eq!(g.before[1], vec![SvcId(2)]);
+        assert_eq!(g.dependents(SvcId(1)), vec![SvcId(0)]);
+        assert_eq!(g.requirements(SvcId(0)), vec![SvcId(1), SvcId(2)]);
+    }
+
+    #[test]
+    fn cycles_are_reported_with_their_path() {
+        let svcs = [
+            svc("a", &["b"], &[]),
+            svc("b", &[], &["c"]),
+            svc("c", &["a"], &[]),
+            svc("d", &[], &[]),
+        ];
+        let (g, errors) = Graph::build(&svcs);
+        assert_eq!(
+            errors,
+            vec![GraphError::Cycle(vec![
+                SvcId(0),
+                SvcId(1),
+                SvcId(2),
+                SvcId(0)
+            ])]
+        );
+        assert_eq!(g.order.len(), 4);
+        assert_eq!(g.order[0], SvcId(3));
+    }
+
+    #[test]
+    fn unknown_names_are_dropped_and_reported() {
+        let (g, errors) = Graph::build(&[svc("a", &["nope"], &[])]);
+        assert_eq!(
+            errors,
+            vec![GraphError::Unknown {
+                svc: SvcId(0),
+                dep: "nope".into()
+            }]
+        );
+        assert!(g.needs[0].is_empty());
+    }
+
+    #[test]
+    fn a_long_chain_does_not_recurse() {
+        let names: Vec<String> = (0..5000).map(|i| format!("s{i}")).collect();
+        let svcs: Vec<ServiceConfig> = (0..5000)
+            .map(|i| {
+                if i == 0 {
+                    svc(&names[0], &[], &[])
+                } else {
+                    svc(&names[i], &[&names[i - 1]], &[])
+                }
+            })
+            .collect();
+        let (g, errors) = Graph::build(&svcs);
+        assert!(errors.is_empty());
+        assert_eq!(g.rank[4999], 4999);
+    }
+}

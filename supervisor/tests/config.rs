@@ -1,0 +1,312 @@
+//! Config validation: every error kind with its line and column, and the shipped config.
+
+use std::time::Duration;
+use supervisor::Sig;
+use supervisor::config::{self, Kind, OnGiveUp, Ready, Restart};
+
+/// Parses `text` and returns its diagnostics as `line:col: message` strings.
+fn errors(text: &str) -> Vec<String> {
+    match config::parse(text, "t.toml") {
+        Ok(_) => Vec::new(),
+        Err(d) => d
+            .iter()
+            .map(|d| d.to_string().trim_start_matches("t.toml:").to_string())
+            .collect(),
+    }
+}
+
+/// Asserts there is exactly one diagnostic, at `at` (`line:col`), containing `needle`.
+fn one(text: &str, at: &str, needle: &str) {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
+    assert!(
+        e[0].starts_with(&format!("{at}: ")),
+        "wrong place: {}",
+        e[0]
+    );
+    assert!(
+        e[0].contains(needle),
+        "{:?} does not contain {needle:?}",
+        e[0]
+    );
+}
+
+#[test]
+fn shipped_appliance_config_is_valid() {
+    let text = include_str!("../../configs/appliance.toml");
+    let c = match config::parse(text, "configs/appliance.toml") {
+        Ok(c) => c,
+        Err(d) => panic!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    assert!(!c.services.is_empty());
+    assert!(c.services.iter().filter(|s| s.console).count() <= 1);
+    // let _ = supervisor::core::Supervisor::new(&c);
+}
+
+#[test]
+fn a_full_service_parses_with_every_field() {
+    let c = config::parse(
+        r#"
+[services.net]
+exec = ["/sbin/keel", "network"]
+kind = "oneshot"
+restart = "on-failure"
+
+[services.sshd]
+exec = ["/usr/sbin/sshd", "-D"]
+env = { LANG = "C", A = "1" }
+user = "root"
+group = 0
+capabilities = ["net_bind_service", "CAP_SETUID"]
+needs = ["net"]
+after = []
+ready = "tcp:2222"
+restart = "always"
+backoff = { initial = "100ms", factor = 1.5, cap = 10, jitter = 0, reset_after = "2m" }
+crash_loop = { limit = 3, within = "10s" }
+on_give_up = "reboot"
+stop_signal = "SIGHUP"
+stop_timeout = 2.5
+console = false
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let net = &c.services[0];
+    assert_eq!(
+        (net.kind, net.ready, net.restart),
+        (Kind::Oneshot, Ready::Exit, Restart::OnFailure)
+    );
+    let s = &c.services[1];
+    assert_eq!(
+        s.env,
+        vec![("A".into(), "1".into()), ("LANG".into(), "C".into())]
+    );
+    assert_eq!(s.group.as_deref(), Some("0"));
+    assert_eq!(
+        s.capabilities,
+        Some(vec!["CAP_NET_BIND_SERVICE".into(), "CAP_SETUID".into()])
+    );
+    assert_eq!(s.ready, Ready::Tcp(2222));
+    assert_eq!(s.backoff.initial, Duration::from_millis(100));
+    assert_eq!(s.backoff.factor_milli, 1500);
+    assert_eq!(s.backoff.cap, Duration::from_secs(10));
+    assert_eq!(s.backoff.jitter_milli, 0);
+    assert_eq!(s.backoff.reset_after, Duration::from_secs(120));
+    assert_eq!(
+        (s.crash_loop.limit, s.crash_loop.within),
+        (3, Duration::from_secs(10))
+    );
+    assert_eq!(s.on_give_up, OnGiveUp::Reboot);
+    assert_eq!(s.stop_signal, Sig::HUP);
+    assert_eq!(s.stop_timeout, Duration::from_millis(2500));
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = config::parse("[services.a]\nexec = [\"/bin/a\"]\n", "t.toml").unwrap();
+    let s = &c.services[0];
+    assert_eq!(
+        (s.kind, s.ready, s.restart),
+        (Kind::Longrun, Ready::Started, Restart::Always)
+    );
+    assert_eq!(s.backoff.initial, Duration::from_millis(200));
+    assert_eq!(s.backoff.cap, Duration::from_secs(30));
+    assert_eq!(s.backoff.reset_after, Duration::from_secs(60));
+    assert_eq!(
+        (s.crash_loop.limit, s.crash_loop.within),
+        (5, Duration::from_secs(60))
+    );
+    assert_eq!(
+        (s.stop_signal, s.stop_timeout),
+        (Sig::TERM, Duration::from_secs(5))
+    );
+    assert_eq!(s.on_give_up, OnGiveUp::RetrySlowly);
+}
+
+#[test]
+fn unknown_service_field_suggests_the_closest() {
+    one(
+        "[services.a]\nexec = [\"/bin/a\"]\nrestrat = \"always\"\n",
+        "3:1",
+        "unknown field `restrat` in [services.a]; did you mean `restart`?",
+    );
+    one(
+        "[services.a]\nexec = [\"/bin/a\"]\nbackoff = { intial = \"1s\" }\n",
+        "3:13",
+        "did you mean `initial`?",
+    );
+    one("[sevices.a]\n", "1:2", "did you mean `services`?");
+}
+
+#[test]
+fn unknown_dependency_is_named_with_a_suggestion() {
+    one(
+        "[services.net]\nexec = [\"/a\"]\n[services.b]\nexec = [\"/b\"]\nneeds = [\"nett\"]\n",
+        "5:10",
+        "needs \"nett\", which is not a service; did you mean \"net\"?",
+    );
+}
+
+#[test]
+fn dependency_cycle_prints_its_path() {
+    let text = "[services.a]\nexec = [\"/a\"]\nneeds = [\"b\"]\n[services.b]\nexec = [\"/b\"]\nafter = [\"a\"]\n";
+    one(text, "6:10", "dependency cycle: a -> b -> a");
+}
+
+#[test]
+fn bad_values_name_the_allowed_ones() {
+    one(
+        "[services.a]\nexec = [\"/a\"]\nrestart = \"alwys\"\n",
+        "3:11",
+        "use one of \"always\", \"on-failure\", \"never\" (did you mean \"always\"?)",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nready = \"tcp:99999\"\n",
+        "3:9",
+        "port must be a number from 1 to 65535",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nready = \"soon\"\n",
+        "3:9",
+        "\"started\", \"notify\", \"tcp:PORT\", \"exit\"",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nstop_signal = \"TERMINATE\"\n",
+        "3:15",
+        "use a name like \"TERM\"",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nstop_timeout = \"5 parsecs\"\n",
+        "3:16",
+        "\"200ms\", \"5s\", \"1m\" or \"1h\"",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nkind = 3\n",
+        "3:8",
+        "`kind` must be a string, found an integer",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\ncapabilities = [\"CAP_NET_ADMN\"]\n",
+        "3:17",
+        "did you mean \"CAP_NET_ADMIN\"?",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nbackoff = { factor = 0.5 }\n",
+        "3:22",
+        "from 1 to 100",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nbackoff = { initial = \"1m\" }\n",
+        "3:11",
+        "below `backoff.initial`",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\ncrash_loop = { limit = 0 }\n",
+        "3:24",
+        "from 1 to 1000",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\non_give_up = \"panic\"\n",
+        "3:14",
+        "\"retry-slowly\", \"reboot\", \"emergency\"",
+    );
+    one(
+        "[system]\nhostname = \"bad host\"\n",
+        "2:12",
+        "is not valid",
+    );
+}
+
+#[test]
+fn duplicates_are_refused() {
+    let e = errors("[services.a]\nexec = [\"/a\"]\n[services.a]\nexec = [\"/b\"]\n");
+    assert!(
+        e[0].starts_with("3:11: duplicate key; it is already defined above"),
+        "{e:?}"
+    );
+    one(
+        "[services.n]\nexec = [\"/n\"]\n[services.a]\nexec = [\"/a\"]\nneeds = [\"n\", \"n\"]\n",
+        "5:15",
+        "\"n\" is listed twice in `needs`",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nneeds = [\"a\"]\n",
+        "3:10",
+        "lists itself in `needs`",
+    );
+}
+
+#[test]
+fn exec_must_be_a_non_empty_absolute_argv() {
+    one(
+        "[services.a]\nexec = []\n",
+        "2:8",
+        "`exec` of [services.a] is empty",
+    );
+    one(
+        "[services.a]\nexec = \"/bin/sh -c x\"\n",
+        "2:8",
+        "write exec = [\"/bin/sh\", \"-c\", \"x\"]",
+    );
+    one(
+        "[services.a]\nexec = [\"sshd\"]\n",
+        "2:9",
+        "not an absolute path",
+    );
+    one(
+        "[services.a]\nkind = \"oneshot\"\n",
+        "1:11",
+        "has no `exec`",
+    );
+}
+
+#[test]
+fn kind_specific_rules() {
+    one(
+        "[services.a]\nexec = [\"/a\"]\nkind = \"oneshot\"\nrestart = \"always\"\n",
+        "4:11",
+        "oneshot and cannot have restart = \"always\"",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nkind = \"oneshot\"\nready = \"notify\"\n",
+        "4:9",
+        "remove `ready` or set it to \"exit\"",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nready = \"exit\"\n",
+        "3:9",
+        "or add kind = \"oneshot\"",
+    );
+    one(
+        "[services.a]\nexec = [\"/a\"]\nconsole = true\n[services.b]\nexec = [\"/b\"]\nconsole = true\n",
+        "6:11",
+        "\"a\" already owns the console",
+    );
+}
+
+#[test]
+fn every_error_is_reported_in_file_order() {
+    let e = errors(
+        "[services.a]\nexec = []\nrestrat = 1\n[services.b]\nexec = [\"/b\"]\nneeds = [\"zz\"]\nkind = \"daemon\"\n",
+    );
+    assert_eq!(e.len(), 4, "{e:#?}");
+    let places: Vec<&str> = e
+        .iter()
+        .map(|l| l.split(": ").next().unwrap_or(""))
+        .collect();
+    assert_eq!(places, ["2:8", "3:1", "6:10", "7:8"]);
+}
+
+#[test]
+fn toml_syntax_errors_have_a_place() {
+    let e = errors("[services.a\nexec = [\"/a\"]\n");
+    assert!(!e.is_empty());
+    assert!(e[0].starts_with("1:"), "{e:?}");
+}
