@@ -1,1 +1,49 @@
 //! VM test harness: QEMU with a serial console you can expect on and type into.
+//!
+//! `Vm::boot(BootOpts::new("test_name"))` starts `qemu-system-x86_64 -accel tcg` with the
+//! image from `cargo xtask image`, a virtio NIC forwarding a free host port to the guest's
+//! 2222, virtio-rng, `-no-reboot` and a monitor socket; the console goes to
+//! `target/keel/vm-logs/<test_name>.log`. Then `wait_for`, `run`, `send_line`,
+//! `wait_exit`, `monitor` and `ssh` drive it, and dropping the `Vm` kills QEMU.
+//!
+//! This is a host tool: it may wait on its children and read the clock, so it opts out of
+//! the workspace's PID 1 bans. It must not be linked into anything that ships.
+#![allow(clippy::disallowed_methods)] // A host tool: it waits on QEMU and reads the clock.
+#![forbid(unsafe_code)]
+
+pub mod artefacts;
+pub mod console;
+pub mod cpio;
+pub mod monitor;
+pub mod qemu;
+pub mod ssh;
+pub mod vm;
+
+pub use console::Pattern;
+pub use vm::{BootOpts, Vm};
+
+use std::time::Duration;
+
+/// How long a boot may take to reach a marker: TCG boots of the Debian kernel take ~20 s
+/// on an idle machine; this leaves room for a loaded one. Never assert timings.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long one console or ssh command may take.
+pub const CMD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long QEMU may take to exit by itself after a poweroff request.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The variable that turns the VM tests on.
+pub const ENABLE_VAR: &str = "KEEL_VM_TESTS";
+
+/// Are VM tests enabled (`KEEL_VM_TESTS=1`)? If not, prints why `test` is skipped.
+pub fn vm_tests_enabled(test: &str) -> bool {
+    if std::env::var(ENABLE_VAR).is_ok_and(|v| v == "1") {
+        return true;
+    }
+    eprintln!(
+        "skipping {test}: VM tests run only with {ENABLE_VAR}=1 (`cargo xtask test` sets it after building the image)"
+    );
+    false
+}

@@ -1,0 +1,237 @@
+//! The pure half of the serial console: the transcript, patterns, the last lines for error
+//! messages, and the markers `Vm::run` wraps a command in.
+//!
+//! Nothing here touches QEMU, threads or the clock, so every rule is unit-tested; the
+//! process side lives in `vm.rs`.
+
+use std::fmt;
+
+/// The console transcript as text: carriage returns dropped, UTF-8 decoded across reads.
+#[derive(Debug, Default)]
+pub struct Transcript {
+    text: String,
+    /// The start of a UTF-8 sequence split across two reads.
+    carry: Vec<u8>,
+}
+
+impl Transcript {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends bytes read from the console.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let mut buf = std::mem::take(&mut self.carry);
+        buf.extend_from_slice(bytes);
+        let mut rest = buf.as_slice();
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    self.push_str(s);
+                    return;
+                }
+                Err(e) => {
+                    let (good, bad) = rest.split_at(e.valid_up_to());
+                    // The prefix is valid UTF-8 by construction; lossy keeps this total.
+                    self.push_str(&String::from_utf8_lossy(good));
+                    match e.error_len() {
+                        Some(n) => {
+                            self.text.push(char::REPLACEMENT_CHARACTER);
+                            rest = &bad[n..];
+                        }
+                        None => {
+                            self.carry = bad.to_vec();
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.text.extend(s.chars().filter(|&c| c != '\r'));
+    }
+
+    /// Everything received so far.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// What `wait_for` looks for: a plain substring (`"keel: powering off"`) or a regex.
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    Substring(String),
+    Regex(regex_lite::Regex),
+}
+
+impl Pattern {
+    /// A regex pattern; fails with the pattern and the parser's reason.
+    pub fn regex(re: &str) -> anyhow::Result<Self> {
+        regex_lite::Regex::new(re)
+            .map(Pattern::Regex)
+            .map_err(|e| anyhow::anyhow!("bad console regex {re:?}: {e}"))
+    }
+
+    /// The byte range of the first match in `hay`.
+    pub fn find(&self, hay: &str) -> Option<(usize, usize)> {
+        match self {
+            Pattern::Substring(s) => hay.find(s.as_str()).map(|i| (i, i + s.len())),
+            Pattern::Regex(re) => re.find(hay).map(|m| (m.start(), m.end())),
+        }
+    }
+}
+
+impl From<&str> for Pattern {
+    fn from(s: &str) -> Self {
+        Pattern::Substring(s.to_string())
+    }
+}
+
+impl From<String> for Pattern {
+    fn from(s: String) -> Self {
+        Pattern::Substring(s)
+    }
+}
+
+impl From<&String> for Pattern {
+    fn from(s: &String) -> Self {
+        Pattern::Substring(s.clone())
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pattern::Substring(s) => write!(f, "{s:?}"),
+            Pattern::Regex(re) => write!(f, "regex /{}/", re.as_str()),
+        }
+    }
+}
+
+/// The whole line(s) around the byte range `start..end` of `text`, without the newline.
+pub fn line_around(text: &str, start: usize, end: usize) -> &str {
+    let from = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let to = text[end..].find('\n').map_or(text.len(), |i| end + i);
+    &text[from..to]
+}
+
+/// The last `n` lines of `text` (a partial last line counts), for error messages.
+pub fn last_lines(text: &str, n: usize) -> &str {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let mut from = body.len();
+    for _ in 0..n {
+        match body[..from].rfind('\n') {
+            Some(i) => from = i,
+            None => return body,
+        }
+    }
+    &body[from + 1..]
+}
+
+/// The line typed for `Vm::run`: the command between two markers, the second with `$?`.
+///
+/// The markers are printed by `printf` from two words, so the echo of the typed line holds
+/// `KEELRUN 7` while only the output holds `KEELRUN_7`: the echo can never match.
+pub fn wrap_command(cmd: &str, id: u32) -> String {
+    format!("printf '%s_%s\\n' KEELRUN {id}; {cmd}; printf '\\n%s_%s:%d\\n' KEELEND {id} \"$?\"")
+}
+
+/// Finds the output of command `id` in `text`: its exit status, what it printed, and the
+/// byte offset just past the end marker. `None` until the end marker's line is complete.
+pub fn extract_marked(text: &str, id: u32) -> Option<(i32, String, usize)> {
+    let start_marker = format!("KEELRUN_{id}\n");
+    let end_marker = format!("\nKEELEND_{id}:");
+    let start = text.find(&start_marker)? + start_marker.len();
+    let end = start + text[start..].find(&end_marker)?;
+    let code_start = end + end_marker.len();
+    let code_len = text[code_start..].find('\n')?;
+    let code = text[code_start..code_start + code_len]
+        .trim()
+        .parse()
+        .ok()?;
+    // `end` is the newline printed before the end marker; the output ends just before it.
+    let output = text[start..end].to_string();
+    Some((code, output, code_start + code_len + 1))
+}
+
+/// The message the kernel prints when it panics; no VM test may see it.
+pub const KERNEL_PANIC: &str = "Kernel panic";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcript_drops_cr_and_joins_split_utf8() {
+        let mut t = Transcript::new();
+        t.push(b"a\r\nb ");
+        t.push(&"é".as_bytes()[..1]);
+        assert_eq!(t.text(), "a\nb ");
+        t.push(&"é".as_bytes()[1..]);
+        t.push(b"\xff!");
+        assert_eq!(t.text(), "a\nb é\u{fffd}!");
+    }
+
+    #[test]
+    fn patterns_find_substrings_and_regexes() {
+        let text = "x\n[    1.000000] keel: keel 0.1.0 starting as PID 1\n";
+        let p: Pattern = "starting as PID 1".into();
+        let (s, e) = p.find(text).unwrap();
+        assert_eq!(&text[s..e], "starting as PID 1");
+        let re = Pattern::regex(r"keel: keel \S+ starting").unwrap();
+        let (s, e) = re.find(text).unwrap();
+        assert_eq!(
+            line_around(text, s, e),
+            "[    1.000000] keel: keel 0.1.0 starting as PID 1"
+        );
+        assert!(Pattern::regex("(").is_err());
+        assert!(Pattern::from("nope").find(text).is_none());
+    }
+
+    #[test]
+    fn last_lines_counts_from_the_end() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a\nb\nc", 2), "b\nc");
+        assert_eq!(last_lines("a\nb", 40), "a\nb");
+        assert_eq!(last_lines("", 3), "");
+    }
+
+    #[test]
+    fn marked_output_ignores_the_echo() {
+        let typed = wrap_command("echo $((6*7))", 3);
+        assert!(
+            !typed.contains("KEELRUN_3"),
+            "typed line must not hold the marker"
+        );
+        // What the console shows: the echo of the line, then the output.
+        let console = format!("~ # {typed}\nKEELRUN_3\n42\n\nKEELEND_3:0\n~ # ");
+        let (code, out, end) = extract_marked(&console, 3).unwrap();
+        assert_eq!((code, out.as_str()), (0, "42\n"));
+        assert_eq!(&console[end..], "~ # ");
+    }
+
+    #[test]
+    fn marked_output_without_newline_and_with_status() {
+        let console = "KEELRUN_12\nno newline\nKEELEND_12:1\n";
+        assert_eq!(extract_marked(console, 12).unwrap().0, 1);
+        assert_eq!(extract_marked(console, 12).unwrap().1, "no newline");
+        // Another id's markers do not match.
+        assert!(extract_marked(console, 1).is_none());
+    }
+
+    #[test]
+    fn marked_output_waits_for_the_complete_end_line() {
+        assert!(extract_marked("KEELRUN_1\n42\n", 1).is_none());
+        assert!(extract_marked("KEELRUN_1\n42\n\nKEELEND_1:12", 1).is_none());
+        assert_eq!(
+            extract_marked("KEELRUN_1\n\nKEELEND_1:127\n", 1).unwrap().0,
+            127
+        );
+        assert_eq!(
+            extract_marked("KEELRUN_1\n\nKEELEND_1:0\n", 1).unwrap().1,
+            ""
+        );
+    }
+}
