@@ -1,5 +1,15 @@
-//! Kernel command line and `ip=` parsing, and applying a network plan over netlink.
+//! Kernel command line and `ip=` parsing, the network plan, and applying it over netlink.
 //!
-//! The parsers take `&str` and never touch the filesystem; reading /proc/cmdline is
-//! the caller's job (init/).
+//! The parsers (`cmdline`, `ip`, `plan`, and the DHCP hook mapping in `dhcp`) take `&str` and
+//! never touch the filesystem or panic on input; reading /proc/cmdline, writing
+//! /etc/resolv.conf and setting the host name are the caller's job (init/). Only `netlink`
+//! talks to the kernel, through the [`netlink::Links`] trait, with no `unsafe` code.
 #![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod ip;
+pub mod plan;
+
+pub use cmdline::{Cmdline, Param, Warning};
+pub use ip::{Cidr, IpConfig, IpError, Mac, Method};
+pub use plan::{Interface, Plan, Route, Selector};
