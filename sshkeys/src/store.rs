@@ -367,3 +367,542 @@ fn write_sync_rename<F: Fs>(
         .map_err(io_err("rename the temporary file onto", path))?;
     fs.sync_dir(dir).map_err(io_err("fsync the directory", dir))
 }
+
+#[cfg(test)]
+mod tests {
+    //! A fake file system with a crash model: file data is durable only after `sync`, and names
+    //! (creations, renames, links, removals) only after `sync_dir`. Any one step can be made to fail.
+
+    use super::*;
+    use crate::hostkey::host_key_from_seed;
+    use std::collections::BTreeMap;
+
+    #[derive(Clone, Debug)]
+    struct Inode {
+        data: Vec<u8>,
+        synced: Vec<u8>,
+        mode: u32,
+    }
+
+    #[derive(Clone, Debug, Default)]
+    struct FakeFs {
+        inodes: Vec<Inode>,
+        names: BTreeMap<PathBuf, usize>,
+        durable: BTreeMap<PathBuf, usize>,
+        steps: usize,
+        fail_at: Option<usize>,
+        log: Vec<String>,
+    }
+
+    impl FakeFs {
+        /// A directory holding `files`, all durable.
+        fn with(files: &[(&str, &[u8], u32)]) -> Self {
+            let mut fs = Self::default();
+            for (name, data, mode) in files {
+                fs.inodes.push(Inode {
+                    data: data.to_vec(),
+                    synced: data.to_vec(),
+                    mode: *mode,
+                });
+                fs.names
+                    .insert(PathBuf::from(DIR).join(name), fs.inodes.len() - 1);
+            }
+            fs.durable = fs.names.clone();
+            fs
+        }
+
+        /// Counts a step and fails it if it is the chosen one.
+        fn step(&mut self, what: &str, path: &Path) -> io::Result<()> {
+            self.log.push(format!("{what} {}", path.display()));
+            let n = self.steps;
+            self.steps += 1;
+            if self.fail_at == Some(n) {
+                return Err(io::Error::other(format!(
+                    "injected failure at step {n} ({what})"
+                )));
+            }
+            Ok(())
+        }
+
+        /// What the directory holds now: name to contents.
+        fn live(&self) -> BTreeMap<String, Vec<u8>> {
+            self.view(&self.names, |i| i.data.clone())
+        }
+
+        /// What the directory would hold after a power cut now.
+        fn crashed(&self) -> Self {
+            let mut after = Self::default();
+            for (path, ino) in &self.durable {
+                let data = self.inodes[*ino].synced.clone();
+                after.inodes.push(Inode {
+                    data: data.clone(),
+                    synced: data,
+                    mode: self.inodes[*ino].mode,
+                });
+                after.names.insert(path.clone(), after.inodes.len() - 1);
+            }
+            after.durable = after.names.clone();
+            after
+        }
+
+        fn view(
+            &self,
+            names: &BTreeMap<PathBuf, usize>,
+            data: impl Fn(&Inode) -> Vec<u8>,
+        ) -> BTreeMap<String, Vec<u8>> {
+            names
+                .iter()
+                .map(|(p, i)| {
+                    (
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        data(&self.inodes[*i]),
+                    )
+                })
+                .collect()
+        }
+
+        fn not_found(path: &Path) -> io::Error {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} not found", path.display()),
+            )
+        }
+
+        fn ino(&self, path: &Path) -> io::Result<usize> {
+            self.names
+                .get(path)
+                .copied()
+                .ok_or_else(|| Self::not_found(path))
+        }
+    }
+
+    impl Fs for FakeFs {
+        type File = usize;
+
+        fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
+            self.step("read", path)?;
+            Ok(self.inodes[self.ino(path)?].data.clone())
+        }
+        fn mode(&mut self, path: &Path) -> io::Result<u32> {
+            self.step("mode", path)?;
+            Ok(self.inodes[self.ino(path)?].mode)
+        }
+        fn set_mode(&mut self, path: &Path, mode: u32) -> io::Result<()> {
+            self.step("set_mode", path)?;
+            let ino = self.ino(path)?;
+            self.inodes[ino].mode = mode;
+            Ok(())
+        }
+        fn exists(&mut self, path: &Path) -> io::Result<bool> {
+            self.step("exists", path)?;
+            Ok(self.names.contains_key(path))
+        }
+        fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
+            self.step("create_dir_all", dir)
+        }
+        fn create_new(&mut self, path: &Path, mode: u32) -> io::Result<usize> {
+            self.step("create_new", path)?;
+            if self.names.contains_key(path) {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+            }
+            self.inodes.push(Inode {
+                data: vec![],
+                synced: vec![],
+                mode,
+            });
+            self.names.insert(path.to_path_buf(), self.inodes.len() - 1);
+            Ok(self.inodes.len() - 1)
+        }
+        fn write_all(&mut self, file: &mut usize, data: &[u8]) -> io::Result<()> {
+            self.step("write_all", Path::new("<file>"))?;
+            self.inodes[*file].data.extend_from_slice(data);
+            Ok(())
+        }
+        fn sync(&mut self, file: &mut usize) -> io::Result<()> {
+            self.step("sync", Path::new("<file>"))?;
+            self.inodes[*file].synced = self.inodes[*file].data.clone();
+            Ok(())
+        }
+        fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+            self.step("rename", from)?;
+            let ino = self
+                .names
+                .remove(from)
+                .ok_or_else(|| Self::not_found(from))?;
+            self.names.insert(to.to_path_buf(), ino);
+            Ok(())
+        }
+        fn hard_link(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+            self.step("hard_link", from)?;
+            let ino = self.ino(from)?;
+            if self.names.contains_key(to) {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+            }
+            self.names.insert(to.to_path_buf(), ino);
+            Ok(())
+        }
+        fn remove(&mut self, path: &Path) -> io::Result<()> {
+            self.step("remove", path)?;
+            self.names
+                .remove(path)
+                .map(|_| ())
+                .ok_or_else(|| Self::not_found(path))
+        }
+        fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+            self.step("sync_dir", dir)?;
+            self.durable = self.names.clone();
+            Ok(())
+        }
+    }
+
+    const DIR: &str = "/state/ssh";
+    const NAME: &str = "ssh_host_ed25519_key";
+    const PUB: &str = "ssh_host_ed25519_key.pub";
+
+    // Deriving a key is slow in a debug build, and the failure tests make hundreds of runs.
+    static NEW_KEY: std::sync::OnceLock<HostKey> = std::sync::OnceLock::new();
+    static OLD_KEY: std::sync::OnceLock<HostKey> = std::sync::OnceLock::new();
+
+    fn new_key() -> HostKey {
+        NEW_KEY
+            .get_or_init(|| host_key_from_seed([42; 32], "root@new"))
+            .clone()
+    }
+
+    fn old_key() -> HostKey {
+        OLD_KEY
+            .get_or_init(|| host_key_from_seed([9; 32], "root@old"))
+            .clone()
+    }
+
+    fn private_text(key: &HostKey) -> Vec<u8> {
+        key.private_openssh()
+            .map(|t| t.as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn pub_text(key: &HostKey) -> Vec<u8> {
+        pub_file_text(key)
+            .map(String::into_bytes)
+            .unwrap_or_default()
+    }
+
+    fn run(fs: &mut FakeFs) -> Result<Ensured, StoreError> {
+        ensure_host_key(fs, Path::new(DIR), NAME, || Ok(new_key()))
+    }
+
+    const CORRUPT: &[u8] = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n";
+
+    /// The starting directories every scenario is tried from.
+    fn scenarios() -> Vec<(&'static str, FakeFs)> {
+        let old = private_text(&old_key());
+        let old_pub = pub_text(&old_key());
+        vec![
+            ("empty", FakeFs::with(&[])),
+            (
+                "valid key, pub missing",
+                FakeFs::with(&[(NAME, &old, 0o600)]),
+            ),
+            (
+                "valid key, stale pub, mode 0644",
+                FakeFs::with(&[
+                    (NAME, &old, 0o644),
+                    (PUB, b"ssh-ed25519 AAAA wrong\n", 0o644),
+                ]),
+            ),
+            (
+                "corrupt key",
+                FakeFs::with(&[(NAME, CORRUPT, 0o600), (PUB, &old_pub, 0o644)]),
+            ),
+            (
+                "corrupt key, slot 1 taken",
+                FakeFs::with(&[
+                    (NAME, b"junk", 0o600),
+                    (&format!("{NAME}.corrupt-1"), b"older", 0o600),
+                ]),
+            ),
+            (
+                "stale temp file",
+                FakeFs::with(&[(&format!(".{NAME}.tmp"), b"half a ke", 0o644)]),
+            ),
+        ]
+    }
+
+    /// The checks that must hold in any state the store can leave behind.
+    fn check_state(
+        label: &str,
+        start: &BTreeMap<String, Vec<u8>>,
+        now: &BTreeMap<String, Vec<u8>>,
+    ) {
+        let new = private_text(&new_key());
+        match (start.get(NAME), now.get(NAME)) {
+            (old, current) if old == current => {}
+            (_, Some(current)) if *current == new => {}
+            (old, current) => panic!(
+                "{label}: the key is neither the old one nor the new one: old {:?}, now {:?}",
+                old.map(|b| String::from_utf8_lossy(b).into_owned()),
+                current.map(|b| String::from_utf8_lossy(b).into_owned())
+            ),
+        }
+        // Whatever was at the key path before still exists somewhere: nothing is ever lost.
+        if let Some(old) = start.get(NAME) {
+            assert!(
+                now.values().any(|v| v == old),
+                "{label}: the old key's bytes are gone"
+            );
+        }
+    }
+
+    #[test]
+    fn a_clean_run_gives_a_valid_consistent_key_in_every_scenario() -> Result<(), StoreError> {
+        for (label, start) in scenarios() {
+            let mut fs = start.clone();
+            let ensured = run(&mut fs)?;
+            for state in [fs.live(), fs.crashed().live()] {
+                let key = state.get(NAME).map(|b| HostKey::from_openssh(b));
+                let Some(Ok(key)) = key else {
+                    panic!("{label}: no valid key after a clean run")
+                };
+                assert_eq!(
+                    state.get(PUB),
+                    Some(&pub_text(&key)),
+                    "{label}: .pub does not match"
+                );
+                assert_eq!(
+                    key.public_line().ok(),
+                    ensured.key.public_line().ok(),
+                    "{label}"
+                );
+                assert!(
+                    !state.contains_key(&format!(".{NAME}.tmp")),
+                    "{label}: temp file left"
+                );
+                check_state(label, &start.live(), &state);
+            }
+            let mode = fs.inodes[fs.names[&PathBuf::from(DIR).join(NAME)]].mode;
+            assert_eq!(mode, 0o600, "{label}: key mode");
+            let pub_mode = fs.inodes[fs.names[&PathBuf::from(DIR).join(PUB)]].mode;
+            assert_eq!(pub_mode, 0o644, "{label}: pub mode");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_failure_at_every_step_leaves_the_old_or_the_new_key() {
+        for (label, start) in scenarios() {
+            let mut clean = start.clone();
+            let outcome = run(&mut clean);
+            assert!(outcome.is_ok(), "{label}: clean run failed: {outcome:?}");
+            let steps = clean.steps;
+            assert!(steps >= 2, "{label}: only {steps} steps");
+            for fail_at in 0..steps {
+                let mut fs = start.clone();
+                fs.fail_at = Some(fail_at);
+                let result = run(&mut fs);
+                let what = format!("{label}, failing step {fail_at} ({})", clean.log[fail_at]);
+                let Err(err) = result else {
+                    panic!("{what}: the injected failure was not reported")
+                };
+                assert!(
+                    err.to_string().contains("injected failure"),
+                    "{what}: {err}"
+                );
+                check_state(&what, &start.live(), &fs.live());
+                check_state(
+                    &format!("{what}, then a power cut"),
+                    &start.live(),
+                    &fs.crashed().live(),
+                );
+                // The next boot, with nothing failing, ends with a valid key and a matching .pub.
+                for mut next in [fs.clone(), fs.crashed()] {
+                    next.fail_at = None;
+                    let ensured = run(&mut next);
+                    let Ok(ensured) = ensured else {
+                        panic!("{what}: the next run failed: {ensured:?}")
+                    };
+                    let state = next.live();
+                    assert_eq!(
+                        state.get(PUB),
+                        Some(&pub_text(&ensured.key)),
+                        "{what}: next run's .pub"
+                    );
+                    assert!(
+                        !state.contains_key(&format!(".{NAME}.tmp")),
+                        "{what}: temp file left"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_fsync_would_be_caught_by_the_crash_model() {
+        // Guards the fake itself: a rename made durable without the data fsync leaves an empty file.
+        let mut fs = FakeFs::with(&[]);
+        let dir = Path::new(DIR);
+        let tmp = dir.join("t");
+        let mut f = fs.create_new(&tmp, 0o600).unwrap_or_default();
+        let _ = fs.write_all(&mut f, b"data");
+        let _ = fs.rename(&tmp, &dir.join(NAME));
+        let _ = fs.sync_dir(dir);
+        assert_eq!(fs.live().get(NAME), Some(&b"data".to_vec()));
+        assert_eq!(fs.crashed().live().get(NAME), Some(&Vec::new()));
+    }
+
+    #[test]
+    fn kept_key_is_not_rewritten() -> Result<(), StoreError> {
+        let old = private_text(&old_key());
+        let mut fs = FakeFs::with(&[(NAME, &old, 0o600), (PUB, &pub_text(&old_key()), 0o644)]);
+        let ensured = run(&mut fs)?;
+        assert_eq!(
+            ensured.action,
+            Action::Kept {
+                pub_rewritten: false,
+                mode_fixed: false
+            }
+        );
+        assert_eq!(ensured.key.public_line().ok(), old_key().public_line().ok());
+        assert!(
+            fs.log.iter().all(|l| l.starts_with("read")
+                || l.starts_with("mode")
+                || l.starts_with("create_dir_all")),
+            "{:?}",
+            fs.log
+        );
+        assert_eq!(
+            ensured.to_string(),
+            format!("kept the existing host key {DIR}/{NAME}")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_pub_and_loose_mode_are_repaired() -> Result<(), StoreError> {
+        let old = private_text(&old_key());
+        let mut fs = FakeFs::with(&[(NAME, &old, 0o644)]);
+        let ensured = run(&mut fs)?;
+        assert_eq!(
+            ensured.action,
+            Action::Kept {
+                pub_rewritten: true,
+                mode_fixed: true
+            }
+        );
+        assert_eq!(fs.live().get(PUB), Some(&pub_text(&old_key())));
+        assert_eq!(fs.live().get(NAME), Some(&old));
+        Ok(())
+    }
+
+    #[test]
+    fn corrupt_key_is_moved_aside_and_replaced() -> Result<(), StoreError> {
+        let mut fs = FakeFs::with(&[
+            (NAME, CORRUPT, 0o600),
+            (&format!("{NAME}.corrupt-1"), b"older", 0o600),
+        ]);
+        let ensured = run(&mut fs)?;
+        let moved_to = PathBuf::from(DIR).join(format!("{NAME}.corrupt-2"));
+        let Action::Replaced {
+            moved_to: got,
+            reason,
+        } = &ensured.action
+        else {
+            panic!("expected replaced, got {:?}", ensured.action)
+        };
+        assert_eq!(got, &moved_to);
+        assert!(
+            reason.starts_with("not a usable openssh private key"),
+            "{reason}"
+        );
+        let live = fs.live();
+        assert_eq!(
+            live.get(&format!("{NAME}.corrupt-2")),
+            Some(&CORRUPT.to_vec())
+        );
+        assert_eq!(
+            live.get(&format!("{NAME}.corrupt-1")),
+            Some(&b"older".to_vec())
+        );
+        assert_eq!(live.get(NAME), Some(&private_text(&new_key())));
+        assert_eq!(live.get(PUB), Some(&pub_text(&new_key())));
+        let message = ensured.to_string();
+        assert!(
+            message.contains("was unusable (not a usable openssh private key"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("moved it to {DIR}/{NAME}.corrupt-2")),
+            "{message}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn missing_key_is_created() -> Result<(), StoreError> {
+        let mut fs = FakeFs::with(&[]);
+        let ensured = run(&mut fs)?;
+        assert_eq!(ensured.action, Action::Created);
+        assert_eq!(ensured.path, PathBuf::from(DIR).join(NAME));
+        Ok(())
+    }
+
+    #[test]
+    fn a_generator_error_moves_nothing() {
+        let mut fs = FakeFs::with(&[(NAME, CORRUPT, 0o600)]);
+        let before = fs.live();
+        let result = ensure_host_key(&mut fs, Path::new(DIR), NAME, || {
+            Err(KeyError::CrngNotReady)
+        });
+        let Err(err) = result else {
+            panic!("expected an error")
+        };
+        assert!(err.to_string().contains("crng is not ready"), "{err}");
+        assert_eq!(fs.live(), before);
+    }
+
+    #[test]
+    fn a_bad_name_is_refused() {
+        let mut fs = FakeFs::with(&[]);
+        for name in ["", "a/b", "..", "."] {
+            let result = ensure_host_key(&mut fs, Path::new(DIR), name, || Ok(new_key()));
+            assert!(matches!(result, Err(StoreError::BadName(_))), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_real_file_system_round_trip() -> Result<(), StoreError> {
+        let dir = std::env::temp_dir().join(format!("sshkeys-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let key_dir = dir.join("var/lib/keel/ssh");
+        let first = ensure_host_key(&mut OsFs, &key_dir, NAME, || Ok(new_key()))?;
+        assert_eq!(first.action, Action::Created);
+        let mode = |p: &Path| {
+            fs::metadata(p)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .ok()
+        };
+        assert_eq!(mode(&key_dir.join(NAME)), Some(0o600));
+        assert!(
+            matches!(mode(&key_dir.join(PUB)), Some(m) if m & 0o077 != 0o077 && m & 0o400 != 0)
+        );
+        let second = ensure_host_key(&mut OsFs, &key_dir, NAME, || Err(KeyError::CrngNotReady))?;
+        assert_eq!(
+            second.action,
+            Action::Kept {
+                pub_rewritten: false,
+                mode_fixed: false
+            }
+        );
+        fs::write(key_dir.join(NAME), b"garbage").map_err(io_err("write", &key_dir))?;
+        let third = ensure_host_key(&mut OsFs, &key_dir, NAME, || Ok(old_key()))?;
+        assert!(matches!(third.action, Action::Replaced { .. }));
+        assert_eq!(
+            fs::read(key_dir.join(format!("{NAME}.corrupt-1"))).ok(),
+            Some(b"garbage".to_vec())
+        );
+        assert_eq!(mode(&key_dir.join(NAME)), Some(0o600));
+        let _ = fs::remove_dir_all(&dir);
+        Ok(())
+    }
+}
