@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod graph;
+pub mod restart;
 pub mod types;
 
 pub use types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
