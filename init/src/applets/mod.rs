@@ -1,0 +1,71 @@
+//! keel's multi-call applets: the program named by the basename of argv[0].
+//!
+//! Each applet is a small program in s6's sense: it parses its arguments, does one thing,
+//! and returns an `Exit`. PID 1 is not an applet (see `pid1.rs`); `dispatch` is only
+//! reached when keel is not PID 1, or under a name that is not init's.
+#![forbid(unsafe_code)]
+
+pub mod dhcp_hook;
+pub mod keel;
+pub mod keelctl;
+pub mod power;
+
+use crate::exit::Exit;
+
+/// What argv[0] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applet {
+    /// `init` or `keel`: PID 1 when pid is 1, otherwise the `keel` tool.
+    Keel,
+    Power(crate::sys::power::PowerKind),
+    Keelctl,
+    DhcpHook,
+}
+
+/// Picks the applet from argv[0]'s basename; unknown names are `keel`.
+pub fn applet_for(argv0: &str) -> Applet {
+    use crate::sys::power::PowerKind;
+    let base = argv0.rsplit('/').next().unwrap_or(argv0);
+    match base {
+        "poweroff" => Applet::Power(PowerKind::PowerOff),
+        "reboot" => Applet::Power(PowerKind::Reboot),
+        "halt" => Applet::Power(PowerKind::Halt),
+        "keelctl" => Applet::Keelctl,
+        "dhcp-hook" => Applet::DhcpHook,
+        _ => Applet::Keel,
+    }
+}
+
+/// Runs the applet for `args` (args[0] is argv[0]) when keel is not PID 1.
+pub fn dispatch(args: &[String]) -> Exit {
+    let argv0 = args.first().map_or("keel", String::as_str);
+    let rest = args.get(1..).unwrap_or(&[]);
+    match applet_for(argv0) {
+        Applet::Keel => keel::main(rest),
+        Applet::Power(kind) => power::main(argv0, kind, rest),
+        Applet::Keelctl => keelctl::main(rest),
+        Applet::DhcpHook => dhcp_hook::main(rest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::power::PowerKind;
+
+    #[test]
+    fn dispatch_by_basename() {
+        assert_eq!(applet_for("/init"), Applet::Keel);
+        assert_eq!(applet_for("/sbin/keel"), Applet::Keel);
+        assert_eq!(applet_for("keel"), Applet::Keel);
+        assert_eq!(
+            applet_for("/sbin/poweroff"),
+            Applet::Power(PowerKind::PowerOff)
+        );
+        assert_eq!(applet_for("reboot"), Applet::Power(PowerKind::Reboot));
+        assert_eq!(applet_for("/sbin/halt"), Applet::Power(PowerKind::Halt));
+        assert_eq!(applet_for("/sbin/keelctl"), Applet::Keelctl);
+        assert_eq!(applet_for("/sbin/dhcp-hook"), Applet::DhcpHook);
+        assert_eq!(applet_for("something-else"), Applet::Keel);
+    }
+}

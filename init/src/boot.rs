@@ -1,0 +1,790 @@
+//! The boot sequence of PID 1, from the first instruction to the point where the main
+//! loop takes over.
+//!
+//! Every system call goes through the `Sys` trait, so the whole sequence runs in unit
+//! tests against a recording fake (youki's `TestHelperSyscall`), and `sys::linux::LinuxSys`
+//! is the real thing. The order is fixed and tested:
+//!
+//! 1. block every signal except the synchronous faults (before anything can fork);
+//! 2. log `keel <version> starting as PID 1` (to /dev/console: nothing is mounted yet);
+//! 3. the mount plan (`mountplan.rs`), with the tmpfs fallback when devtmpfs fails;
+//! 4. the consoles from `/sys/class/tty/console/active` (their nodes made from sysfs when
+//!    /dev lacks them), and the log moves to them and /dev/kmsg;
+//! 5. the appliance config (unreadable or invalid: emergency);
+//! 6. kernel modules, on a modular kernel only (a required one failing: emergency);
+//! 7. the hostname, `lo` up, Ctrl-Alt-Del to SIGINT, /run/sshd and /var/lib/keel.
+//!
+//! A fatal error does not stop the sequence: steps that do not need what failed still run
+//! (so the emergency shell has a working /dev, `lo` and a sane Ctrl-Alt-Del), and the first
+//! fatal error is returned for the main loop to act on. This module never panics on
+//! input and never exits.
+#![forbid(unsafe_code)]
+
+use crate::consoles::{self, Consoles};
+use crate::log::Level;
+use crate::modules::{ModDb, normalize};
+use crate::mountplan::{self, Mount, OnFail, Step};
+use nix::errno::Errno;
+use supervisor::config::{self, ApplianceConfig};
+
+/// keel's version, as in the start marker.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Directories the services need, created after the mounts (mode applied exactly).
+pub const STATE_DIRS: [(&str, u32); 2] = [("/run/sshd", 0o755), ("/var/lib/keel", 0o755)];
+
+/// The system calls of the boot. Errors are plain errnos; the boot decides what they mean.
+pub trait Sys {
+    /// Blocks every signal but the synchronous faults.
+    fn block_signals(&mut self) -> Result<(), Errno>;
+    /// Writes one log line (see `log.rs`).
+    fn log(&mut self, level: Level, msg: &str);
+    /// Moves the log to these consoles (names under /dev) and /dev/kmsg.
+    fn use_consoles(&mut self, names: &[String]);
+    /// Reads a whole file.
+    fn read_file(&mut self, path: &str) -> Result<String, Errno>;
+    /// Whether a path exists.
+    fn exists(&mut self, path: &str) -> bool;
+    /// Creates a directory (and parents) with exactly this mode, unless it exists.
+    fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno>;
+    /// mount(2).
+    fn mount(&mut self, m: &Mount) -> Result<(), Errno>;
+    /// Makes a character device node with exactly `mode`, unless the path exists.
+    fn mknod(&mut self, path: &str, major: u64, minor: u64, mode: u32) -> Result<(), Errno>;
+    /// Makes a symlink unless the link exists.
+    fn symlink(&mut self, target: &str, link: &str) -> Result<(), Errno>;
+    /// `uname -r`.
+    fn kernel_release(&mut self) -> Result<String, Errno>;
+    /// finit_module(2) on a file.
+    fn load_module(&mut self, path: &str) -> Result<(), Errno>;
+    /// sethostname(2).
+    fn set_hostname(&mut self, name: &str) -> Result<(), Errno>;
+    /// Brings `lo` up.
+    fn loopback_up(&mut self) -> Result<(), Errno>;
+    /// reboot(RB_DISABLE_CAD): Ctrl-Alt-Del sends SIGINT to PID 1.
+    fn disable_cad(&mut self) -> Result<(), Errno>;
+}
+
+/// What the boot leaves for the main loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booted {
+    pub consoles: Consoles,
+    /// The appliance config, when it could be read and parsed.
+    pub config: Option<ApplianceConfig>,
+    /// The first fatal error, if any: the main loop starts the emergency shell.
+    pub fatal: Option<String>,
+    /// `keel.debug` was on the kernel command line.
+    pub debug: bool,
+}
+
+/// Runs the boot sequence. Never fails: a fatal problem is reported in `Booted::fatal`.
+pub fn boot<S: Sys>(sys: &mut S) -> Booted {
+    let mut fatal: Option<String> = None;
+    let fail = |fatal: &mut Option<String>, what: String| {
+        if fatal.is_none() {
+            *fatal = Some(what);
+        }
+    };
+
+    if let Err(e) = sys.block_signals() {
+        // keel can still run; signals may then kill it or be lost, so say so loudly.
+        sys.log(
+            Level::Info,
+            &format!("cannot block signals: {e}; power requests may be lost"),
+        );
+    }
+    sys.log(Level::Info, &format!("keel {VERSION} starting as PID 1"));
+
+    if let Some(what) = mount_all(sys) {
+        fail(&mut fatal, what);
+    }
+
+    let cmdline = sys.read_file("/proc/cmdline").unwrap_or_default();
+    let debug = cmdline.split_whitespace().any(|w| w == "keel.debug");
+
+    let consoles = match sys.read_file(consoles::ACTIVE_PATH) {
+        Ok(text) => consoles::parse_active(&text),
+        Err(e) => {
+            sys.log(
+                Level::Info,
+                &format!(
+                    "cannot read {}: {e}; using /dev/console",
+                    consoles::ACTIVE_PATH
+                ),
+            );
+            consoles::parse_active("")
+        }
+    };
+    for name in &consoles.all {
+        ensure_tty_node(sys, name);
+    }
+    sys.use_consoles(&consoles.all);
+    sys.log(
+        Level::Info,
+        &format!(
+            "consoles: {} (shell on /dev/{})",
+            consoles.all.join(" "),
+            consoles.primary()
+        ),
+    );
+
+    let config = match sys.read_file(config::DEFAULT_PATH) {
+        Err(e) => {
+            fail(
+                &mut fatal,
+                format!("cannot read appliance config {}: {e}", config::DEFAULT_PATH),
+            );
+            None
+        }
+        Ok(text) => match config::parse(&text, config::DEFAULT_PATH) {
+            Ok(c) => Some(c),
+            Err(diags) => {
+                for d in &diags {
+                    sys.log(Level::Info, &format!("config error: {d}"));
+                }
+                let first = diags
+                    .first()
+                    .map_or_else(|| "no details".to_string(), ToString::to_string);
+                fail(&mut fatal, format!("invalid appliance config: {first}"));
+                None
+            }
+        },
+    };
+
+    if let Some(cfg) = &config {
+        if let Some(what) = load_modules(sys, cfg) {
+            fail(&mut fatal, what);
+        }
+        let name = &cfg.system.hostname;
+        match sys.set_hostname(name) {
+            Ok(()) => sys.log(Level::Info, &format!("hostname {name}")),
+            Err(e) => sys.log(
+                Level::Info,
+                &format!(
+                    "cannot set hostname {name:?} ([system].hostname in {}): {e}",
+                    config::DEFAULT_PATH
+                ),
+            ),
+        }
+    }
+
+    match sys.loopback_up() {
+        Ok(()) => sys.log(Level::Debug, "lo is up"),
+        Err(e) => sys.log(Level::Info, &format!("cannot bring up lo: {e}")),
+    }
+    if let Err(e) = sys.disable_cad() {
+        sys.log(
+            Level::Info,
+            &format!("cannot disable ctrl-alt-del reboot: {e}; it will reboot at once"),
+        );
+    }
+    for (dir, mode) in STATE_DIRS {
+        if let Err(e) = sys.mkdir(dir, mode) {
+            sys.log(Level::Info, &format!("cannot create {dir}: {e}"));
+        }
+    }
+
+    Booted {
+        consoles,
+        config,
+        fatal,
+        debug,
+    }
+}
+
+/// Carries out the mount plan. Returns what failed fatally, if anything.
+fn mount_all<S: Sys>(sys: &mut S) -> Option<String> {
+    // Before /proc is mounted this read fails, which means nothing is mounted yet.
+    let mountinfo = sys.read_file("/proc/self/mountinfo").unwrap_or_default();
+    let mut fatal = None;
+    for step in mountplan::plan(&mountinfo) {
+        if let Some(what) = run_step(sys, &step) {
+            fatal.get_or_insert(what);
+        }
+    }
+    fatal
+}
+
+fn run_step<S: Sys>(sys: &mut S, step: &Step) -> Option<String> {
+    match *step {
+        Step::Mkdir { path, mode } => {
+            if let Err(e) = sys.mkdir(path, mode) {
+                sys.log(Level::Info, &format!("cannot create {path}: {e}"));
+            }
+            None
+        }
+        Step::Mknod(node) => {
+            if let Err(e) = sys.mknod(node.path, node.major, node.minor, node.mode) {
+                sys.log(
+                    Level::Info,
+                    &format!("cannot create device node {}: {e}", node.path),
+                );
+            }
+            None
+        }
+        Step::Symlink { target, link } => {
+            if !sys.exists(link)
+                && let Err(e) = sys.symlink(target, link)
+            {
+                sys.log(Level::Info, &format!("cannot link {link} to {target}: {e}"));
+            }
+            None
+        }
+        Step::Mount { mount, on_fail } => {
+            // The directory under the mount is what shows if the mount fails: make it as
+            // open as the filesystem would have been.
+            let mode = if mount.data.contains("mode=1777") {
+                0o1777
+            } else {
+                0o755
+            };
+            if let Err(e) = sys.mkdir(mount.target, mode) {
+                sys.log(
+                    Level::Debug,
+                    &format!("cannot create mount point {}: {e}", mount.target),
+                );
+            }
+            let e = match sys.mount(&mount) {
+                Ok(()) => {
+                    sys.log(
+                        Level::Debug,
+                        &format!("mounted {} on {}", mount.fstype, mount.target),
+                    );
+                    return None;
+                }
+                Err(e) => e,
+            };
+            let what = format!("cannot mount {} on {}: {e}", mount.fstype, mount.target);
+            match on_fail {
+                OnFail::Warn => {
+                    sys.log(Level::Info, &what);
+                    None
+                }
+                OnFail::Fatal => Some(what),
+                OnFail::DevFallback => {
+                    sys.log(
+                        Level::Info,
+                        &format!("{what}; using a tmpfs with basic device nodes"),
+                    );
+                    let mut fatal = None;
+                    for s in mountplan::dev_fallback() {
+                        if let Some(w) = run_step(sys, &s) {
+                            fatal.get_or_insert(w);
+                        }
+                    }
+                    fatal
+                }
+            }
+        }
+    }
+}
+
+/// Makes `/dev/<name>` from `/sys/class/tty/<name>/dev` when /dev lacks it (the tmpfs
+/// fallback has no serial or hvc nodes).
+fn ensure_tty_node<S: Sys>(sys: &mut S, name: &str) {
+    let path = format!("/dev/{name}");
+    if sys.exists(&path) {
+        return;
+    }
+    let numbers = sys
+        .read_file(&format!("/sys/class/tty/{name}/dev"))
+        .ok()
+        .and_then(|t| consoles::parse_dev_numbers(&t));
+    let Some((major, minor)) = numbers else {
+        sys.log(
+            Level::Info,
+            &format!("console {path} is missing and sysfs does not say its device number"),
+        );
+        return;
+    };
+    if let Err(e) = sys.mknod(&path, major, minor, 0o600) {
+        sys.log(
+            Level::Info,
+            &format!("cannot create console node {path}: {e}"),
+        );
+    }
+}
+
+/// Loads the modules the config names, when the kernel is modular. Returns the fatal
+/// problem, if a required module could not be loaded.
+fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option<String> {
+    let mut wanted: Vec<String> = cfg.modules.load.clone();
+    for r in &cfg.modules.required {
+        if !wanted.iter().any(|w| normalize(w) == normalize(r)) {
+            wanted.push(r.clone());
+        }
+    }
+    if wanted.is_empty() {
+        return None;
+    }
+    let release = match sys.kernel_release() {
+        Ok(r) => r,
+        Err(e) => return Some(format!("cannot read the kernel release (uname): {e}")),
+    };
+    let dir = format!("/lib/modules/{release}");
+    let dep_path = format!("{dir}/modules.dep");
+    let dep = match sys.read_file(&dep_path) {
+        Ok(text) => text,
+        Err(_) => {
+            sys.log(
+                Level::Info,
+                &format!(
+                    "no {dep_path}: kernel {release} is not modular here, skipping module loading"
+                ),
+            );
+            return None;
+        }
+    };
+    let mut optional_file =
+        |name: &str| sys.read_file(&format!("{dir}/{name}")).unwrap_or_default();
+    let softdep = optional_file("modules.softdep");
+    let alias = optional_file("modules.alias");
+    let builtin = optional_file("modules.builtin");
+    let db = ModDb::parse(&dep, &softdep, &alias, &builtin);
+    let plan = db.plan(&wanted);
+
+    let loaded: Vec<String> = sys
+        .read_file("/proc/modules")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(normalize)
+        .collect();
+
+    let mut failed: Vec<String> = Vec::new();
+    let mut count = 0usize;
+    for m in &plan.load {
+        if loaded.contains(&m.name) {
+            continue;
+        }
+        let path = format!("{dir}/{}", m.path);
+        match sys.load_module(&path) {
+            Ok(()) | Err(Errno::EEXIST) => {
+                count += 1;
+                sys.log(Level::Debug, &format!("loaded module {}", m.name));
+            }
+            Err(e) => {
+                let note = if m.optional {
+                    " (optional soft dependency)"
+                } else {
+                    ""
+                };
+                sys.log(
+                    Level::Info,
+                    &format!("cannot load module {} from {path}: {e}{note}", m.name),
+                );
+                if !m.optional {
+                    failed.push(m.name.clone());
+                }
+            }
+        }
+    }
+    for name in &plan.missing {
+        sys.log(
+            Level::Info,
+            &format!("module {name} ([modules] in {}) is not in {dep_path}, not built in, and no alias names it", config::DEFAULT_PATH),
+        );
+    }
+    if !plan.builtin.is_empty() {
+        sys.log(
+            Level::Debug,
+            &format!("built into the kernel: {}", plan.builtin.join(" ")),
+        );
+    }
+    sys.log(Level::Info, &format!("loaded {count} kernel modules"));
+
+    for r in &cfg.modules.required {
+        if plan.missing.iter().any(|m| normalize(m) == normalize(r)) {
+            return Some(format!(
+                "required module {r} not found for kernel {release}"
+            ));
+        }
+        let needs = db.plan(std::slice::from_ref(r));
+        if let Some(bad) = needs.load.iter().find(|m| failed.contains(&m.name)) {
+            return Some(format!(
+                "required module {r} did not load (module {} failed)",
+                bad.name
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// A recording fake: files are a map, every call is a line in `calls`.
+    #[derive(Default)]
+    struct Fake {
+        files: BTreeMap<String, String>,
+        paths: BTreeSet<String>,
+        fail_mounts: BTreeMap<&'static str, Errno>,
+        fail_modules: BTreeMap<String, Errno>,
+        calls: Vec<String>,
+    }
+
+    impl Fake {
+        fn new() -> Fake {
+            let mut f = Fake::default();
+            f.file(consoles::ACTIVE_PATH, "ttyS0\n");
+            f.file("/proc/cmdline", "console=ttyS0 panic=-1\n");
+            f.file(config::DEFAULT_PATH, "[system]\nhostname = \"box\"\n");
+            f.paths.insert("/dev/ttyS0".into());
+            f
+        }
+
+        fn file(&mut self, path: &str, text: &str) {
+            self.files.insert(path.to_string(), text.to_string());
+        }
+
+        fn modular(&mut self, dep: &str, required: &[&str], load: &[&str]) {
+            self.file("/lib/modules/6.1.0-test/modules.dep", dep);
+            let quote = |v: &[&str]| {
+                v.iter()
+                    .map(|m| format!("\"{m}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            self.file(
+                config::DEFAULT_PATH,
+                &format!(
+                    "[modules]\nload = [{}]\nrequired = [{}]\n",
+                    quote(load),
+                    quote(required)
+                ),
+            );
+        }
+
+        fn index(&self, prefix: &str) -> usize {
+            self.calls
+                .iter()
+                .position(|c| c.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no call {prefix:?} in {:#?}", self.calls))
+        }
+
+        fn logs(&self) -> Vec<&str> {
+            self.calls
+                .iter()
+                .filter_map(|c| c.strip_prefix("log "))
+                .collect()
+        }
+    }
+
+    impl Sys for Fake {
+        fn block_signals(&mut self) -> Result<(), Errno> {
+            self.calls.push("block_signals".into());
+            Ok(())
+        }
+        fn log(&mut self, level: Level, msg: &str) {
+            self.calls.push(format!(
+                "log {}{msg}",
+                if level == Level::Debug {
+                    "(debug) "
+                } else {
+                    ""
+                }
+            ));
+        }
+        fn use_consoles(&mut self, names: &[String]) {
+            self.calls.push(format!("use_consoles {}", names.join(" ")));
+        }
+        fn read_file(&mut self, path: &str) -> Result<String, Errno> {
+            self.files.get(path).cloned().ok_or(Errno::ENOENT)
+        }
+        fn exists(&mut self, path: &str) -> bool {
+            self.paths.contains(path) || self.files.contains_key(path)
+        }
+        fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno> {
+            self.calls.push(format!("mkdir {path} {mode:o}"));
+            Ok(())
+        }
+        fn mount(&mut self, m: &Mount) -> Result<(), Errno> {
+            self.calls.push(format!("mount {} {}", m.fstype, m.target));
+            match self.fail_mounts.get(m.fstype) {
+                Some(e) => Err(*e),
+                None => Ok(()),
+            }
+        }
+        fn mknod(&mut self, path: &str, major: u64, minor: u64, mode: u32) -> Result<(), Errno> {
+            self.calls
+                .push(format!("mknod {path} {major}:{minor} {mode:o}"));
+            self.paths.insert(path.to_string());
+            Ok(())
+        }
+        fn symlink(&mut self, target: &str, link: &str) -> Result<(), Errno> {
+            self.calls.push(format!("symlink {link} -> {target}"));
+            Ok(())
+        }
+        fn kernel_release(&mut self) -> Result<String, Errno> {
+            Ok("6.1.0-test".into())
+        }
+        fn load_module(&mut self, path: &str) -> Result<(), Errno> {
+            self.calls.push(format!("load_module {path}"));
+            let name = crate::modules::name_of_path(path);
+            match self.fail_modules.get(&name) {
+                Some(e) => Err(*e),
+                None => Ok(()),
+            }
+        }
+        fn set_hostname(&mut self, name: &str) -> Result<(), Errno> {
+            self.calls.push(format!("set_hostname {name}"));
+            Ok(())
+        }
+        fn loopback_up(&mut self) -> Result<(), Errno> {
+            self.calls.push("loopback_up".into());
+            Ok(())
+        }
+        fn disable_cad(&mut self) -> Result<(), Errno> {
+            self.calls.push("disable_cad".into());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn good_boot_runs_every_step_in_order() {
+        let mut f = Fake::new();
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        assert_eq!(b.consoles.primary(), "ttyS0");
+        assert_eq!(
+            b.config.as_ref().map(|c| c.system.hostname.as_str()),
+            Some("box")
+        );
+        assert_eq!(f.calls[0], "block_signals", "signals must be blocked first");
+        assert_eq!(f.calls[1], format!("log keel {VERSION} starting as PID 1"));
+        let order = [
+            "mount proc /proc",
+            "mount sysfs /sys",
+            "mount devtmpfs /dev",
+            "mount devpts /dev/pts",
+            "mount tmpfs /dev/shm",
+            "mount tmpfs /run",
+            "mount tmpfs /tmp",
+            "use_consoles ttyS0",
+            "set_hostname box",
+            "loopback_up",
+            "disable_cad",
+            "mkdir /run/sshd 755",
+            "mkdir /var/lib/keel 755",
+        ];
+        let idx: Vec<usize> = order.iter().map(|c| f.index(c)).collect();
+        assert!(
+            idx.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {:#?}",
+            f.calls
+        );
+        assert!(
+            !f.calls.iter().any(|c| c.starts_with("mknod")),
+            "no fallback nodes on devtmpfs"
+        );
+        assert!(
+            !f.calls.iter().any(|c| c.starts_with("load_module")),
+            "no modules asked for"
+        );
+    }
+
+    #[test]
+    fn non_modular_kernel_skips_module_loading() {
+        let mut f = Fake::new();
+        f.file(
+            config::DEFAULT_PATH,
+            "[modules]\nload = [\"virtio_net\"]\nrequired = [\"virtio_net\"]\n",
+        );
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None, "a built-in kernel has what it needs");
+        assert!(!f.calls.iter().any(|c| c.starts_with("load_module")));
+        assert!(
+            f.logs().contains(&"no /lib/modules/6.1.0-test/modules.dep: kernel 6.1.0-test is not modular here, skipping module loading"),
+            "{:#?}",
+            f.calls
+        );
+    }
+
+    #[test]
+    fn already_mounted_dev_is_left_alone() {
+        let mut f = Fake::new();
+        f.file(
+            "/proc/self/mountinfo",
+            "22 1 0:5 / /dev rw - devtmpfs devtmpfs rw\n",
+        );
+        boot(&mut f);
+        assert!(
+            !f.calls.iter().any(|c| c == "mount devtmpfs /dev"),
+            "{:#?}",
+            f.calls
+        );
+        f.index("mount devpts /dev/pts");
+    }
+
+    #[test]
+    fn devtmpfs_failure_falls_back_to_tmpfs_and_nodes() {
+        let mut f = Fake::new();
+        f.paths.remove("/dev/ttyS0");
+        f.file("/sys/class/tty/ttyS0/dev", "4:64\n");
+        f.fail_mounts.insert("devtmpfs", Errno::ENODEV);
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        let dev = f.index("mount devtmpfs /dev");
+        let tmpfs = f.index("mount tmpfs /dev");
+        let null = f.index("mknod /dev/null 1:3 666");
+        let pts = f.index("mount devpts /dev/pts");
+        assert!(dev < tmpfs && tmpfs < null && null < pts, "{:#?}", f.calls);
+        f.index("mknod /dev/console 5:1 600");
+        f.index("mknod /dev/ptmx 5:2 666");
+        // The serial console's node comes from sysfs, before the log moves to it.
+        assert!(f.index("mknod /dev/ttyS0 4:64 600") < f.index("use_consoles ttyS0"));
+        assert!(
+            f.logs()
+                .iter()
+                .any(|l| l.contains("cannot mount devtmpfs on /dev: ENODEV"))
+        );
+    }
+
+    #[test]
+    fn proc_failing_is_fatal_but_the_boot_goes_on() {
+        let mut f = Fake::new();
+        f.fail_mounts.insert("proc", Errno::EPERM);
+        let b = boot(&mut f);
+        assert_eq!(
+            b.fatal.as_deref(),
+            Some("cannot mount proc on /proc: EPERM: Operation not permitted")
+        );
+        f.index("loopback_up");
+    }
+
+    #[test]
+    fn bad_config_is_an_emergency_naming_file_line_and_field() {
+        let mut f = Fake::new();
+        f.file(config::DEFAULT_PATH, "[system]\nhostnme = \"x\"\n");
+        let b = boot(&mut f);
+        let fatal = b.fatal.unwrap_or_default();
+        assert!(
+            fatal.starts_with("invalid appliance config: /etc/keel/appliance.toml:2:1: "),
+            "{fatal}"
+        );
+        assert!(fatal.contains("hostnme"), "{fatal}");
+        assert!(b.config.is_none());
+        assert!(!f.calls.iter().any(|c| c.starts_with("set_hostname")));
+        // What does not need the config still happens, for the emergency shell's sake.
+        f.index("loopback_up");
+        f.index("disable_cad");
+    }
+
+    #[test]
+    fn missing_config_is_an_emergency() {
+        let mut f = Fake::new();
+        f.files.remove(config::DEFAULT_PATH);
+        let b = boot(&mut f);
+        assert_eq!(
+            b.fatal.as_deref(),
+            Some(
+                "cannot read appliance config /etc/keel/appliance.toml: ENOENT: No such file or directory"
+            )
+        );
+    }
+
+    const DEP: &str = "\
+kernel/net/core/failover.ko:
+kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
+kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
+kernel/drivers/input/evdev.ko:
+";
+
+    #[test]
+    fn modules_load_dependencies_first_and_skip_loaded_ones() {
+        let mut f = Fake::new();
+        f.modular(DEP, &[], &["virtio-net", "evdev"]);
+        f.file("/proc/modules", "evdev 28672 0 - Live 0x0000000000000000\n");
+        f.fail_modules.insert("net_failover".into(), Errno::EEXIST);
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        let loads: Vec<&String> = f
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("load_module"))
+            .collect();
+        assert_eq!(
+            loads,
+            [
+                "load_module /lib/modules/6.1.0-test/kernel/net/core/failover.ko",
+                "load_module /lib/modules/6.1.0-test/kernel/drivers/net/net_failover.ko",
+                "load_module /lib/modules/6.1.0-test/kernel/drivers/net/virtio_net.ko",
+            ]
+        );
+        assert!(
+            f.logs().contains(&"loaded 3 kernel modules"),
+            "{:#?}",
+            f.calls
+        );
+    }
+
+    #[test]
+    fn optional_missing_module_is_a_warning_only() {
+        let mut f = Fake::new();
+        f.modular(DEP, &[], &["virtio_net", "nosuchmod"]);
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        assert!(f.logs().iter().any(|l| {
+            l.starts_with("module nosuchmod ([modules] in /etc/keel/appliance.toml) is not in")
+        }));
+        f.index("set_hostname keel");
+    }
+
+    #[test]
+    fn required_missing_module_is_an_emergency() {
+        let mut f = Fake::new();
+        f.modular(DEP, &["nosuchmod"], &["virtio_net"]);
+        let b = boot(&mut f);
+        assert_eq!(
+            b.fatal.as_deref(),
+            Some("required module nosuchmod not found for kernel 6.1.0-test")
+        );
+        // The other modules were still loaded.
+        f.index("load_module /lib/modules/6.1.0-test/kernel/drivers/net/virtio_net.ko");
+    }
+
+    #[test]
+    fn required_module_whose_dependency_fails_is_an_emergency() {
+        let mut f = Fake::new();
+        f.modular(DEP, &["virtio_net"], &[]);
+        f.fail_modules.insert("failover".into(), Errno::ENOEXEC);
+        let b = boot(&mut f);
+        assert_eq!(
+            b.fatal.as_deref(),
+            Some("required module virtio_net did not load (module failover failed)")
+        );
+    }
+
+    #[test]
+    fn optional_module_that_fails_to_load_is_not_fatal() {
+        let mut f = Fake::new();
+        f.modular(DEP, &[], &["evdev"]);
+        f.fail_modules.insert("evdev".into(), Errno::ENOEXEC);
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        assert!(
+            f.logs()
+                .iter()
+                .any(|l| l.starts_with("cannot load module evdev"))
+        );
+    }
+
+    #[test]
+    fn consoles_fall_back_to_dev_console() {
+        let mut f = Fake::new();
+        f.files.remove(consoles::ACTIVE_PATH);
+        let b = boot(&mut f);
+        assert_eq!(b.consoles.primary_path(), "/dev/console");
+        f.index("use_consoles console");
+    }
+
+    #[test]
+    fn keel_debug_on_the_command_line() {
+        let mut f = Fake::new();
+        assert!(!boot(&mut f).debug);
+        f.file("/proc/cmdline", "console=ttyS0 keel.debug\n");
+        assert!(boot(&mut f).debug);
+    }
+}

@@ -1,0 +1,196 @@
+//! keel's own log: one line per event to every console tty and to /dev/kmsg.
+//!
+//! Console lines look like `[    1.234567] keel: <message>` (CLOCK_MONOTONIC since boot,
+//! as the kernel's own stamps); /dev/kmsg gets `<7>keel: <message>`, debug level, so the
+//! kernel does not echo it to the console a second time.
+//!
+//! Invariant: logging never blocks and never fails. Every fd is non-blocking; a write that
+//! would block (or is cut short) is dropped and counted, and the count is reported on that
+//! console once it accepts writes again. Before /dev is mounted and the consoles are known,
+//! lines go to `/dev/console` (the node the initramfs carries). The state is one global
+//! behind a mutex so that the panic hook can log too; a poisoned mutex is still used.
+#![forbid(unsafe_code)]
+
+use crate::sys::{clock, console};
+use std::os::fd::OwnedFd;
+use std::sync::{Mutex, MutexGuard};
+
+/// How much a line matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Only to /dev/kmsg, and to the consoles when `keel.debug` is on.
+    Debug,
+    /// To the consoles and /dev/kmsg.
+    Info,
+}
+
+struct Sink {
+    name: String,
+    fd: OwnedFd,
+    dropped: u64,
+}
+
+struct Logger {
+    consoles: Vec<Sink>,
+    kmsg: Option<OwnedFd>,
+    kmsg_dropped: u64,
+    verbose: bool,
+}
+
+static LOGGER: Mutex<Logger> = Mutex::new(Logger {
+    consoles: Vec::new(),
+    kmsg: None,
+    kmsg_dropped: 0,
+    verbose: false,
+});
+
+fn logger() -> MutexGuard<'static, Logger> {
+    LOGGER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Formats a console line. `secs` and `micros` are the time since boot.
+pub fn console_line(secs: u64, micros: u32, msg: &str) -> String {
+    format!("[{secs:5}.{micros:06}] keel: {msg}\n")
+}
+
+/// Formats a /dev/kmsg record (priority 7, debug).
+pub fn kmsg_record(msg: &str) -> String {
+    format!("<7>keel: {msg}\n")
+}
+
+/// Opens `/dev/console` as the only console until `use_consoles` names the real ones.
+pub fn init_early() {
+    let mut l = logger();
+    if l.consoles.is_empty()
+        && let Ok(fd) = console::open_log_target("/dev/console")
+    {
+        l.consoles.push(Sink {
+            name: "console".to_string(),
+            fd,
+            dropped: 0,
+        });
+    }
+}
+
+/// Switches logging to `/dev/<name>` for each name, and opens /dev/kmsg. A console that
+/// cannot be opened is reported on the others; if none opens, the old ones are kept.
+pub fn use_consoles(names: &[String]) {
+    let mut opened = Vec::new();
+    let mut failed = Vec::new();
+    for name in names {
+        let path = format!("/dev/{name}");
+        match console::open_log_target(&path) {
+            Ok(fd) => opened.push(Sink {
+                name: name.clone(),
+                fd,
+                dropped: 0,
+            }),
+            Err(e) => failed.push(format!("cannot open console {path} for the log: {e}")),
+        }
+    }
+    {
+        let mut l = logger();
+        if !opened.is_empty() {
+            l.consoles = opened;
+        }
+        if l.kmsg.is_none() {
+            l.kmsg = console::open_log_target("/dev/kmsg").ok();
+        }
+    }
+    for f in failed {
+        info(&f);
+    }
+}
+
+/// Turns debug lines on the consoles on or off (`keel.debug` on the command line).
+pub fn set_verbose(on: bool) {
+    logger().verbose = on;
+}
+
+/// Logs at info level.
+pub fn info(msg: &str) {
+    log(Level::Info, msg);
+}
+
+/// Logs at debug level.
+pub fn debug(msg: &str) {
+    log(Level::Debug, msg);
+}
+
+/// Logs one line (a message with newlines is logged as several lines).
+pub fn log(level: Level, msg: &str) {
+    let (secs, micros) = clock::since_boot();
+    let mut l = logger();
+    for part in msg.split('\n').filter(|p| !p.is_empty()) {
+        l.write_line(level, secs, micros, part);
+    }
+}
+
+impl Logger {
+    fn write_line(&mut self, level: Level, secs: u64, micros: u32, msg: &str) {
+        if level >= Level::Info || self.verbose {
+            let line = console_line(secs, micros, msg);
+            for sink in &mut self.consoles {
+                if sink.dropped > 0 {
+                    let note = console_line(
+                        secs,
+                        micros,
+                        &format!(
+                            "{} log lines dropped on {} (console busy)",
+                            sink.dropped, sink.name
+                        ),
+                    );
+                    if write_all_or_drop(sink, &note) {
+                        sink.dropped = 0;
+                    }
+                }
+                if !write_all_or_drop(sink, &line) {
+                    sink.dropped += 1;
+                }
+            }
+        }
+        if let Some(kmsg) = &self.kmsg {
+            // /dev/kmsg is rate-limited by the kernel (printk.devkmsg); a refused record is
+            // counted and reported in the next one that gets through.
+            let record = if self.kmsg_dropped > 0 {
+                kmsg_record(&format!(
+                    "({} earlier records dropped) {msg}",
+                    self.kmsg_dropped
+                ))
+            } else {
+                kmsg_record(msg)
+            };
+            match console::write_once(kmsg, record.as_bytes()) {
+                Ok(_) => self.kmsg_dropped = 0,
+                Err(_) => self.kmsg_dropped += 1,
+            }
+        }
+    }
+}
+
+/// Writes a whole line with one write(2); false if it would block or was cut short.
+fn write_all_or_drop(sink: &Sink, line: &str) -> bool {
+    matches!(console::write_once(&sink.fd, line.as_bytes()), Ok(n) if n == line.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_line_matches_the_kernel_stamp() {
+        assert_eq!(
+            console_line(1, 234567, "hello"),
+            "[    1.234567] keel: hello\n"
+        );
+        assert_eq!(console_line(12345, 7, "x"), "[12345.000007] keel: x\n");
+        assert_eq!(console_line(123456, 0, "x"), "[123456.000000] keel: x\n");
+    }
+
+    #[test]
+    fn kmsg_record_is_debug_level() {
+        assert_eq!(kmsg_record("starting"), "<7>keel: starting\n");
+    }
+}

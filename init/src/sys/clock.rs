@@ -1,0 +1,43 @@
+//! The clock: the only place keel reads the time.
+//!
+//! keel uses CLOCK_MONOTONIC (time since boot, as the kernel's log stamps) for log lines
+//! and deadlines. It must not read the wall clock.
+
+use nix::time::{ClockId, clock_gettime};
+
+/// Milliseconds since boot, the unit of every deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Mono(pub u64);
+
+impl Mono {
+    /// This instant plus `ms` milliseconds.
+    pub fn plus_ms(self, ms: u64) -> Mono {
+        Mono(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to this instant (0 when `earlier` is later).
+    pub fn since(self, earlier: Mono) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+/// Seconds and microseconds since boot; (0, 0) if the clock cannot be read.
+pub fn since_boot() -> (u64, u32) {
+    match clock_gettime(ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => {
+            let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
+            let micros = u32::try_from(ts.tv_nsec() / 1000).unwrap_or(0);
+            (secs, micros)
+        }
+        Err(_) => (0, 0),
+    }
+}
+
+/// Now, as a `Mono`.
+pub fn now() -> Mono {
+    let (secs, micros) = since_boot();
+    Mono(
+        secs.saturating_mul(1000)
+            .saturating_add(u64::from(micros / 1000)),
+    )
+}

@@ -1,0 +1,77 @@
+//! The end of the machine: sync, reboot(2), Ctrl-Alt-Del, and signals to every process.
+//!
+//! `finish` is the last thing PID 1 does; it never returns. The orderly part (who gets
+//! SIGTERM when, how long to wait) is decided in `lifecycle.rs`.
+
+use nix::errno::Errno;
+use nix::sys::reboot::{RebootMode, reboot, set_cad_enabled};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How the machine should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PowerKind {
+    PowerOff,
+    Reboot,
+    Halt,
+}
+
+impl PowerKind {
+    /// The log marker tests wait for (`keel: powering off`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            PowerKind::PowerOff => "powering off",
+            PowerKind::Reboot => "rebooting",
+            PowerKind::Halt => "halting",
+        }
+    }
+
+    /// The signal that asks PID 1 for this (busybox convention).
+    pub fn request_signal(self) -> Signal {
+        match self {
+            PowerKind::PowerOff => Signal::SIGUSR2,
+            PowerKind::Reboot => Signal::SIGTERM,
+            PowerKind::Halt => Signal::SIGUSR1,
+        }
+    }
+
+    fn mode(self) -> RebootMode {
+        match self {
+            PowerKind::PowerOff => RebootMode::RB_POWER_OFF,
+            PowerKind::Reboot => RebootMode::RB_AUTOBOOT,
+            PowerKind::Halt => RebootMode::RB_HALT_SYSTEM,
+        }
+    }
+}
+
+/// Makes Ctrl-Alt-Del (and Xen's reboot) send SIGINT to PID 1 instead of rebooting at once.
+pub fn disable_cad() -> Result<(), Errno> {
+    set_cad_enabled(false)
+}
+
+/// Flushes every filesystem.
+pub fn sync() {
+    nix::unistd::sync();
+}
+
+/// Sends `sig` to every process but PID 1 and kernel threads. ESRCH means none is left.
+pub fn kill_all(sig: Signal) -> Result<(), Errno> {
+    kill(Pid::from_raw(-1), sig)
+}
+
+/// Sends `sig` to one process.
+pub fn kill_one(pid: i32, sig: Signal) -> Result<(), Errno> {
+    kill(Pid::from_raw(pid), sig)
+}
+
+/// Syncs and calls reboot(2). Returns only the error if the kernel refused; the caller
+/// then tries RB_AUTOBOOT, and if that fails too, keeps PID 1 alive.
+pub fn finish(kind: PowerKind, do_sync: bool) -> Errno {
+    if do_sync {
+        sync();
+    }
+    match reboot(kind.mode()) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}

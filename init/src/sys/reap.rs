@@ -1,0 +1,89 @@
+//! The one reaper: the only caller of `waitpid` in keel.
+//!
+//! `drain` empties `waitpid(-1, WNOHANG)` and reports every child that ended; it runs
+//! after each SIGCHLD (and after signalling everything at shutdown). Nothing else in keel
+//! may wait for a child (clippy.toml bans the std `wait` family), because any other wait
+//! would steal statuses from this loop. Deciding what an exit means is not done here.
+
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// It called exit with this code.
+    Exited(i32),
+    /// A signal killed it (signal number, whether it dumped core).
+    Signaled(i32, bool),
+}
+
+/// The shell convention: the exit code, or 128 + the signal number.
+pub fn exit_code(ended: Ended) -> i32 {
+    match ended {
+        Ended::Exited(code) => code,
+        Ended::Signaled(sig, _) => 128 + sig,
+    }
+}
+
+/// What one drain found.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Children that ended, in the order the kernel reported them.
+    pub ended: Vec<(i32, Ended)>,
+    /// True when keel has no children left at all (ECHILD).
+    pub no_children: bool,
+}
+
+/// Reaps every child that has ended, without blocking.
+///
+/// Errors other than ECHILD cannot happen with these arguments; one is treated like
+/// "nothing more to reap now" so the loop goes on.
+pub fn drain() -> Drained {
+    let mut out = Drained::default();
+    // A bound keeps a pathological fork storm from starving the rest of the loop; what is
+    // left is reaped on the next round.
+    for _ in 0..4096 {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => {
+                out.ended.push((pid.as_raw(), Ended::Exited(code)))
+            }
+            Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                out.ended
+                    .push((pid.as_raw(), Ended::Signaled(sig as i32, core)));
+            }
+            Ok(WaitStatus::StillAlive) => break,
+            // Stops and continues are not asked for (no WUNTRACED); skip them if they come.
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => {
+                out.no_children = true;
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_code_table() {
+        let table = [
+            (Ended::Exited(0), 0),
+            (Ended::Exited(1), 1),
+            (Ended::Exited(127), 127),
+            (Ended::Exited(255), 255),
+            (Ended::Signaled(libc::SIGHUP, false), 129),
+            (Ended::Signaled(libc::SIGKILL, false), 137),
+            (Ended::Signaled(libc::SIGSEGV, true), 139),
+            (Ended::Signaled(libc::SIGTERM, false), 143),
+        ];
+        for (ended, want) in table {
+            assert_eq!(exit_code(ended), want, "{ended:?}");
+        }
+    }
+}
