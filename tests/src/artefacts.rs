@@ -48,20 +48,28 @@ pub fn kernel_release(out: &Path) -> Result<String> {
     Ok(release.to_string())
 }
 
+/// The kernel to boot: `KEEL_KERNEL`, else the Debian kernel whose modules the image holds.
+pub fn default_kernel() -> Result<PathBuf> {
+    match std::env::var_os("KEEL_KERNEL") {
+        Some(k) => Ok(PathBuf::from(k)),
+        None => Ok(PathBuf::from(format!(
+            "/boot/vmlinuz-{}",
+            kernel_release(&out_dir())?
+        ))),
+    }
+}
+
+/// The initrd to boot: `KEEL_INITRD`, else the image's `initramfs.cpio.gz`.
+pub fn default_initrd() -> PathBuf {
+    std::env::var_os("KEEL_INITRD")
+        .map_or_else(|| out_dir().join("initramfs.cpio.gz"), PathBuf::from)
+}
+
 /// The default artefacts, after the `KEEL_KERNEL` / `KEEL_INITRD` overrides.
 pub fn locate() -> Result<Artefacts> {
-    let out = out_dir();
-    let kernel = match std::env::var_os("KEEL_KERNEL") {
-        Some(k) => PathBuf::from(k),
-        None => PathBuf::from(format!("/boot/vmlinuz-{}", kernel_release(&out)?)),
-    };
-    let initrd = match std::env::var_os("KEEL_INITRD") {
-        Some(i) => PathBuf::from(i),
-        None => out.join("initramfs.cpio.gz"),
-    };
     let a = Artefacts {
-        kernel,
-        initrd: Some(initrd),
+        kernel: default_kernel()?,
+        initrd: Some(default_initrd()),
     };
     a.check()?;
     Ok(a)

@@ -1,7 +1,186 @@
-//! `cargo xtask boot`.
+//! `cargo xtask boot`: builds the image and boots it under QEMU with the serial console on
+//! this terminal, for a person to use.
+//!
+//! The QEMU command line comes from the VM harness (`keel_tests::qemu::Spec`), so a manual
+//! boot has the same devices as the VM tests. This module only parses options, picks the
+//! port and the accelerator, and execs QEMU; it never edits the image.
 
-use anyhow::Result;
+use crate::prereq::{self, need};
+use anyhow::{Context, Result, bail};
+use keel_tests::artefacts;
+use keel_tests::qemu::{self, Accel, GUEST_SSH_PORT, Serial, Spec};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::time::Duration;
 
-pub(crate) fn run(_args: Vec<String>) -> Result<()> {
-    anyhow::bail!("not built yet")
+const USAGE: &str = "\
+usage: cargo xtask boot [--kernel FILE] [--initrd FILE|none] [--no-build] [-- KERNEL_ARGS...]
+
+Builds the image (cargo xtask image) and boots it under QEMU with the serial console on
+this terminal. Quit with Ctrl-A X; Ctrl-A C switches to the QEMU monitor.
+
+  --kernel FILE     kernel to boot (default: $KEEL_KERNEL, else
+                    /boot/vmlinuz-$(cat target/keel/kernel.release))
+  --initrd FILE     initrd (default: $KEEL_INITRD, else target/keel/initramfs.cpio.gz);
+                    `none` for a kernel with the initramfs built in
+  --no-build        boot what is already built
+  -- ARGS...        extra kernel arguments, e.g. `-- ip=dhcp keel.debug`
+
+Host port 127.0.0.1:2222 (or a free one if taken) is forwarded to the guest's 2222.";
+
+/// The host port a person expects for ssh.
+const PREFERRED_PORT: u16 = 2222;
+
+/// What the command line asked for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Opts {
+    kernel: Option<PathBuf>,
+    /// `None`: the default; `Some(None)`: no initrd; `Some(Some(f))`: this file.
+    initrd: Option<Option<PathBuf>>,
+    no_build: bool,
+    append: Vec<String>,
+    help: bool,
+}
+
+fn parse(args: Vec<String>) -> Result<Opts> {
+    let mut o = Opts::default();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--" => {
+                o.append.extend(it.by_ref());
+            }
+            "--kernel" => {
+                let f = it.next().context("--kernel needs a file")?;
+                o.kernel = Some(PathBuf::from(f));
+            }
+            "--initrd" => {
+                let f = it.next().context("--initrd needs a file or `none`")?;
+                o.initrd = Some((f != "none").then(|| PathBuf::from(f)));
+            }
+            "--no-build" => o.no_build = true,
+            "-h" | "--help" => o.help = true,
+            other => bail!("unknown option {other:?} (kernel arguments go after `--`)\n\n{USAGE}"),
+        }
+    }
+    Ok(o)
+}
+
+pub(crate) fn run(args: Vec<String>) -> Result<()> {
+    let opts = parse(args)?;
+    if opts.help {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    prereq::ensure(&[need("/usr/bin/qemu-system-x86_64", "qemu-system-x86")])?;
+    if !opts.no_build {
+        crate::image::run(vec![])?;
+    }
+    let kernel = match opts.kernel {
+        Some(k) => k,
+        None => artefacts::default_kernel()?,
+    };
+    let initrd = opts
+        .initrd
+        .unwrap_or_else(|| Some(artefacts::default_initrd()));
+    artefacts::Artefacts {
+        kernel: kernel.clone(),
+        initrd: initrd.clone(),
+    }
+    .check()?;
+
+    let port = if qemu::port_is_free(PREFERRED_PORT) {
+        PREFERRED_PORT
+    } else {
+        let p = qemu::free_port().context("cannot find a free TCP port on 127.0.0.1")?;
+        eprintln!(
+            "xtask boot: 127.0.0.1:{PREFERRED_PORT} is in use (another VM?); forwarding 127.0.0.1:{p} instead"
+        );
+        p
+    };
+    let accel = if qemu::probe_kvm(&kernel, Duration::from_secs(15)) {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+    let mut spec = Spec::new(kernel, port);
+    spec.accel = accel;
+    spec.initrd = initrd;
+    spec.append = opts.append;
+    spec.serial = Serial::Interactive;
+
+    eprintln!("xtask boot: {}", spec.shown());
+    eprintln!(
+        "xtask boot: accelerator {} ({})",
+        if accel == Accel::Kvm { "kvm" } else { "tcg" },
+        if accel == Accel::Kvm {
+            "a probe booted the kernel under KVM"
+        } else {
+            "no working KVM here; a boot takes ~20 s"
+        }
+    );
+    eprintln!("xtask boot: serial console follows; quit with Ctrl-A X (Ctrl-A C: QEMU monitor)");
+    eprintln!(
+        "xtask boot: ssh (once sshd runs; key from `cargo xtask image --ssh-key FILE`): ssh -p {port} root@127.0.0.1  (guest port {GUEST_SSH_PORT})"
+    );
+    let err = spec.command().exec();
+    Err(err).with_context(|| {
+        format!(
+            "cannot run {}: apt-get install qemu-system-x86",
+            spec.qemu.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn options_and_kernel_args() {
+        let o = parse(args(&[
+            "--no-build",
+            "--kernel",
+            "k",
+            "--",
+            "ip=dhcp",
+            "--no-build",
+        ]))
+        .unwrap();
+        assert!(o.no_build);
+        assert_eq!(o.kernel, Some(PathBuf::from("k")));
+        assert_eq!(o.initrd, None);
+        assert_eq!(
+            o.append,
+            ["ip=dhcp", "--no-build"],
+            "everything after -- is the kernel's"
+        );
+    }
+
+    #[test]
+    fn initrd_none_means_built_in() {
+        assert_eq!(
+            parse(args(&["--initrd", "none"])).unwrap().initrd,
+            Some(None)
+        );
+        assert_eq!(
+            parse(args(&["--initrd", "x.gz"])).unwrap().initrd,
+            Some(Some(PathBuf::from("x.gz")))
+        );
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert!(
+            parse(args(&["ip=dhcp"]))
+                .unwrap_err()
+                .to_string()
+                .contains("after `--`")
+        );
+        assert!(parse(args(&["--kernel"])).is_err());
+    }
 }
