@@ -8,6 +8,8 @@
 
 pub mod config;
 pub mod graph;
+pub mod log;
+pub mod proto;
 pub mod restart;
 pub mod types;
 
