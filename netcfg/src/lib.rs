@@ -7,8 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cmdline;
+pub mod dhcp;
 pub mod ip;
+pub mod netlink;
 pub mod plan;
+mod rtnl;
 
 pub use cmdline::{Cmdline, Param, Warning};
 pub use ip::{Cidr, IpConfig, IpError, Mac, Method};
