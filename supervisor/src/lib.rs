@@ -7,10 +7,13 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod core;
+pub mod event;
 pub mod graph;
 pub mod log;
 pub mod proto;
 pub mod restart;
+pub mod state;
 pub mod types;
 
 pub use types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};

@@ -46,7 +46,7 @@ fn shipped_appliance_config_is_valid() {
     };
     assert!(!c.services.is_empty());
     assert!(c.services.iter().filter(|s| s.console).count() <= 1);
-    // let _ = supervisor::core::Supervisor::new(&c);
+    let _ = supervisor::core::Supervisor::new(&c);
 }
 
 #[test]

@@ -1,0 +1,859 @@
+//! The supervisor's pure state machine: one step function from an [`Event`] and the time
+//! to a list of [`Action`]s, plus the single deadline the driver should wake up at.
+//!
+//! Must not do IO, make system calls, read the clock or panic on any event sequence.
+//! The driver (init/src/run.rs) owns the poll loop and carries out the actions.
+//!
+//! Each step first fires due timers (SIGKILL escalation), then applies the event, then
+//! *settles*: it computes which services may keep running (see state.rs), stops what may
+//! not in reverse topological order (a service is signalled only once everything that
+//! needs it has no process left), then starts what can start in forward order, and
+//! repeats until nothing changes. Defined outcomes of the cases that go wrong elsewhere:
+//!
+//! - A service fails: everything that transitively needs it is stopped in reverse order
+//!   with its stop signal (SIGKILL after its `stop_timeout`); the failed one is started
+//!   again after its backoff *and* once all of those are down; they start again in forward
+//!   order once it is ready. A failure during a stop is not counted: we asked for it.
+//! - A crash during a cascade: a dependent that exits while it is being (or about to be)
+//!   stopped counts as stopped, not as failed; another failure joins the same cascade.
+//! - A dependent that fails while waiting (in its own backoff) keeps its backoff, and also
+//!   waits for what it needs to be ready.
+//! - A dependency gives up: it stays `GaveUp`; what needs it stays down, and status says
+//!   "waiting for NAME, which gave up". `on_give_up = "reboot"` shuts down in order and
+//!   reboots; `"emergency"` emits [`Action::Emergency`]; `"retry-slowly"` retries after
+//!   [`crate::config::defaults::SLOW_RETRY`].
+//! - Manual stop of a service stops everything that needs it too (they cannot run
+//!   without it) and none of them comes back until started by request; manual start
+//!   also starts what it needs; manual restart stops it and its dependents and brings
+//!   all of them back. A manual start or restart forgets the failure history.
+//! - A process that survives SIGKILL for [`KILL_GRACE`] is given up on (logged) so a
+//!   shutdown always completes.
+//! - Shutdown: every target goes down, services stop in reverse order of needs *and*
+//!   after, and [`Action::Halt`] is emitted once nothing is left.
+
+use crate::config::{ApplianceConfig, Kind, OnGiveUp, Ready, Restart, ServiceConfig, defaults};
+use crate::event::{Action, ConnId, Event, Record, SpawnSpec};
+use crate::graph::Graph;
+use crate::log::{DEFAULT_RING_BYTES, LogRing};
+use crate::proto::{Request, Response, SvcStatus};
+use crate::restart::{self, Decision, Rng};
+use crate::state::{Phase, Svc, Target};
+use crate::types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
+use std::time::Duration;
+
+/// How long a process may survive SIGKILL before keel stops waiting for it.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// At most this many connections may follow logs at once.
+pub const MAX_FOLLOWERS: usize = 16;
+
+/// The supervisor. Sized at construction; memory does not grow with restarts.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    cfg: Vec<ServiceConfig>,
+    graph: Graph,
+    svcs: Vec<Svc>,
+    logs: Vec<LogRing>,
+    followers: Vec<(ConnId, SvcId)>,
+    rng: Rng,
+    shutdown: Option<PowerKind>,
+    halted: bool,
+    /// Messages from construction (graph problems), emitted on the first step.
+    pending: Vec<String>,
+}
+
+impl Supervisor {
+    /// A supervisor with every service wanted up. Jitter uses a fixed seed; the driver
+    /// should prefer [`Supervisor::with_seed`] with a random one.
+    pub fn new(config: &ApplianceConfig) -> Supervisor {
+        Supervisor::with_seed(config, 0x6b65_656c)
+    }
+
+    /// As [`Supervisor::new`], with the seed for backoff jitter.
+    pub fn with_seed(config: &ApplianceConfig, seed: u64) -> Supervisor {
+        let (graph, errors) = Graph::build(&config.services);
+        let n = config.services.len();
+        let pending = errors
+            .iter()
+            .map(|e| format!("config problem ignored: {e:?}"))
+            .collect();
+        Supervisor {
+            cfg: config.services.clone(),
+            graph,
+            svcs: (0..n).map(|_| Svc::new()).collect(),
+            logs: (0..n).map(|_| LogRing::new(DEFAULT_RING_BYTES)).collect(),
+            followers: Vec::new(),
+            rng: Rng::new(seed),
+            shutdown: None,
+            halted: false,
+            pending,
+        }
+    }
+
+    /// The service called `name`.
+    pub fn find(&self, name: &str) -> Option<SvcId> {
+        self.cfg.iter().position(|s| s.name == name).map(SvcId)
+    }
+
+    /// The config of `svc`.
+    pub fn config(&self, svc: SvcId) -> Option<&ServiceConfig> {
+        self.cfg.get(svc.0)
+    }
+
+    /// The run-time state of `svc`, for tests and the driver's diagnostics.
+    pub fn state(&self, svc: SvcId) -> Option<&Svc> {
+        self.svcs.get(svc.0)
+    }
+
+    /// The dependency graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// True once [`Action::Halt`] has been emitted.
+    pub fn halted(&self) -> bool {
+        self.halted
+    }
+
+    /// When the driver must call [`Supervisor::handle`] with [`Event::Deadline`] at the
+    /// latest, if anything is timed.
+    pub fn next_deadline(&self) -> Option<Mono> {
+        self.svcs
+            .iter()
+            .filter_map(|s| match s.phase {
+                Phase::Delayed { until } => Some(until),
+                Phase::Stopping { kill_at, .. } => Some(kill_at),
+                Phase::GaveUp { retry_at } => retry_at,
+                Phase::Down | Phase::Starting { .. } | Phase::Up { .. } => None,
+            })
+            .min()
+    }
+
+    /// One row per service, in the order of the config.
+    pub fn status(&self) -> Vec<SvcStatus> {
+        (0..self.svcs.len())
+            .map(|i| self.status_of(SvcId(i)))
+            .collect()
+    }
+
+    /// Handles one event at time `now`, appending what to do to `out`.
+    pub fn handle(&mut self, ev: Event, now: Mono, out: &mut Vec<Action>) {
+        for p in self.pending.drain(..) {
+            out.push(Action::Log(Record::Note(p)));
+        }
+        self.fire_timers(now, out);
+        match ev {
+            Event::Spawned { svc, pid } => self.on_spawned(svc, pid, now, out),
+            Event::SpawnFailed { svc, errno } => self.on_spawn_failed(svc, errno, now, out),
+            Event::Exited { pid, status } => self.on_exit(pid, status, now, out),
+            Event::Ready(svc) => self.on_ready(svc, now, out),
+            Event::Output { svc, data } => self.on_output(svc, &data, out),
+            Event::Deadline => {}
+            Event::Control(conn, req) => self.on_control(conn, req, now, out),
+            Event::Closed(conn) => self.followers.retain(|(c, _)| *c != conn),
+            Event::Shutdown(kind) => self.begin_shutdown(kind, out),
+        }
+        self.settle(now, out);
+    }
+
+    fn name(&self, s: SvcId) -> &str {
+        self.cfg.get(s.0).map_or("?", |c| c.name.as_str())
+    }
+
+    fn note(out: &mut Vec<Action>, text: String) {
+        out.push(Action::Log(Record::Note(text)));
+    }
+
+    fn fire_timers(&mut self, now: Mono, out: &mut Vec<Action>) {
+        for i in 0..self.svcs.len() {
+            let Phase::Stopping {
+                pid,
+                kill_at,
+                killed,
+            } = self.svcs[i].phase
+            else {
+                continue;
+            };
+            if kill_at > now {
+                continue;
+            }
+            let name = self.name(SvcId(i)).to_string();
+            if killed {
+                Self::note(
+                    out,
+                    format!(
+                        "{name} (pid {pid}) did not exit {KILL_GRACE:?} after SIGKILL; no longer waiting for it"
+                    ),
+                );
+                self.svcs[i].phase = Phase::Down;
+                self.svcs[i].restart_requested = false;
+            } else {
+                Self::note(
+                    out,
+                    format!("{name} (pid {pid}) did not stop in time; sending SIGKILL"),
+                );
+                out.push(Action::Kill {
+                    pid,
+                    sig: Sig::KILL,
+                });
+                self.svcs[i].phase = Phase::Stopping {
+                    pid,
+                    kill_at: now.plus(KILL_GRACE),
+                    killed: true,
+                };
+            }
+        }
+    }
+
+    fn on_spawned(&mut self, s: SvcId, pid: Pid, now: Mono, out: &mut Vec<Action>) {
+        let Some(svc) = self.svcs.get_mut(s.0) else {
+            return;
+        };
+        match svc.phase {
+            Phase::Starting { pid: None } => {
+                let started = self.cfg[s.0].ready == Ready::Started;
+                svc.phase = if started {
+                    Phase::Up { pid: Some(pid) }
+                } else {
+                    Phase::Starting { pid: Some(pid) }
+                };
+                if started {
+                    svc.up_since = Some(now);
+                }
+            }
+            Phase::Starting { pid: Some(_) }
+            | Phase::Up { .. }
+            | Phase::Down
+            | Phase::Delayed { .. }
+            | Phase::Stopping { .. }
+            | Phase::GaveUp { .. } => {
+                // The driver started a process the core did not ask for (a driver bug):
+                // it has no place in the state, so it is killed rather than leaked.
+                let name = self.name(s).to_string();
+                Self::note(
+                    out,
+                    format!("unexpected spawn report for {name} (pid {pid}); killing it"),
+                );
+                out.push(Action::Kill {
+                    pid,
+                    sig: Sig::KILL,
+                });
+            }
+        }
+    }
+
+    fn on_spawn_failed(&mut self, s: SvcId, errno: i32, now: Mono, out: &mut Vec<Action>) {
+        let Some(svc) = self.svcs.get(s.0) else {
+            return;
+        };
+        if svc.phase != (Phase::Starting { pid: None }) {
+            return;
+        }
+        let name = self.name(s).to_string();
+        Self::note(
+            out,
+            format!("cannot start {name}: spawn failed with errno {errno}"),
+        );
+        self.failed(
+            s,
+            None,
+            format!("spawn failed with errno {errno}"),
+            now,
+            out,
+        );
+    }
+
+    fn on_ready(&mut self, s: SvcId, now: Mono, out: &mut Vec<Action>) {
+        let Some(svc) = self.svcs.get_mut(s.0) else {
+            return;
+        };
+        let notify = matches!(self.cfg[s.0].ready, Ready::Notify | Ready::Tcp(_));
+        if let Phase::Starting { pid: Some(pid) } = svc.phase
+            && notify
+        {
+            svc.phase = Phase::Up { pid: Some(pid) };
+            svc.up_since = Some(now);
+            let name = self.name(s).to_string();
+            Self::note(out, format!("{name} is ready"));
+        }
+    }
+
+    fn on_output(&mut self, s: SvcId, data: &[u8], out: &mut Vec<Action>) {
+        let Some(ring) = self.logs.get_mut(s.0) else {
+            return;
+        };
+        let mut lines = Vec::new();
+        ring.push(data, &mut lines);
+        self.forward(s, lines, out);
+    }
+
+    fn forward(&self, s: SvcId, lines: Vec<String>, out: &mut Vec<Action>) {
+        let name = self.name(s).to_string();
+        for line in lines {
+            for (conn, _) in self.followers.iter().filter(|(_, f)| *f == s) {
+                out.push(Action::Reply(*conn, Response::Line(line.clone())));
+            }
+            out.push(Action::Log(Record::Output {
+                svc: s,
+                name: name.clone(),
+                line,
+            }));
+        }
+    }
+
+    fn on_exit(&mut self, pid: Pid, status: WaitStatus, now: Mono, out: &mut Vec<Action>) {
+        let Some(i) = self.svcs.iter().position(|s| s.phase.pid() == Some(pid)) else {
+            Self::note(
+                out,
+                format!("reaped pid {pid} ({status}), which is not a service"),
+            );
+            return;
+        };
+        let s = SvcId(i);
+        let mut rest = Vec::new();
+        if let Some(ring) = self.logs.get_mut(i) {
+            ring.flush(&mut rest);
+        }
+        self.forward(s, rest, out);
+        let keep = self.keep();
+        let name = self.name(s).to_string();
+        let c = &self.cfg[i];
+        let svc = &mut self.svcs[i];
+        svc.last_exit = Some(status);
+        match svc.phase {
+            Phase::Stopping { .. } => {
+                svc.phase = Phase::Down;
+                svc.restart_requested = false;
+                Self::note(out, format!("{name} stopped ({status})"));
+            }
+            Phase::Starting { .. } if c.kind == Kind::Oneshot && status.success() && keep[i] => {
+                svc.phase = Phase::Up { pid: None };
+                svc.up_since = Some(now);
+                svc.history.consecutive = 0;
+                Self::note(out, format!("{name} finished"));
+            }
+            Phase::Starting { .. } | Phase::Up { .. } if !keep[i] => {
+                // It was going to be stopped anyway (a cascade or a stop request is under
+                // way): its exit counts as the stop, not as a failure.
+                svc.phase = Phase::Down;
+                svc.restart_requested = false;
+                Self::note(
+                    out,
+                    format!("{name} exited ({status}) while it was to be stopped"),
+                );
+            }
+            Phase::Starting { .. } | Phase::Up { .. } => {
+                let reason = status.to_string();
+                Self::note(out, format!("{name} exited ({status})"));
+                self.failed(s, Some(status), reason, now, out);
+            }
+            Phase::Down | Phase::Delayed { .. } | Phase::GaveUp { .. } => {}
+        }
+    }
+
+    /// `s` ended on its own (or could not be spawned): apply its restart policy.
+    fn failed(
+        &mut self,
+        s: SvcId,
+        status: Option<WaitStatus>,
+        reason: String,
+        now: Mono,
+        out: &mut Vec<Action>,
+    ) {
+        let i = s.0;
+        let c = &self.cfg[i];
+        let name = c.name.clone();
+        let svc = &mut self.svcs[i];
+        let success = status.is_some_and(WaitStatus::success);
+        let restart = match c.restart {
+            Restart::Always => true,
+            Restart::OnFailure => !success,
+            Restart::Never => false,
+        };
+        if !restart {
+            svc.phase = Phase::Down;
+            svc.target = Target::Down;
+            let word = match c.restart {
+                Restart::Always => "always",
+                Restart::OnFailure => "on-failure",
+                Restart::Never => "never",
+            };
+            svc.note = format!("{reason}; restart = \"{word}\", so it stays down");
+            return;
+        }
+        let ran_for = svc.up_since.map(|t| now.since(t));
+        let was_up = matches!(svc.phase, Phase::Up { .. });
+        let ran_for = if was_up { ran_for } else { None };
+        match restart::decide(
+            &c.backoff,
+            &c.crash_loop,
+            &mut svc.history,
+            ran_for,
+            now,
+            &mut self.rng,
+        ) {
+            Decision::StartAt(until) => {
+                svc.phase = Phase::Delayed { until };
+                svc.note = format!("{reason}; restarting in {:?}", until.since(now));
+                Self::note(out, format!("restarting {name} in {:?}", until.since(now)));
+            }
+            Decision::GiveUp => {
+                let (limit, within) = (c.crash_loop.limit, c.crash_loop.within);
+                let why = format!("{reason}; gave up after {limit} failures within {within:?}");
+                match c.on_give_up {
+                    OnGiveUp::RetrySlowly => {
+                        svc.phase = Phase::GaveUp {
+                            retry_at: Some(now.plus(defaults::SLOW_RETRY)),
+                        };
+                        svc.note = format!("{why}; retrying in {:?}", defaults::SLOW_RETRY);
+                        Self::note(
+                            out,
+                            format!("giving up on {name} for {:?}: {why}", defaults::SLOW_RETRY),
+                        );
+                    }
+                    OnGiveUp::Reboot => {
+                        svc.phase = Phase::GaveUp { retry_at: None };
+                        svc.note = format!("{why}; rebooting");
+                        Self::note(out, format!("giving up on {name}: {why}; rebooting"));
+                        self.begin_shutdown(PowerKind::Reboot, out);
+                    }
+                    OnGiveUp::Emergency => {
+                        svc.phase = Phase::GaveUp { retry_at: None };
+                        svc.note = format!("{why}; emergency shell");
+                        Self::note(out, format!("giving up on {name}: {why}"));
+                        out.push(Action::Emergency(format!("service {name} {why}")));
+                    }
+                }
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, kind: PowerKind, out: &mut Vec<Action>) {
+        if self.shutdown.is_some() {
+            return;
+        }
+        self.shutdown = Some(kind);
+        Self::note(out, format!("stopping every service for {kind}"));
+        for svc in &mut self.svcs {
+            svc.target = Target::Down;
+            svc.note = format!("stopped for {kind}");
+        }
+    }
+
+    fn on_control(&mut self, conn: ConnId, req: Request, now: Mono, out: &mut Vec<Action>) {
+        let reply = match req {
+            Request::Status => Response::Status(self.status()),
+            Request::Start(n) | Request::Stop(n) | Request::Restart(n)
+                if self.find(&n).is_none() =>
+            {
+                self.no_such(&n)
+            }
+            Request::Logs { ref name, .. } if self.find(name).is_none() => self.no_such(name),
+            Request::Start(_) | Request::Restart(_) | Request::PowerOff | Request::Reboot
+                if self.shutdown.is_some() =>
+            {
+                Response::Err("keel is shutting down".into())
+            }
+            Request::Start(n) => {
+                let s = self.find(&n).unwrap_or(SvcId(0));
+                self.want(s);
+                if self.svcs[s.0].phase.is_up() {
+                    Response::Ok(format!("{n} is already up"))
+                } else {
+                    Response::Ok(format!("starting {n}"))
+                }
+            }
+            Request::Restart(n) => {
+                let s = self.find(&n).unwrap_or(SvcId(0));
+                self.want(s);
+                let svc = &mut self.svcs[s.0];
+                match svc.phase {
+                    Phase::Starting { .. } | Phase::Up { .. } | Phase::Stopping { .. } => {
+                        svc.restart_requested = true;
+                        svc.note = "restarting by request".into();
+                    }
+                    Phase::Down | Phase::Delayed { .. } | Phase::GaveUp { .. } => {}
+                }
+                Response::Ok(format!("restarting {n}"))
+            }
+            Request::Stop(n) => {
+                let s = self.find(&n).unwrap_or(SvcId(0));
+                let mut all = vec![s];
+                all.extend(self.graph.dependents(s));
+                for d in all {
+                    let svc = &mut self.svcs[d.0];
+                    if svc.target == Target::Up {
+                        svc.target = Target::Down;
+                        svc.restart_requested = false;
+                        svc.note = if d == s {
+                            "stopped by request".into()
+                        } else {
+                            format!("stopped because it needs {n}, which was stopped by request")
+                        };
+                    }
+                }
+                Response::Ok(format!("stopping {n}"))
+            }
+            Request::Logs {
+                name,
+                lines,
+                follow,
+            } => {
+                let s = self.find(&name).unwrap_or(SvcId(0));
+                if follow && self.followers.len() >= MAX_FOLLOWERS {
+                    Response::Err(format!(
+                        "too many log followers (at most {MAX_FOLLOWERS}); close one and retry"
+                    ))
+                } else {
+                    if follow {
+                        self.followers.push((conn, s));
+                    }
+                    let ring = &self.logs[s.0];
+                    let n = lines.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+                    Response::Logs {
+                        dropped: ring.dropped(),
+                        lines: ring.tail(n),
+                    }
+                }
+            }
+            Request::PowerOff | Request::Reboot => {
+                let kind = if req == Request::Reboot {
+                    PowerKind::Reboot
+                } else {
+                    PowerKind::PowerOff
+                };
+                out.push(Action::Reply(
+                    conn,
+                    Response::Ok(format!("{kind} requested")),
+                ));
+                self.begin_shutdown(kind, out);
+                return;
+            }
+        };
+        let _ = now;
+        out.push(Action::Reply(conn, reply));
+    }
+
+    fn no_such(&self, n: &str) -> Response {
+        let names = self.cfg.iter().map(|c| c.name.as_str());
+        let hint = match crate::config::closest(n, names) {
+            Some(c) => format!("; did you mean {c}?"),
+            None => String::new(),
+        };
+        Response::Err(format!("no service named {n}{hint}"))
+    }
+
+    /// A start request: `s` and everything it needs are wanted again, failures forgotten.
+    fn want(&mut self, s: SvcId) {
+        let mut all = self.graph.requirements(s);
+        all.push(s);
+        for d in all {
+            let svc = &mut self.svcs[d.0];
+            svc.target = Target::Up;
+            if let Phase::GaveUp { .. } | Phase::Delayed { .. } = svc.phase {
+                svc.phase = Phase::Down;
+            }
+            if d == s {
+                svc.history.reset();
+            }
+            if svc.phase.is_quiet() {
+                svc.note.clear();
+            }
+        }
+    }
+
+    /// Which services may keep running (see state.rs), computed in forward order.
+    fn keep(&self) -> Vec<bool> {
+        let mut keep = vec![false; self.svcs.len()];
+        for &s in &self.graph.order {
+            let svc = &self.svcs[s.0];
+            keep[s.0] = svc.target == Target::Up
+                && !svc.restart_requested
+                && self.shutdown.is_none()
+                && self.graph.needs[s.0]
+                    .iter()
+                    .all(|n| keep[n.0] && self.svcs[n.0].phase.is_up());
+        }
+        keep
+    }
+
+    /// Services that cannot come up without a request: not wanted, given up, or needing
+    /// such a service. An `after` on them does not hold anything back.
+    fn blocked(&self) -> Vec<bool> {
+        let mut blocked = vec![false; self.svcs.len()];
+        for &s in &self.graph.order {
+            let svc = &self.svcs[s.0];
+            blocked[s.0] = svc.target == Target::Down
+                || matches!(svc.phase, Phase::GaveUp { retry_at: None })
+                || self.graph.needs[s.0].iter().any(|n| blocked[n.0]);
+        }
+        blocked
+    }
+
+    fn settle(&mut self, now: Mono, out: &mut Vec<Action>) {
+        // Each pass changes at least one phase; a bound keeps a bug from spinning PID 1.
+        for _ in 0..(4 * self.svcs.len() + 4) {
+            let keep = self.keep();
+            let blocked = self.blocked();
+            let mut changed = false;
+            for idx in (0..self.graph.order.len()).rev() {
+                let s = self.graph.order[idx];
+                changed |= self.try_stop(s, &keep, now, out);
+            }
+            for idx in 0..self.graph.order.len() {
+                let s = self.graph.order[idx];
+                changed |= self.try_start(s, &keep, &blocked, now, out);
+            }
+            if !changed {
+                break;
+            }
+        }
+        if let Some(kind) = self.shutdown
+            && !self.halted
+            && self.svcs.iter().all(|s| s.phase.is_quiet())
+        {
+            self.halted = true;
+            Self::note(out, "every service is stopped".into());
+            out.push(Action::Halt(kind));
+        }
+    }
+
+    /// Stops `s` if it may not keep running and nothing that must stop first is left.
+    fn try_stop(&mut self, s: SvcId, keep: &[bool], now: Mono, out: &mut Vec<Action>) -> bool {
+        let i = s.0;
+        if keep[i] {
+            return false;
+        }
+        let phase = self.svcs[i].phase;
+        match phase {
+            Phase::Delayed { .. } | Phase::GaveUp { .. } if self.svcs[i].target == Target::Down => {
+                self.svcs[i].phase = if matches!(phase, Phase::GaveUp { .. }) {
+                    Phase::GaveUp { retry_at: None }
+                } else {
+                    Phase::Down
+                };
+                return phase != self.svcs[i].phase;
+            }
+            Phase::Starting { pid: Some(_) } | Phase::Up { .. } => {}
+            Phase::Down
+            | Phase::Delayed { .. }
+            | Phase::GaveUp { .. }
+            | Phase::Starting { pid: None }
+            | Phase::Stopping { .. } => {
+                return false;
+            }
+        }
+        let mut first: Vec<SvcId> = self.graph.needed_by[i].clone();
+        if self.shutdown.is_some() {
+            first.extend(self.graph.before[i].iter().copied());
+        }
+        if !first.iter().all(|d| self.svcs[d.0].phase.is_quiet()) {
+            return false;
+        }
+        let why = self.stop_reason(s);
+        let c = &self.cfg[i];
+        let name = c.name.clone();
+        let svc = &mut self.svcs[i];
+        if !svc.restart_requested && svc.target == Target::Up {
+            svc.note = why.clone();
+        }
+        match phase.pid() {
+            None => {
+                svc.phase = Phase::Down;
+                svc.restart_requested = false;
+                Self::note(out, format!("{name} is down ({why})"));
+            }
+            Some(pid) => {
+                let sig = c.stop_signal;
+                let (kill_at, killed) = if sig == Sig::KILL {
+                    (now.plus(KILL_GRACE), true)
+                } else {
+                    (now.plus(c.stop_timeout), false)
+                };
+                svc.phase = Phase::Stopping {
+                    pid,
+                    kill_at,
+                    killed,
+                };
+                Self::note(out, format!("stopping {name} ({why})"));
+                out.push(Action::Kill { pid, sig });
+            }
+        }
+        true
+    }
+
+    fn stop_reason(&self, s: SvcId) -> String {
+        let svc = &self.svcs[s.0];
+        if self.shutdown.is_some() || svc.target == Target::Down {
+            return svc.note.clone();
+        }
+        if svc.restart_requested {
+            return "restarting by request".into();
+        }
+        // The first requirement, in forward order, that is the root of the trouble.
+        for n in self.graph.requirements(s) {
+            let need = &self.svcs[n.0];
+            if !need.phase.is_up() || need.restart_requested || need.target == Target::Down {
+                return format!("it needs {}, which {}", self.name(n), self.down_words(n));
+            }
+        }
+        "stopping".into()
+    }
+
+    fn down_words(&self, n: SvcId) -> &'static str {
+        let svc = &self.svcs[n.0];
+        match svc.phase {
+            Phase::GaveUp { .. } => "gave up",
+            Phase::Delayed { .. } => "failed",
+            Phase::Stopping { .. } if svc.restart_requested => "is restarting",
+            Phase::Stopping { .. } => "is stopping",
+            Phase::Up { .. } if svc.restart_requested => "is restarting",
+            Phase::Up { .. } | Phase::Starting { .. } if svc.target == Target::Down => {
+                "is stopping"
+            }
+            Phase::Up { .. } => "is going down",
+            Phase::Starting { .. } => "is not ready yet",
+            Phase::Down if svc.target == Target::Down => "is stopped",
+            Phase::Down => "is down",
+        }
+    }
+
+    /// Starts `s` if it is wanted, its timer is due, and its neighbours allow it.
+    fn try_start(
+        &mut self,
+        s: SvcId,
+        keep: &[bool],
+        blocked: &[bool],
+        now: Mono,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let i = s.0;
+        let svc = &self.svcs[i];
+        if svc.target != Target::Up || self.shutdown.is_some() || svc.restart_requested {
+            return false;
+        }
+        match svc.phase {
+            Phase::Down => {}
+            Phase::Delayed { until }
+            | Phase::GaveUp {
+                retry_at: Some(until),
+            } if until <= now => {}
+            Phase::Delayed { .. }
+            | Phase::GaveUp { .. }
+            | Phase::Starting { .. }
+            | Phase::Up { .. }
+            | Phase::Stopping { .. } => {
+                return false;
+            }
+        }
+        let needs_up = self.graph.needs[i]
+            .iter()
+            .all(|n| keep[n.0] && self.svcs[n.0].phase.is_up());
+        let after_settled = self.graph.after[i].iter().all(|a| {
+            let other = &self.svcs[a.0];
+            blocked[a.0] || other.phase.is_up() || matches!(other.phase, Phase::GaveUp { .. })
+        });
+        let dependents_down = self.graph.needed_by[i]
+            .iter()
+            .all(|d| self.svcs[d.0].phase.is_quiet());
+        if !(needs_up && after_settled && dependents_down) {
+            // A served backoff or slow retry turns into plain waiting, so no deadline in
+            // the past stays armed.
+            let svc = &mut self.svcs[i];
+            let served = match svc.phase {
+                Phase::Delayed { until }
+                | Phase::GaveUp {
+                    retry_at: Some(until),
+                } => until <= now,
+                Phase::Down
+                | Phase::GaveUp { retry_at: None }
+                | Phase::Starting { .. }
+                | Phase::Up { .. }
+                | Phase::Stopping { .. } => false,
+            };
+            if served {
+                svc.phase = Phase::Down;
+                return true;
+            }
+            return false;
+        }
+        let c = &self.cfg[i];
+        let spec = SpawnSpec {
+            name: c.name.clone(),
+            argv: c.exec.clone(),
+            env: c.env.clone(),
+            user: c.user.clone(),
+            group: c.group.clone(),
+            capabilities: c.capabilities.clone(),
+            console: c.console,
+            ready: c.ready,
+        };
+        let name = c.name.clone();
+        let svc = &mut self.svcs[i];
+        svc.phase = Phase::Starting { pid: None };
+        svc.starts = svc.starts.saturating_add(1);
+        svc.up_since = None;
+        svc.note.clear();
+        Self::note(out, format!("starting {name}"));
+        out.push(Action::Spawn(s, spec));
+        true
+    }
+
+    fn status_of(&self, s: SvcId) -> SvcStatus {
+        let svc = &self.svcs[s.0];
+        let c = &self.cfg[s.0];
+        let (state, why) = match svc.phase {
+            Phase::Down if svc.target == Target::Up && self.shutdown.is_none() => {
+                ("waiting", self.waiting_reason(s))
+            }
+            Phase::Down => ("down", svc.note.clone()),
+            Phase::Delayed { .. } => ("restarting", svc.note.clone()),
+            Phase::Starting { .. } if c.kind == Kind::Oneshot => ("running", String::new()),
+            Phase::Starting { .. } => {
+                let why = match c.ready {
+                    Ready::Notify => "waiting for READY=1".to_string(),
+                    Ready::Tcp(p) => format!("waiting for tcp port {p}"),
+                    Ready::Started | Ready::Exit => String::new(),
+                };
+                ("starting", why)
+            }
+            Phase::Up { pid: None } => ("done", String::new()),
+            Phase::Up { .. } => ("up", String::new()),
+            Phase::Stopping { .. } => ("stopping", svc.note.clone()),
+            Phase::GaveUp { .. } => ("gave-up", svc.note.clone()),
+        };
+        SvcStatus {
+            name: c.name.clone(),
+            state: state.into(),
+            pid: svc.phase.pid().map(|p| p.0),
+            ready_since: if svc.phase.is_up() {
+                svc.up_since
+            } else {
+                None
+            },
+            restarts: svc.starts.saturating_sub(1),
+            last_exit: svc.last_exit,
+            why,
+        }
+    }
+
+    fn waiting_reason(&self, s: SvcId) -> String {
+        for &n in &self.graph.needs[s.0] {
+            if !self.svcs[n.0].phase.is_up() {
+                return format!("waiting for {}, which {}", self.name(n), self.down_words(n));
+            }
+        }
+        for &a in &self.graph.after[s.0] {
+            if !self.svcs[a.0].phase.is_up()
+                && !matches!(self.svcs[a.0].phase, Phase::GaveUp { .. })
+            {
+                return format!("waiting for {} to settle (after)", self.name(a));
+            }
+        }
+        for &d in &self.graph.needed_by[s.0] {
+            if !self.svcs[d.0].phase.is_quiet() {
+                return format!("waiting for {} to stop", self.name(d));
+            }
+        }
+        String::new()
+    }
+}

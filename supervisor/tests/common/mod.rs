@@ -1,0 +1,242 @@
+//! A fake driver for the supervisor core: it carries out actions the way init/ does
+//! (spawns get sequential pids, kills are recorded) and turns script lines into events.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use supervisor::config::{self, ApplianceConfig};
+use supervisor::core::Supervisor;
+use supervisor::event::{Action, ConnId, Event};
+use supervisor::proto::{Request, Response};
+use supervisor::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
+
+pub struct Sim {
+    pub sup: Supervisor,
+    pub now: Mono,
+    next_pid: i32,
+    /// Children spawned and not yet reaped.
+    pub live: BTreeMap<Pid, SvcId>,
+    /// Every pid ever spawned.
+    pub spawned: Vec<Pid>,
+    /// Pids reaped so far.
+    pub reaped: Vec<Pid>,
+    pub fail_next_spawn: Vec<(SvcId, i32)>,
+    pub trace: Vec<String>,
+    /// Every action, with the time it came at, for property checks.
+    pub actions: Vec<(Mono, Action)>,
+    pub show_logs: bool,
+}
+
+pub fn parse_config(text: &str) -> ApplianceConfig {
+    match config::parse(text, "test.toml") {
+        Ok(c) => c,
+        Err(d) => panic!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+impl Sim {
+    pub fn new(cfg: &ApplianceConfig) -> Sim {
+        Sim {
+            sup: Supervisor::with_seed(cfg, 42),
+            now: Mono(0),
+            next_pid: 100,
+            live: BTreeMap::new(),
+            spawned: Vec::new(),
+            reaped: Vec::new(),
+            fail_next_spawn: Vec::new(),
+            trace: Vec::new(),
+            actions: Vec::new(),
+            show_logs: false,
+        }
+    }
+
+    pub fn id(&self, name: &str) -> SvcId {
+        self.sup
+            .find(name)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    pub fn name(&self, s: SvcId) -> String {
+        self.sup
+            .config(s)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn pid_of(&self, name: &str) -> Option<Pid> {
+        let s = self.id(name);
+        self.live
+            .iter()
+            .rev()
+            .find(|(_, v)| **v == s)
+            .map(|(p, _)| *p)
+    }
+
+    fn say(&mut self, line: String) {
+        self.trace.push(format!("{} {line}", self.now));
+    }
+
+    /// Feeds one event and carries out what comes back, including the spawn reports.
+    pub fn event(&mut self, ev: Event) {
+        let mut queue = vec![ev];
+        while !queue.is_empty() {
+            let ev = queue.remove(0);
+            let mut out = Vec::new();
+            self.sup.handle(ev, self.now, &mut out);
+            for a in out {
+                self.actions.push((self.now, a.clone()));
+                match a {
+                    Action::Spawn(s, spec) => {
+                        if let Some(i) = self.fail_next_spawn.iter().position(|(f, _)| *f == s) {
+                            let (_, errno) = self.fail_next_spawn.remove(i);
+                            self.say(format!("spawn {} failed errno={errno}", spec.name));
+                            queue.push(Event::SpawnFailed { svc: s, errno });
+                        } else {
+                            let pid = Pid(self.next_pid);
+                            self.next_pid += 1;
+                            self.live.insert(pid, s);
+                            self.spawned.push(pid);
+                            self.say(format!("spawn {} pid={pid}", spec.name));
+                            queue.push(Event::Spawned { svc: s, pid });
+                        }
+                    }
+                    Action::Kill { pid, sig } => {
+                        let name = self
+                            .live
+                            .get(&pid)
+                            .map(|s| self.name(*s))
+                            .unwrap_or_else(|| "?".into());
+                        self.say(format!("kill {name} pid={pid} {sig}"));
+                    }
+                    Action::Reply(_, r) => {
+                        let text = match r {
+                            Response::Ok(t) => format!("ok {t}"),
+                            Response::Err(t) => format!("err {t}"),
+                            Response::Line(t) => format!("line {t}"),
+                            Response::Logs { dropped, lines } => {
+                                format!("logs dropped={dropped} {lines:?}")
+                            }
+                            Response::Status(rows) => format!("status {} rows", rows.len()),
+                        };
+                        self.say(format!("reply {text}"));
+                    }
+                    Action::Log(r) => {
+                        if self.show_logs {
+                            self.say(format!("log {r}"));
+                        }
+                    }
+                    Action::Emergency(why) => self.say(format!("emergency {why}")),
+                    Action::Halt(kind) => self.say(format!("halt {kind}")),
+                }
+            }
+        }
+    }
+
+    /// Moves time forward, waking the core at every deadline on the way.
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now.plus(d);
+        while let Some(t) = self.sup.next_deadline() {
+            if t > end {
+                break;
+            }
+            assert!(t >= self.now, "deadline {t} is in the past at {}", self.now);
+            self.now = t;
+            self.event(Event::Deadline);
+        }
+        self.now = end;
+    }
+
+    pub fn exit(&mut self, pid: Pid, status: WaitStatus) {
+        self.live.remove(&pid);
+        self.reaped.push(pid);
+        self.event(Event::Exited { pid, status });
+    }
+
+    /// Runs one script line.
+    pub fn line(&mut self, line: &str) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let arg = |k: &str| -> Option<i32> {
+            words.iter().find_map(|w| {
+                w.strip_prefix(k)
+                    .and_then(|v| v.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+            })
+        };
+        match words.as_slice() {
+            [] => {}
+            ["advance", d] => self
+                .advance(config::parse_duration(d).unwrap_or_else(|| panic!("bad duration {d}"))),
+            ["exit", name, ..] => {
+                let pid = self
+                    .pid_of(name)
+                    .unwrap_or_else(|| panic!("{name} has no live process at {line:?}"));
+                let status = match (arg("code"), arg("signal")) {
+                    (_, Some(s)) => WaitStatus::Signaled(Sig(s as u8)),
+                    (c, None) => WaitStatus::Exited(c.unwrap_or(0)),
+                };
+                self.exit(pid, status);
+            }
+            ["ready", name] => {
+                let s = self.id(name);
+                self.event(Event::Ready(s));
+            }
+            ["failspawn", name, ..] => {
+                let s = self.id(name);
+                self.fail_next_spawn.push((s, arg("errno").unwrap_or(2)));
+            }
+            ["output", name, rest @ ..] => {
+                let s = self.id(name);
+                self.event(Event::Output {
+                    svc: s,
+                    data: format!("{}\n", rest.join(" ")).into_bytes(),
+                });
+            }
+            ["start", name] => {
+                self.event(Event::Control(ConnId(1), Request::Start(name.to_string())))
+            }
+            ["stop", name] => {
+                self.event(Event::Control(ConnId(1), Request::Stop(name.to_string())))
+            }
+            ["restart", name] => self.event(Event::Control(
+                ConnId(1),
+                Request::Restart(name.to_string()),
+            )),
+            ["logs", name, n] => self.event(Event::Control(
+                ConnId(1),
+                Request::Logs {
+                    name: name.to_string(),
+                    lines: n.parse().ok(),
+                    follow: false,
+                },
+            )),
+            ["shutdown", kind] => {
+                let kind = match *kind {
+                    "poweroff" => PowerKind::PowerOff,
+                    "reboot" => PowerKind::Reboot,
+                    _ => PowerKind::Halt,
+                };
+                self.event(Event::Shutdown(kind));
+            }
+            ["status", name] => {
+                let s = self.id(name);
+                let st = &self.sup.status()[s.0];
+                let why = if st.why.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", st.why)
+                };
+                let line = format!("status {name}: {}{why}", st.state);
+                self.say(line);
+            }
+            ["logs-on"] => self.show_logs = true,
+            _ => panic!("unknown script line {line:?}"),
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! Scenario tests of the supervisor core: a config, a script of events, and the exact
+//! trace of actions that must come out (dinit's tests.cc and proctests.cc, as data).
+
+mod common;
+
+use common::{Sim, parse_config};
+
+/// Runs `script` (one command per line) against `config` and compares the trace
+/// (`TIME ACTION` lines; the initial boot step is the first event) with `expected`.
+fn check(config: &str, script: &str, expected: &str) {
+    let cfg = parse_config(config);
+    let mut sim = Sim::new(&cfg);
+    sim.event(supervisor::event::Event::Deadline);
+    for line in script
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        sim.line(line);
+    }
+    let got = sim.trace.join("\n");
+    let want: Vec<&str> = expected
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let want = want.join("\n");
+    if got != want {
+        panic!("trace differs\n--- expected\n{want}\n--- got\n{got}\n");
+    }
+}
+
+/// net <- dhcp <- sshd, no jitter so delays are exact.
+const CHAIN: &str = r#"
+[services.net]
+exec = ["/net"]
+ready = "notify"
+backoff = { jitter = 0 }
+[services.dhcp]
+exec = ["/dhcp"]
+needs = ["net"]
+backoff = { jitter = 0 }
+[services.sshd]
+exec = ["/sshd"]
+needs = ["dhcp"]
+stop_timeout = "2s"
+backoff = { jitter = 0 }
+"#;
+
+/// A oneshot and two independent branches joined by `app`.
+const DIAMOND: &str = r#"
+[services.keys]
+exec = ["/keys"]
+kind = "oneshot"
+restart = "on-failure"
+backoff = { jitter = 0 }
+[services.net]
+exec = ["/net"]
+backoff = { jitter = 0 }
+[services.app]
+exec = ["/app"]
+needs = ["keys", "net"]
+backoff = { jitter = 0 }
+[services.log]
+exec = ["/log"]
+after = ["app"]
+"#;
+
+#[test]
+fn chain_starts_in_order_and_stops_in_reverse() {
+    check(
+        CHAIN,
+        "
+        ready net
+        status sshd
+        stop net
+        status dhcp
+        exit sshd signal=15
+        exit dhcp signal=15
+        exit net signal=15
+        status sshd
+        start sshd
+        ready net
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 status sshd: up
+        0.000 reply ok stopping net
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 status dhcp: up
+        0.000 kill dhcp pid=101 SIGTERM
+        0.000 kill net pid=100 SIGTERM
+        0.000 status sshd: down (stopped because it needs net, which was stopped by request)
+        0.000 reply ok starting sshd
+        0.000 spawn net pid=103
+        0.000 spawn dhcp pid=104
+        0.000 spawn sshd pid=105
+        ",
+    );
+}
+
+#[test]
+fn restart_after_the_backoff_delay() {
+    check(
+        CHAIN,
+        "
+        ready net
+        exit sshd code=1
+        status sshd
+        advance 199ms
+        advance 1ms
+        exit sshd code=1
+        advance 400ms
+        status sshd
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 status sshd: restarting (exit code 1; restarting in 200ms)
+        0.200 spawn sshd pid=103
+        0.600 spawn sshd pid=104
+        0.600 status sshd: up
+        ",
+    );
+}
+
+#[test]
+fn restart_storm_ends_in_give_up_and_dependents_stay_down() {
+    check(
+        CHAIN,
+        "
+        ready net
+        exit net code=1
+        exit sshd signal=15
+        exit dhcp signal=15
+        advance 200ms
+        exit net code=1
+        advance 400ms
+        exit net code=1
+        advance 800ms
+        exit net code=1
+        advance 1600ms
+        exit net code=1
+        status net
+        status dhcp
+        advance 5m
+        ready net
+        status sshd
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 kill dhcp pid=101 SIGTERM
+        0.200 spawn net pid=103
+        0.600 spawn net pid=104
+        1.400 spawn net pid=105
+        3.000 spawn net pid=106
+        3.000 status net: gave-up (exit code 1; gave up after 5 failures within 60s; retrying in 300s)
+        3.000 status dhcp: waiting (waiting for net, which gave up)
+        303.000 spawn net pid=107
+        303.000 spawn dhcp pid=108
+        303.000 spawn sshd pid=109
+        303.000 status sshd: up
+        ",
+    );
+}
+
+#[test]
+fn dependents_restart_in_order_after_a_crash() {
+    check(
+        CHAIN,
+        "
+        ready net
+        exit net signal=9
+        advance 1s
+        exit sshd signal=15
+        exit dhcp signal=15
+        advance 1s
+        ready net
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 kill sshd pid=102 SIGTERM
+        1.000 kill dhcp pid=101 SIGTERM
+        1.000 spawn net pid=103
+        2.000 spawn dhcp pid=104
+        2.000 spawn sshd pid=105
+        ",
+    );
+}
+
+#[test]
+fn stop_timeout_escalates_to_sigkill() {
+    check(
+        CHAIN,
+        "
+        ready net
+        exit dhcp code=3
+        advance 2s
+        exit sshd signal=9
+        advance 200ms
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 kill sshd pid=102 SIGTERM
+        2.000 kill sshd pid=102 SIGKILL
+        2.000 spawn dhcp pid=103
+        2.000 spawn sshd pid=104
+        ",
+    );
+}
+
+#[test]
+fn stop_during_start() {
+    check(
+        CHAIN,
+        "
+        stop net
+        status net
+        exit net signal=15
+        status sshd
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 reply ok stopping net
+        0.000 kill net pid=100 SIGTERM
+        0.000 status net: stopping (stopped by request)
+        0.000 status sshd: down (stopped because it needs net, which was stopped by request)
+        ",
+    );
+}
+
+#[test]
+fn crash_during_cascade() {
+    check(
+        CHAIN,
+        "
+        ready net
+        exit net code=1
+        exit dhcp code=1
+        status dhcp
+        exit sshd signal=15
+        advance 200ms
+        ready net
+        status dhcp
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 status dhcp: waiting (waiting for net, which failed)
+        0.200 spawn net pid=103
+        0.200 spawn dhcp pid=104
+        0.200 spawn sshd pid=105
+        0.200 status dhcp: up
+        ",
+    );
+}
+
+#[test]
+fn shutdown_stops_in_reverse_order_then_halts() {
+    check(
+        DIAMOND,
+        "
+        exit keys code=0
+        status app
+        shutdown reboot
+        exit log signal=15
+        exit app signal=15
+        exit net signal=15
+        ",
+        "
+        0.000 spawn keys pid=100
+        0.000 spawn net pid=101
+        0.000 spawn app pid=102
+        0.000 spawn log pid=103
+        0.000 status app: up
+        0.000 kill log pid=103 SIGTERM
+        0.000 kill app pid=102 SIGTERM
+        0.000 kill net pid=101 SIGTERM
+        0.000 halt reboot
+        ",
+    );
+}
+
+#[test]
+fn oneshot_failure_is_retried_and_app_waits() {
+    check(
+        DIAMOND,
+        "
+        exit keys code=1
+        status app
+        advance 200ms
+        exit keys code=0
+        ",
+        "
+        0.000 spawn keys pid=100
+        0.000 spawn net pid=101
+        0.000 status app: waiting (waiting for keys, which failed)
+        0.200 spawn keys pid=102
+        0.200 spawn app pid=103
+        0.200 spawn log pid=104
+        ",
+    );
+}
+
+#[test]
+fn manual_restart_of_a_dependency_brings_dependents_back() {
+    check(
+        CHAIN,
+        "
+        ready net
+        restart net
+        exit sshd signal=15
+        exit dhcp signal=15
+        exit net signal=15
+        ready net
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 reply ok restarting net
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 kill dhcp pid=101 SIGTERM
+        0.000 kill net pid=100 SIGTERM
+        0.000 spawn net pid=103
+        0.000 spawn dhcp pid=104
+        0.000 spawn sshd pid=105
+        ",
+    );
+}
+
+#[test]
+fn spawn_failure_is_a_failure_with_backoff() {
+    check(
+        CHAIN,
+        "
+        ready net
+        exit net code=1
+        failspawn net errno=2
+        status net
+        exit sshd signal=15
+        exit dhcp signal=15
+        advance 200ms
+        status net
+        advance 400ms
+        ready net
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 status net: restarting (exit code 1; restarting in 200ms)
+        0.000 kill dhcp pid=101 SIGTERM
+        0.200 spawn net failed errno=2
+        0.200 status net: restarting (spawn failed with errno 2; restarting in 400ms)
+        0.600 spawn net pid=103
+        0.600 spawn dhcp pid=104
+        0.600 spawn sshd pid=105
+        ",
+    );
+}
+
+#[test]
+fn unknown_names_and_bad_requests_get_errors() {
+    check(
+        CHAIN,
+        "
+        start nett
+        logs sshd 5
+        output sshd hello world
+        logs sshd 5
+        shutdown halt
+        start net
+        exit net signal=15
+        ",
+        r#"
+        0.000 spawn net pid=100
+        0.000 reply err no service named nett; did you mean net?
+        0.000 reply logs dropped=0 []
+        0.000 reply logs dropped=0 ["hello world"]
+        0.000 kill net pid=100 SIGTERM
+        0.000 reply err keel is shutting down
+        0.000 halt halt
+        "#,
+    );
+}
