@@ -8,8 +8,9 @@
 //!
 //! - Each `ip=` names its interface by device name, by MAC, or not at all; values for the same
 //!   interface merge as the kernel merges several `ip=`: a later value overwrites the fields it
-//!   sets, and a lone `off`/`none` switches that interface off. Values for different
-//!   interfaces are different interfaces (dracut).
+//!   sets, and a lone `off`/`none` switches that interface off. An IPv6 client address is a
+//!   field of its own (the kernel has none), so `ip=<v4>...:eth0:none ip=[<v6>]...:eth0:none`
+//!   gives eth0 both. Values for different interfaces are different interfaces (dracut).
 //! - No `ip=` that parses means DHCP on the first ethernet interface. An interface that names
 //!   neither a device nor a MAC is "the first ethernet interface": [`Selector::FirstEthernet`],
 //!   `"name":null,"mac":null` in JSON. The applier picks the first link, in ifindex order,
@@ -129,40 +130,72 @@ fn target(cfg: &IpConfig) -> Target {
     }
 }
 
-/// Merges a later `ip=` into an earlier one for the same interface, as the kernel does.
-fn merge(old: &mut IpConfig, new: &IpConfig) {
-    if new.lone {
-        if new.autoconf == Some(Autoconf::Off) {
-            *old = IpConfig {
-                device: old.device.take(),
-                mac: old.mac,
-                ..new.clone()
-            };
-        } else {
-            old.autoconf = new.autoconf;
+/// The `ip=` values for one interface, merged. The kernel has one client address field,
+/// for IPv4; an IPv6 client address (dracut) is a field of its own, so an IPv4 and an IPv6
+/// `ip=` for the same interface give it both addresses.
+struct Merged {
+    target: Target,
+    cfg: IpConfig,
+    v4: Option<Cidr>,
+    v6: Option<Cidr>,
+}
+
+impl Merged {
+    fn new(target: Target, cfg: &IpConfig) -> Merged {
+        let mut m = Merged {
+            target,
+            cfg: IpConfig::default(),
+            v4: None,
+            v6: None,
+        };
+        m.merge(cfg);
+        m
+    }
+
+    /// Merges a later `ip=` for the same interface, as the kernel does: the later value
+    /// overwrites the fields it sets, and a lone `off`/`none` switches the interface off.
+    fn merge(&mut self, new: &IpConfig) {
+        let old = &mut self.cfg;
+        if new.lone {
+            if new.autoconf == Some(Autoconf::Off) {
+                *old = IpConfig {
+                    device: old.device.take(),
+                    mac: old.mac,
+                    ..new.clone()
+                };
+                self.v4 = None;
+                self.v6 = None;
+            } else {
+                old.autoconf = new.autoconf;
+            }
+            return;
         }
-        return;
+        macro_rules! take {
+            ($($f:ident),*) => { $( if new.$f.is_some() { old.$f = new.$f.clone(); } )* };
+        }
+        take!(
+            client, server, gateway, gateway6, hostname, domain, device, autoconf, ntp, mtu, mac
+        );
+        if !new.dns.is_empty() {
+            old.dns = new.dns.clone();
+        }
+        old.lone = false;
+        match new.client {
+            Some(c) if c.addr.is_ipv4() => self.v4 = Some(c),
+            Some(c) => self.v6 = Some(c),
+            None => {}
+        }
     }
-    macro_rules! take {
-        ($($f:ident),*) => { $( if new.$f.is_some() { old.$f = new.$f.clone(); } )* };
-    }
-    take!(
-        client, server, gateway, gateway6, hostname, domain, device, autoconf, ntp, mtu, mac
-    );
-    if !new.dns.is_empty() {
-        old.dns = new.dns.clone();
-    }
-    old.lone = false;
 }
 
 /// Builds the plan from a parsed command line; `warnings` are the command line's own.
 pub fn from_cmdline(c: &Cmdline, mut warnings: Vec<String>) -> Plan {
-    let mut merged: Vec<(Target, IpConfig)> = Vec::new();
+    let mut merged: Vec<Merged> = Vec::new();
     for (_, cfg) in &c.ip {
         let t = target(cfg);
-        match merged.iter_mut().find(|(old, _)| *old == t) {
-            Some((_, old)) => merge(old, cfg),
-            None => merged.push((t, cfg.clone())),
+        match merged.iter_mut().find(|m| m.target == t) {
+            Some(m) => m.merge(cfg),
+            None => merged.push(Merged::new(t, cfg)),
         }
     }
 
@@ -170,7 +203,8 @@ pub fn from_cmdline(c: &Cmdline, mut warnings: Vec<String>) -> Plan {
     let mut dns = Vec::new();
     let mut ntp = Vec::new();
     let mut interfaces = Vec::new();
-    for (_, cfg) in &merged {
+    for m in &merged {
+        let cfg = &m.cfg;
         let method = cfg.method();
         let mac = cfg.mac.or_else(|| {
             let name = cfg.device.as_deref()?;
@@ -184,7 +218,7 @@ pub fn from_cmdline(c: &Cmdline, mut warnings: Vec<String>) -> Plan {
             name: cfg.device.clone(),
             mac,
             method,
-            addresses: cfg.client.into_iter().collect(),
+            addresses: m.v4.into_iter().chain(m.v6).collect(),
             gateway: None,
             gateway6: None,
             mtu: cfg.mtu,

@@ -364,10 +364,15 @@ fn plan_vectors() {
             "ip=[2001:db8::2]::[2001:db8::1]:64:v6host:eth0:none",
             "interface eth0: static 2001:db8::2/64 gateway6 2001:db8::1\nhostname v6host\n",
         ),
-        // Dual stack on one interface by two ip=: the later address wins, as in the kernel.
+        // Dual stack on one interface by two ip=: IPv6 is a field of its own.
         (
-            "ip=10.0.0.2:::24::eth0:none ip=[2001:db8::2]:::64::eth0:none",
-            "interface eth0: static 2001:db8::2/64\n",
+            "ip=10.0.0.2::10.0.0.1:24::eth0:none ip=[2001:db8::2]::[2001:db8::1]:64::eth0:none",
+            "interface eth0: static 10.0.0.2/24 2001:db8::2/64 gateway 10.0.0.1 gateway6 2001:db8::1\n",
+        ),
+        // Two IPv4 addresses for one interface: the later wins (kernel).
+        (
+            "ip=10.0.0.2:::24::eth0:none ip=10.0.0.3:::24::eth0:none",
+            "interface eth0: static 10.0.0.3/24\n",
         ),
         // MTU and MAC.
         ("ip=eth0:dhcp:9000", "interface eth0: dhcp mtu 9000\n"),
