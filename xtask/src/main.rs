@@ -6,7 +6,10 @@
 #![allow(clippy::disallowed_methods)] // xtask is a host tool: it may wait on its children.
 
 mod boot;
+mod cpio;
+mod elf;
 mod image;
+mod kernel;
 mod prereq;
 mod test;
 mod util;
@@ -18,6 +21,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   image [--ssh-key FILE]...   build keel and target/keel/initramfs.cpio(.gz) + manifest.txt
+  kernel [--src DIR] [--initramfs FILE] [--check]
+                              build target/keel/bzImage, the kernel with the initramfs inside
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
   test                        run every test: unit, integration and VM
 
@@ -32,6 +37,7 @@ fn main() {
     let cmd = args.remove(0);
     let result: Result<()> = match cmd.as_str() {
         "image" => image::run(args),
+        "kernel" => kernel::run(args),
         "boot" => boot::run(args),
         "test" => test::run(args),
         other => {
