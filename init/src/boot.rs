@@ -75,7 +75,17 @@ pub struct Booted {
     pub fatal: Option<String>,
     /// `keel.debug` was on the kernel command line.
     pub debug: bool,
+    /// `keel.test_panic` was on the kernel command line (see `TEST_PANIC`).
+    pub test_panic: bool,
 }
+
+/// Kernel command-line words that ask for the emergency shell instead of a normal boot.
+pub const EMERGENCY_WORDS: [&str; 3] = ["emergency", "rescue", "keel.emergency"];
+
+/// A test hook: with this word on the kernel command line, the main loop panics once
+/// after the console shell started, so VM tests can check that a panic in PID 1 ends in
+/// the emergency shell and not in a kernel panic.
+pub const TEST_PANIC: &str = "keel.test_panic";
 
 /// Runs the boot sequence. Never fails: a fatal problem is reported in `Booted::fatal`.
 pub fn boot<S: Sys>(sys: &mut S) -> Booted {
@@ -100,7 +110,15 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     }
 
     let cmdline = sys.read_file("/proc/cmdline").unwrap_or_default();
-    let debug = cmdline.split_whitespace().any(|w| w == "keel.debug");
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    let debug = words.contains(&"keel.debug");
+    let test_panic = words.contains(&TEST_PANIC);
+    if let Some(word) = words.iter().find(|w| EMERGENCY_WORDS.contains(w)) {
+        fail(
+            &mut fatal,
+            format!("emergency shell requested on the kernel command line ({word})"),
+        );
+    }
 
     let consoles = match sys.read_file(consoles::ACTIVE_PATH) {
         Ok(text) => consoles::parse_active(&text),
@@ -189,6 +207,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         config,
         fatal,
         debug,
+        test_panic,
     }
 }
 
@@ -778,6 +797,28 @@ kernel/drivers/input/evdev.ko:
         let b = boot(&mut f);
         assert_eq!(b.consoles.primary_path(), "/dev/console");
         f.index("use_consoles console");
+    }
+
+    #[test]
+    fn emergency_on_the_command_line() {
+        for word in EMERGENCY_WORDS {
+            let mut f = Fake::new();
+            f.file("/proc/cmdline", &format!("console=ttyS0 {word}\n"));
+            let b = boot(&mut f);
+            assert_eq!(
+                b.fatal,
+                Some(format!(
+                    "emergency shell requested on the kernel command line ({word})"
+                ))
+            );
+            f.index("set_hostname box");
+        }
+        let mut f = Fake::new();
+        f.file(
+            "/proc/cmdline",
+            "console=ttyS0 keel.emergency_timeout=5 rescued\n",
+        );
+        assert_eq!(boot(&mut f).fatal, None);
     }
 
     #[test]

@@ -252,6 +252,13 @@ impl Lifecycle {
         match &mut self.shutdown {
             None => {
                 out.push(Action::Log(Level::Info, kind.verb().to_string()));
+                if let Shell::Running { pid, .. } = self.shell {
+                    // An interactive shell ignores SIGTERM; a hangup ends its session.
+                    out.push(Action::Kill {
+                        pid: -pid,
+                        sig: Signal::SIGHUP,
+                    });
+                }
                 self.shell = Shell::Done;
                 self.shutdown = Some(Shutdown {
                     kind,
@@ -259,6 +266,8 @@ impl Lifecycle {
                     deadline: now.plus_ms(TERM_GRACE_MS),
                 });
                 out.push(Action::KillAll(Signal::SIGTERM));
+                // A stopped process only acts on SIGTERM once it runs again.
+                out.push(Action::KillAll(Signal::SIGCONT));
             }
             Some(s) if kind == PowerKind::PowerOff && s.kind != PowerKind::PowerOff => {
                 out.push(Action::Log(
@@ -363,6 +372,7 @@ impl Lifecycle {
                     Level::Info,
                     format!("emergency shell (pid {pid}) exited with code {code}"),
                 ));
+                self.shell = Shell::Done;
                 self.request(PowerKind::Reboot, now, out);
             }
         }
@@ -553,7 +563,14 @@ mod tests {
             ms(10),
         );
         assert!(logs(&out).contains(&"rebooting".to_string()), "{out:?}");
-        assert_eq!(non_logs(&out), vec![Action::KillAll(Signal::SIGTERM)]);
+        // The emergency shell is gone: no hangup for it, only the rest get TERM and CONT.
+        assert_eq!(
+            non_logs(&out),
+            vec![
+                Action::KillAll(Signal::SIGTERM),
+                Action::KillAll(Signal::SIGCONT)
+            ]
+        );
         assert_eq!(
             lc.handle(Event::NoChildren, ms(20)),
             vec![
@@ -571,7 +588,13 @@ mod tests {
             out,
             vec![
                 Action::Log(Level::Info, "powering off".into()),
-                Action::KillAll(Signal::SIGTERM)
+                // An interactive shell ignores SIGTERM: its session is hung up first.
+                Action::Kill {
+                    pid: -10,
+                    sig: Signal::SIGHUP
+                },
+                Action::KillAll(Signal::SIGTERM),
+                Action::KillAll(Signal::SIGCONT)
             ]
         );
         assert_eq!(lc.next_deadline(), Some(ms(1000 + TERM_GRACE_MS)));

@@ -30,6 +30,17 @@ struct Sink {
     dropped: u64,
 }
 
+impl Sink {
+    fn open(name: &str) -> Result<Sink, nix::errno::Errno> {
+        let fd = console::open_log_target(&format!("/dev/{name}"))?;
+        Ok(Sink {
+            name: name.to_string(),
+            fd,
+            dropped: 0,
+        })
+    }
+}
+
 struct Logger {
     consoles: Vec<Sink>,
     kmsg: Option<OwnedFd>,
@@ -171,8 +182,19 @@ impl Logger {
 }
 
 /// Writes a whole line with one write(2); false if it would block or was cut short.
-fn write_all_or_drop(sink: &Sink, line: &str) -> bool {
-    matches!(console::write_once(&sink.fd, line.as_bytes()), Ok(n) if n == line.len())
+///
+/// When the session that had this tty as its controlling terminal ends (a shell exits),
+/// the kernel hangs the tty up and every open fd on it returns EIO from then on; the
+/// console is then opened again and the write tried once more.
+fn write_all_or_drop(sink: &mut Sink, line: &str) -> bool {
+    let mut result = console::write_once(&sink.fd, line.as_bytes());
+    if result == Err(nix::errno::Errno::EIO)
+        && let Ok(fresh) = Sink::open(&sink.name)
+    {
+        sink.fd = fresh.fd;
+        result = console::write_once(&sink.fd, line.as_bytes());
+    }
+    matches!(result, Ok(n) if n == line.len())
 }
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ pub fn main() -> ! {
                 config: None,
                 fatal: Some(format!("{} during boot", last_panic())),
                 debug: false,
+                test_panic: false,
             }
         }
     };

@@ -65,6 +65,8 @@ pub struct Driver {
     tty: String,
     /// Set once reboot(2) has failed for every mode: keel then only reaps, forever.
     stuck: bool,
+    /// `keel.test_panic`: panic once in the next round (a test hook, see `boot::TEST_PANIC`).
+    test_panic: bool,
 }
 
 impl Driver {
@@ -90,6 +92,7 @@ impl Driver {
             lc,
             tty,
             stuck: false,
+            test_panic: booted.test_panic,
         };
         d.carry_out(first);
         d
@@ -106,6 +109,13 @@ impl Driver {
     /// Runs one round of the loop: wait for a signal or the next deadline, then handle
     /// everything that is due. Never blocks past the nearest deadline.
     pub fn step(&mut self) {
+        if self.test_panic {
+            self.test_panic = false;
+            panic!(
+                "deliberate panic requested by {} on the kernel command line",
+                crate::boot::TEST_PANIC
+            );
+        }
         let timeout = match (self.stuck, self.lc.next_deadline()) {
             (true, _) | (false, None) => PollTimeout::NONE,
             (false, Some(at)) => {
