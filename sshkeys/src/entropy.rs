@@ -128,17 +128,19 @@ impl fmt::Display for Warning {
 /// The final line: the CRNG is ready, after how long, and what entropy_avail said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// How long the waiter waited; zero when the CRNG was ready at the first look.
+    /// How long the waiter waited (the time the first look itself took when `at_once`).
     pub waited: Duration,
     /// What entropy_avail said when readiness was seen.
     pub entropy_avail: Option<u32>,
     /// How many warnings were given on the way.
     pub warnings: u32,
+    /// The CRNG was ready at the first look: nothing waited.
+    pub at_once: bool,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.waited.is_zero() {
+        if self.at_once {
             write!(
                 f,
                 "kernel crng ready at once ({})",
@@ -179,6 +181,7 @@ pub struct Waiter {
     next_warn: Duration,
     warn_every: Duration,
     warnings: u32,
+    looks: u32,
 }
 
 impl Waiter {
@@ -195,17 +198,21 @@ impl Waiter {
             next_warn: now.saturating_add(warn_every),
             warn_every,
             warnings: 0,
+            looks: 0,
         }
     }
 
     /// Takes one reading made at `now` and decides the next step.
     pub fn step(&mut self, now: Duration, ready: bool, entropy_avail: Option<u32>) -> Step {
         let waited = now.saturating_sub(self.start);
+        let at_once = self.looks == 0;
+        self.looks = self.looks.saturating_add(1);
         if ready {
             return Step::Ready(Report {
                 waited,
                 entropy_avail,
                 warnings: self.warnings,
+                at_once,
             });
         }
         let mut warn = None;
@@ -308,6 +315,23 @@ mod tests {
         assert_eq!(
             report.to_string(),
             "kernel crng ready at once (entropy_avail 256)"
+        );
+        // The time the first look itself took does not turn "at once" into a wait.
+        let mut w = Waiter::new(ms(1000));
+        let Step::Ready(report) = w.step(ms(1003), true, None) else {
+            panic!("expected ready")
+        };
+        assert!(report.at_once);
+        assert_eq!(report.waited, ms(3));
+        // A first look that says not ready means the report says how long it waited.
+        let mut w = Waiter::new(ms(1000));
+        assert!(matches!(w.step(ms(1000), false, None), Step::Wait { .. }));
+        let Step::Ready(report) = w.step(ms(1250), true, Some(256)) else {
+            panic!("expected ready")
+        };
+        assert_eq!(
+            report.to_string(),
+            "kernel crng ready after waiting 0.250s (entropy_avail 256)"
         );
     }
 
@@ -453,7 +477,8 @@ mod tests {
             Ok(Report {
                 waited: ms(12_500),
                 entropy_avail: Some(145),
-                warnings: 2
+                warnings: 2,
+                at_once: false,
             })
         );
         assert_eq!(
