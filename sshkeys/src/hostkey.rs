@@ -22,6 +22,12 @@ pub enum KeyError {
     /// getrandom(2) failed for another reason.
     #[error("cannot read 32 random bytes from the kernel: {0}")]
     Random(#[source] std::io::Error),
+    /// The file is empty (a write that never completed, or a truncated file).
+    #[error("the file is empty")]
+    Empty,
+    /// The file is not in the OpenSSH private key format at all.
+    #[error("the file does not start with {PEM_BEGIN}")]
+    NotOpenssh,
     /// The text is not an OpenSSH private key this crate can use.
     #[error("not a usable openssh private key: {0}")]
     Parse(#[source] ssh_key::Error),
@@ -73,6 +79,13 @@ impl HostKey {
     /// Reads an OpenSSH private key file's text, accepting only an unencrypted ED25519 key
     /// whose public half matches its private half.
     pub fn from_openssh(text: &[u8]) -> Result<Self, KeyError> {
+        let start = text.iter().position(|b| !b.is_ascii_whitespace());
+        let Some(start) = start else {
+            return Err(KeyError::Empty);
+        };
+        if !text[start..].starts_with(PEM_BEGIN.as_bytes()) {
+            return Err(KeyError::NotOpenssh);
+        }
         let key = PrivateKey::from_openssh(text).map_err(KeyError::Parse)?;
         if key.is_encrypted() {
             return Err(KeyError::Encrypted);
@@ -139,6 +152,9 @@ impl HostKey {
         format!("{}\n{}\n", self.fingerprint_line(), self.randomart())
     }
 }
+
+/// The first line of an OpenSSH private key file.
+pub const PEM_BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
 
 /// ssh-keygen's name for the key type in `-l` output and the randomart title.
 const TYPE_NAME: &str = "ED25519";
@@ -226,17 +242,19 @@ mod tests {
 
     #[test]
     fn rejects_garbage_truncated_and_tampered_keys() -> Result<(), KeyError> {
-        assert!(matches!(
-            HostKey::from_openssh(b"hello"),
-            Err(KeyError::Parse(_))
-        ));
-        assert!(matches!(
-            HostKey::from_openssh(b""),
-            Err(KeyError::Parse(_))
-        ));
+        let refused = |text: &[u8]| HostKey::from_openssh(text).err().map(|e| e.to_string());
+        let not_openssh = Some(format!("the file does not start with {PEM_BEGIN}"));
+        assert_eq!(refused(b"hello"), not_openssh);
+        assert_eq!(refused(b" \n\0"), not_openssh);
+        assert_eq!(refused(b""), Some("the file is empty".to_string()));
+        assert_eq!(refused(b"\n \n"), Some("the file is empty".to_string()));
+        let header_only = format!("{PEM_BEGIN}\n");
+        let got = HostKey::from_openssh(header_only.as_bytes());
+        assert!(matches!(got, Err(KeyError::Parse(_))), "{got:?}");
         let text = host_key_from_seed([3; 32], "c").private_openssh()?;
         let truncated = &text.as_bytes()[..text.len() / 2];
-        assert!(HostKey::from_openssh(truncated).is_err());
+        let got = HostKey::from_openssh(truncated);
+        assert!(matches!(got, Err(KeyError::Parse(_))), "{got:?}");
         // A file whose stored public half is another key's: the halves no longer match.
         let mut pair = Ed25519Keypair::from_seed(&[3; 32]);
         pair.public = Ed25519Keypair::from_seed(&[4; 32]).public;

@@ -20,3 +20,9 @@ pub use store::{Action, Ensured, Fs, OsFs, StoreError, ensure_host_key};
 
 /// Where keel keeps the ED25519 host key (the .pub sits beside it), part of the image contract.
 pub const HOST_KEY_PATH: &str = "/var/lib/keel/ssh/ssh_host_ed25519_key";
+
+/// The directory of [`HOST_KEY_PATH`], as [`store::ensure_host_key`] takes it.
+pub const HOST_KEY_DIR: &str = "/var/lib/keel/ssh";
+
+/// The file name of [`HOST_KEY_PATH`], as [`store::ensure_host_key`] takes it.
+pub const HOST_KEY_NAME: &str = "ssh_host_ed25519_key";

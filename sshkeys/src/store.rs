@@ -231,8 +231,7 @@ pub fn ensure_host_key<F: Fs>(
         source,
     };
 
-    fs.create_dir_all(dir)
-        .map_err(io_err("create the directory", dir))?;
+    ensure_dir(fs, dir)?;
 
     let existing = match fs.read(&path) {
         Ok(bytes) => Some(bytes),
@@ -295,6 +294,30 @@ pub fn ensure_host_key<F: Fs>(
     let line = pub_file_text(&key).map_err(key_err)?;
     write_atomic(fs, dir, &pub_path, line.as_bytes(), PUBLIC_MODE, None)?;
     Ok(Ensured { key, path, action })
+}
+
+/// Creates `dir` if it is missing and fsyncs the parent of each directory it created,
+/// so a key written on the first boot of a state disk survives a power cut with its path.
+fn ensure_dir<F: Fs>(fs: &mut F, dir: &Path) -> Result<(), StoreError> {
+    if fs.exists(dir).map_err(io_err("stat", dir))? {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
+        if parent.as_os_str().is_empty() || fs.exists(parent).map_err(io_err("stat", parent))? {
+            break;
+        }
+        missing.push(parent);
+    }
+    fs.create_dir_all(dir)
+        .map_err(io_err("create the directory", dir))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent)
+                .map_err(io_err("fsync the directory", parent))?;
+        }
+    }
+    Ok(())
 }
 
 /// The .pub file's whole text: the public line and a newline, as ssh-keygen writes it.
@@ -389,6 +412,7 @@ mod tests {
         inodes: Vec<Inode>,
         names: BTreeMap<PathBuf, usize>,
         durable: BTreeMap<PathBuf, usize>,
+        dirs: std::collections::BTreeSet<PathBuf>,
         steps: usize,
         fail_at: Option<usize>,
         log: Vec<String>,
@@ -408,6 +432,14 @@ mod tests {
                     .insert(PathBuf::from(DIR).join(name), fs.inodes.len() - 1);
             }
             fs.durable = fs.names.clone();
+            fs.dirs = Path::new(DIR).ancestors().map(Path::to_path_buf).collect();
+            fs
+        }
+
+        /// A file system where not even the state directory exists yet.
+        fn bare() -> Self {
+            let mut fs = Self::default();
+            fs.dirs.insert(PathBuf::from("/"));
             fs
         }
 
@@ -442,6 +474,7 @@ mod tests {
                 after.names.insert(path.clone(), after.inodes.len() - 1);
             }
             after.durable = after.names.clone();
+            after.dirs = self.dirs.clone();
             after
         }
 
@@ -497,10 +530,12 @@ mod tests {
         }
         fn exists(&mut self, path: &Path) -> io::Result<bool> {
             self.step("exists", path)?;
-            Ok(self.names.contains_key(path))
+            Ok(self.names.contains_key(path) || self.dirs.contains(path))
         }
         fn create_dir_all(&mut self, dir: &Path) -> io::Result<()> {
-            self.step("create_dir_all", dir)
+            self.step("create_dir_all", dir)?;
+            self.dirs.extend(dir.ancestors().map(Path::to_path_buf));
+            Ok(())
         }
         fn create_new(&mut self, path: &Path, mode: u32) -> io::Result<usize> {
             self.step("create_new", path)?;
@@ -600,6 +635,7 @@ mod tests {
         let old = private_text(&old_key());
         let old_pub = pub_text(&old_key());
         vec![
+            ("no directory yet", FakeFs::bare()),
             ("empty", FakeFs::with(&[])),
             (
                 "valid key, pub missing",
@@ -765,9 +801,9 @@ mod tests {
         );
         assert_eq!(ensured.key.public_line().ok(), old_key().public_line().ok());
         assert!(
-            fs.log.iter().all(|l| l.starts_with("read")
-                || l.starts_with("mode")
-                || l.starts_with("create_dir_all")),
+            fs.log
+                .iter()
+                .all(|l| l.starts_with("read") || l.starts_with("mode") || l.starts_with("exists")),
             "{:?}",
             fs.log
         );
@@ -835,6 +871,35 @@ mod tests {
             message.contains(&format!("moved it to {DIR}/{NAME}.corrupt-2")),
             "{message}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_steps_of_a_first_boot_in_order() -> Result<(), StoreError> {
+        let mut fs = FakeFs::bare();
+        run(&mut fs)?;
+        let expected = [
+            "exists /state/ssh",
+            "exists /state",
+            "exists /",
+            "create_dir_all /state/ssh",
+            "sync_dir /",
+            "sync_dir /state",
+            "read /state/ssh/ssh_host_ed25519_key",
+            "remove /state/ssh/.ssh_host_ed25519_key.tmp",
+            "create_new /state/ssh/.ssh_host_ed25519_key.tmp",
+            "write_all <file>",
+            "sync <file>",
+            "rename /state/ssh/.ssh_host_ed25519_key.tmp",
+            "sync_dir /state/ssh",
+            "remove /state/ssh/.ssh_host_ed25519_key.pub.tmp",
+            "create_new /state/ssh/.ssh_host_ed25519_key.pub.tmp",
+            "write_all <file>",
+            "sync <file>",
+            "rename /state/ssh/.ssh_host_ed25519_key.pub.tmp",
+            "sync_dir /state/ssh",
+        ];
+        assert_eq!(fs.log, expected);
         Ok(())
     }
 
