@@ -26,8 +26,9 @@
 //!   without it) and none of them comes back until started by request; manual start
 //!   also starts what it needs; manual restart stops it and its dependents and brings
 //!   all of them back. A manual start or restart forgets the failure history.
-//! - A process that survives SIGKILL for [`KILL_GRACE`] is given up on (logged) so a
-//!   shutdown always completes.
+//! - A process that survives SIGKILL is waited for (logged after [`KILL_GRACE`]), since
+//!   starting around it would break the order; during shutdown it is given up on after
+//!   [`KILL_GRACE`] so a shutdown always completes.
 //! - Shutdown: every target goes down, services stop in reverse order of needs *and*
 //!   after, and [`Action::Halt`] is emitted once nothing is left.
 
@@ -43,6 +44,8 @@ use std::time::Duration;
 
 /// How long a process may survive SIGKILL before keel stops waiting for it.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// A deadline that never comes (a process that survived SIGKILL outside shutdown).
+const NEVER: Mono = Mono(u64::MAX);
 /// At most this many connections may follow logs at once.
 pub const MAX_FOLLOWERS: usize = 16;
 
@@ -125,6 +128,7 @@ impl Supervisor {
                 Phase::GaveUp { retry_at } => retry_at,
                 Phase::Down | Phase::Starting { .. } | Phase::Up { .. } => None,
             })
+            .filter(|&t| t != NEVER)
             .min()
     }
 
@@ -150,7 +154,7 @@ impl Supervisor {
             Event::Deadline => {}
             Event::Control(conn, req) => self.on_control(conn, req, now, out),
             Event::Closed(conn) => self.followers.retain(|(c, _)| *c != conn),
-            Event::Shutdown(kind) => self.begin_shutdown(kind, out),
+            Event::Shutdown(kind) => self.begin_shutdown(kind, now, out),
         }
         self.settle(now, out);
     }
@@ -177,15 +181,29 @@ impl Supervisor {
                 continue;
             }
             let name = self.name(SvcId(i)).to_string();
-            if killed {
+            if killed && self.shutdown.is_some() {
                 Self::note(
                     out,
                     format!(
-                        "{name} (pid {pid}) did not exit {KILL_GRACE:?} after SIGKILL; no longer waiting for it"
+                        "{name} (pid {pid}) did not exit {KILL_GRACE:?} after SIGKILL; shutting down without it"
                     ),
                 );
                 self.svcs[i].phase = Phase::Down;
                 self.svcs[i].restart_requested = false;
+            } else if killed {
+                // Outside shutdown keel keeps waiting: starting what it needs again, or a
+                // second instance, while it lives would break the order guarantees.
+                Self::note(
+                    out,
+                    format!(
+                        "{name} (pid {pid}) did not exit {KILL_GRACE:?} after SIGKILL; still waiting for it"
+                    ),
+                );
+                self.svcs[i].phase = Phase::Stopping {
+                    pid,
+                    kill_at: NEVER,
+                    killed: true,
+                };
             } else {
                 Self::note(
                     out,
@@ -414,7 +432,7 @@ impl Supervisor {
                         svc.phase = Phase::GaveUp { retry_at: None };
                         svc.note = format!("{why}; rebooting");
                         Self::note(out, format!("giving up on {name}: {why}; rebooting"));
-                        self.begin_shutdown(PowerKind::Reboot, out);
+                        self.begin_shutdown(PowerKind::Reboot, now, out);
                     }
                     OnGiveUp::Emergency => {
                         svc.phase = Phase::GaveUp { retry_at: None };
@@ -427,7 +445,7 @@ impl Supervisor {
         }
     }
 
-    fn begin_shutdown(&mut self, kind: PowerKind, out: &mut Vec<Action>) {
+    fn begin_shutdown(&mut self, kind: PowerKind, now: Mono, out: &mut Vec<Action>) {
         if self.shutdown.is_some() {
             return;
         }
@@ -436,6 +454,18 @@ impl Supervisor {
         for svc in &mut self.svcs {
             svc.target = Target::Down;
             svc.note = format!("stopped for {kind}");
+            if let Phase::Stopping {
+                pid,
+                kill_at: NEVER,
+                killed,
+            } = svc.phase
+            {
+                svc.phase = Phase::Stopping {
+                    pid,
+                    kill_at: now.plus(KILL_GRACE),
+                    killed,
+                };
+            }
         }
     }
 
@@ -525,11 +555,10 @@ impl Supervisor {
                     conn,
                     Response::Ok(format!("{kind} requested")),
                 ));
-                self.begin_shutdown(kind, out);
+                self.begin_shutdown(kind, now, out);
                 return;
             }
         };
-        let _ = now;
         out.push(Action::Reply(conn, reply));
     }
 

@@ -310,3 +310,44 @@ fn toml_syntax_errors_have_a_place() {
     assert!(!e.is_empty());
     assert!(e[0].starts_with("1:"), "{e:?}");
 }
+
+#[test]
+fn coming_services_in_the_shipped_config_are_valid_too() {
+    // The commented-out services after the "Coming" note must parse once uncommented.
+    let text = include_str!("../../configs/appliance.toml");
+    let start = text.find("# Coming").unwrap_or(text.len());
+    let (head, tail) = text.split_at(start);
+    let uncommented: String = tail
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest.starts_with('[')
+                    || rest
+                        .split_once(" = ")
+                        .is_some_and(|(k, _)| !k.contains(' ')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = match config::parse(&format!("{head}{uncommented}\n"), "appliance.toml") {
+        Ok(c) => c,
+        Err(d) => panic!(
+            "{}",
+            d.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "console", "network", "dhclient", "firewall", "hostkeys", "sshd"
+        ]
+    );
+    let _ = supervisor::core::Supervisor::new(&c);
+}

@@ -397,3 +397,28 @@ fn unknown_names_and_bad_requests_get_errors() {
         "#,
     );
 }
+
+#[test]
+fn unkillable_process_is_waited_for_but_not_at_shutdown() {
+    check(
+        "[services.s0]\nexec=[\"/x\"]\n[services.s1]\nexec=[\"/x\"]\nneeds=[\"s0\"]\nstop_timeout=\"1s\"\n",
+        "
+        stop s0
+        advance 10s
+        status s1
+        shutdown poweroff
+        advance 5s
+        exit s0 signal=15
+        ",
+        "
+        0.000 spawn s0 pid=100
+        0.000 spawn s1 pid=101
+        0.000 reply ok stopping s0
+        0.000 kill s1 pid=101 SIGTERM
+        1.000 kill s1 pid=101 SIGKILL
+        10.000 status s1: stopping (stopped because it needs s0, which was stopped by request)
+        15.000 kill s0 pid=100 SIGTERM
+        15.000 halt poweroff
+        ",
+    );
+}

@@ -26,6 +26,9 @@ pub struct Sim {
     /// Every action, with the time it came at, for property checks.
     pub actions: Vec<(Mono, Action)>,
     pub show_logs: bool,
+    /// When set, a SIGKILL makes the process exit at once (the kernel's rule for all but
+    /// processes stuck in uninterruptible sleep).
+    pub sigkill_is_lethal: bool,
 }
 
 pub fn parse_config(text: &str) -> ApplianceConfig {
@@ -54,6 +57,7 @@ impl Sim {
             trace: Vec::new(),
             actions: Vec::new(),
             show_logs: false,
+            sigkill_is_lethal: false,
         }
     }
 
@@ -114,6 +118,16 @@ impl Sim {
                             .map(|s| self.name(*s))
                             .unwrap_or_else(|| "?".into());
                         self.say(format!("kill {name} pid={pid} {sig}"));
+                        if sig == Sig::KILL
+                            && self.sigkill_is_lethal
+                            && self.live.remove(&pid).is_some()
+                        {
+                            self.reaped.push(pid);
+                            queue.push(Event::Exited {
+                                pid,
+                                status: WaitStatus::Signaled(Sig::KILL),
+                            });
+                        }
                     }
                     Action::Reply(_, r) => {
                         let text = match r {
