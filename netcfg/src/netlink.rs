@@ -373,7 +373,9 @@ pub struct Applied {
 }
 
 /// Turns a plan and its links (from [`LinkWait`]) into ops. The loopback link is brought up
-/// first; interfaces without a link are skipped (the wait already reported them).
+/// first; interfaces without a link are skipped (the wait already reported them). Routes
+/// through a DHCP link (named by `dev`, or with a gateway no static address covers) are left
+/// to the DHCP hook, which adds them once the lease is bound.
 pub fn plan_ops(plan: &Plan, links: &[LinkInfo], found: &[Option<LinkInfo>]) -> Applied {
     let mut out = Applied::default();
     for lo in links.iter().filter(|k| k.loopback) {
@@ -416,8 +418,27 @@ pub fn plan_ops(plan: &Plan, links: &[LinkInfo], found: &[Option<LinkInfo>]) -> 
             Method::Auto6 | Method::Off => {}
         }
     }
-    out.ops
-        .extend(plan.routes.iter().cloned().map(LinkOp::AddRoute));
+    // A route through a DHCP link can only be added once the lease is there: the hook adds
+    // those (dhcp::hook's `routes`). The rest are added now.
+    let dhcp_names: Vec<&str> = out.dhcp.iter().map(|(n, _)| n.as_str()).collect();
+    let static_addrs: Vec<Cidr> = plan
+        .interfaces
+        .iter()
+        .filter(|i| i.method == Method::Static)
+        .flat_map(|i| i.addresses.iter().copied())
+        .collect();
+    for r in &plan.routes {
+        let later = match (&r.dev, r.via) {
+            (Some(d), _) => dhcp_names.contains(&d.as_str()),
+            (None, Some(via)) => {
+                !dhcp_names.is_empty() && !static_addrs.iter().any(|a| a.contains(via))
+            }
+            (None, None) => false,
+        };
+        if !later {
+            out.ops.push(LinkOp::AddRoute(r.clone()));
+        }
+    }
     if !plan.nameservers.is_empty() {
         out.resolv_conf = Some(resolv_conf(
             &plan.nameservers,

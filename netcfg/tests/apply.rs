@@ -575,3 +575,44 @@ fn resolv_conf_text() {
         "# written by keel from x\n"
     );
 }
+
+#[test]
+fn routes_through_a_dhcp_link_wait_for_the_lease() {
+    let mut fake = FakeLinks::with_ether(&["eth0", "eth1"]);
+    let (ops, applied) = apply(
+        &mut fake,
+        "ip=eth0:dhcp ip=10.1.0.2:::16::eth1:none rd.route=10.9.0.0/16:10.0.2.1:eth0 \
+         rd.route=10.8.0.0/16:10.1.0.1 rd.route=10.7.0.0/16:10.0.2.1",
+    );
+    assert_eq!(
+        ops,
+        [
+            "set lo up",
+            "set eth0 up",
+            "set eth1 up",
+            "add address 10.1.0.2/16 to eth1",
+            "add route 10.8.0.0/16 via 10.1.0.1",
+        ]
+    );
+    assert_eq!(applied.dhcp, [("eth0".to_string(), netcfg::Method::Dhcp)]);
+    // The hook adds the ones left, for its own link.
+    let p = plan::plan(
+        "rd.route=10.9.0.0/16:10.0.2.1:eth0 rd.route=10.7.0.0/16:10.0.2.1 rd.route=10.6.0.0/16:10.0.2.1:eth1",
+    );
+    let bound = env(&[
+        ("reason", "BOUND"),
+        ("interface", "eth0"),
+        ("new_ip_address", "10.0.2.15"),
+        ("new_subnet_mask", "255.255.255.0"),
+    ]);
+    let h = dhcp::hook(&bound, None, &p.routes).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ops_text(&h.ops),
+        [
+            "set eth0 up",
+            "add address 10.0.2.15/24 to eth0",
+            "add route 10.9.0.0/16 via 10.0.2.1 dev eth0",
+            "add route 10.7.0.0/16 via 10.0.2.1 dev eth0",
+        ]
+    );
+}
