@@ -234,7 +234,8 @@ pub fn ensure_host_key<F: Fs>(
     ensure_dir(fs, dir)?;
 
     let existing = match fs.read(&path) {
-        Ok(bytes) => Some(bytes),
+        // The bytes are a private key: wipe them when done.
+        Ok(bytes) => Some(zeroize::Zeroizing::new(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err("read", &path)(e)),
     };
