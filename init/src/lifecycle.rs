@@ -36,6 +36,8 @@ pub const HEALTHY_RUN_MS: u64 = 5000;
 pub const FIRST_BACKOFF_MS: u64 = 500;
 /// The longest wait before the next console shell.
 pub const MAX_BACKOFF_MS: u64 = 30_000;
+/// How long the emergency shell waits for a killed console shell to be reaped.
+pub const REPLACE_WAIT_MS: u64 = 1000;
 
 /// Which shell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,13 @@ enum Shell {
         pid: i32,
         since: Mono,
     },
+    /// The console shell was killed to make way for the emergency shell, which starts once
+    /// the old one is reaped (or at `until`): while the old session leader lives, its exit
+    /// would hang up the tty under the new shell.
+    Replacing {
+        old: i32,
+        until: Mono,
+    },
     /// No shell will be started again (shutdown, or the emergency shell ended).
     Done,
 }
@@ -151,7 +160,7 @@ impl Lifecycle {
         };
         let mut out = Vec::new();
         if let Some(what) = fatal {
-            lc.enter_emergency(what, &mut out);
+            lc.enter_emergency(what, now, &mut out);
         } else {
             lc.shell = Shell::Starting;
             out.push(Action::SpawnShell(ShellKind::Console));
@@ -172,7 +181,11 @@ impl Lifecycle {
     /// The earliest deadline, for the poll timeout.
     pub fn next_deadline(&self) -> Option<Mono> {
         let shell = match self.shell {
-            Shell::Waiting { at } if self.shutdown.is_none() => Some(at),
+            Shell::Waiting { at } | Shell::Replacing { until: at, .. }
+                if self.shutdown.is_none() =>
+            {
+                Some(at)
+            }
             _ => None,
         };
         let stop = self
@@ -209,7 +222,7 @@ impl Lifecycle {
             }
             Event::Emergency(what) => {
                 if self.shutdown.is_none() {
-                    self.enter_emergency(&what, &mut out);
+                    self.enter_emergency(&what, now, &mut out);
                 } else {
                     out.push(Action::Log(
                         Level::Info,
@@ -222,7 +235,7 @@ impl Lifecycle {
         out
     }
 
-    fn enter_emergency(&mut self, what: &str, out: &mut Vec<Action>) {
+    fn enter_emergency(&mut self, what: &str, now: Mono, out: &mut Vec<Action>) {
         out.push(Action::Log(Level::Info, format!("EMERGENCY: {what}")));
         if let Shell::Running { pid, .. } = self.shell
             && self.mode == ShellKind::Emergency
@@ -244,8 +257,15 @@ impl Lifecycle {
             });
         }
         self.mode = ShellKind::Emergency;
-        self.shell = Shell::Starting;
-        out.push(Action::SpawnShell(ShellKind::Emergency));
+        if let Shell::Running { pid, .. } = self.shell {
+            self.shell = Shell::Replacing {
+                old: pid,
+                until: now.plus_ms(REPLACE_WAIT_MS),
+            };
+        } else {
+            self.shell = Shell::Starting;
+            out.push(Action::SpawnShell(ShellKind::Emergency));
+        }
     }
 
     fn request(&mut self, kind: PowerKind, now: Mono, out: &mut Vec<Action>) {
@@ -326,6 +346,17 @@ impl Lifecycle {
 
     fn exited(&mut self, pid: i32, ended: Ended, now: Mono, out: &mut Vec<Action>) {
         let code = exit_code(ended);
+        if let Shell::Replacing { old, .. } = self.shell
+            && old == pid
+        {
+            out.push(Action::Log(
+                Level::Debug,
+                format!("old console shell (pid {pid}) ended"),
+            ));
+            self.shell = Shell::Starting;
+            out.push(Action::SpawnShell(self.mode));
+            return;
+        }
         let Shell::Running {
             pid: shell_pid,
             since,
@@ -409,6 +440,16 @@ impl Lifecycle {
                 Phase::Finished => {}
             }
             return;
+        }
+        if let Shell::Replacing { old, until } = self.shell
+            && now >= until
+        {
+            out.push(Action::Log(
+                Level::Info,
+                format!("old console shell (pid {old}) has not ended; starting the emergency shell anyway"),
+            ));
+            self.shell = Shell::Starting;
+            out.push(Action::SpawnShell(self.mode));
         }
         if let Shell::Waiting { at } = self.shell
             && now >= at
@@ -663,12 +704,12 @@ mod tests {
                     pid: 10,
                     sig: Signal::SIGKILL
                 },
-                Action::SpawnShell(ShellKind::Emergency)
             ]
         );
         assert_eq!(lc.mode(), ShellKind::Emergency);
-        // The old shell's exit is now just a reaped process.
-        lc.handle(Event::Spawned { pid: 20 }, ms(6));
+        // The emergency shell starts only once the old session leader is reaped: its
+        // exit would hang up the tty under the new shell.
+        assert_eq!(lc.next_deadline(), Some(ms(5 + REPLACE_WAIT_MS)));
         let out = lc.handle(
             Event::Exited {
                 pid: 10,
@@ -676,8 +717,25 @@ mod tests {
             },
             ms(7),
         );
-        assert!(non_logs(&out).is_empty());
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::SpawnShell(ShellKind::Emergency)]
+        );
+        let out = lc.handle(Event::Spawned { pid: 20 }, ms(8));
+        assert_eq!(logs(&out), vec!["emergency shell on /dev/ttyS0"]);
         assert_eq!(lc.shutting_down(), None);
+    }
+
+    #[test]
+    fn emergency_shell_starts_anyway_when_the_old_shell_lingers() {
+        let mut lc = started_console();
+        lc.handle(Event::Emergency("oops".into()), ms(0));
+        assert!(lc.handle(Event::Tick, ms(REPLACE_WAIT_MS - 1)).is_empty());
+        let out = lc.handle(Event::Tick, ms(REPLACE_WAIT_MS));
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::SpawnShell(ShellKind::Emergency)]
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ fn last_panic() -> String {
 
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.to_string().replace('\n', ": ");
+        let msg = info.to_string().replace(":\n", ": ").replace('\n', " ");
         log::info(&format!("panic: {msg}"));
         match LAST_PANIC.lock() {
             Ok(mut m) => *m = msg,
