@@ -11,7 +11,7 @@ pub mod dhcp;
 pub mod ip;
 pub mod netlink;
 pub mod plan;
-mod rtnl;
+pub mod rtnl;
 
 pub use cmdline::{Cmdline, Param, Warning};
 pub use ip::{Cidr, IpConfig, IpError, Mac, Method};

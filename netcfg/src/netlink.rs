@@ -10,7 +10,7 @@
 //! - [`resolv_conf`] makes the text of /etc/resolv.conf; the caller writes the file.
 //!
 //! This module must not spawn processes, write files or block without a bound: a netlink
-//! reply that does not come within [`crate::rtnl::REPLY_TIMEOUT_SECS`] is an error.
+//! reply that does not come within [`REPLY_TIMEOUT_SECS`] is an error.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::ip::{Cidr, Mac, Method};
 use crate::plan::{Plan, Route, Selector};
 
-pub use crate::rtnl::{Netlink, NlError};
+pub use crate::rtnl::{Netlink, NlError, REPLY_TIMEOUT_SECS};
 
 /// One link as the kernel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -497,7 +497,7 @@ pub mod fake {
 
     impl FakeLinks {
         /// A fake with `lo` (index 1) and one ethernet link per name, from index 2 up, with
-        /// MACs 52:54:00:00:00:<index>.
+        /// MACs `52:54:00:00:00:<index>`.
         pub fn with_ether(names: &[&str]) -> FakeLinks {
             let mut links = vec![LinkInfo {
                 index: 1,
