@@ -293,9 +293,15 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     let entries = tree.entries.len();
     println!("\nxtask image: done ({entries} entries, mtime {mtime})");
     let keel_shown = keel_bin.display();
-    println!("  keel              {:>10} bytes  {keel_shown}", keel_data.len());
+    println!(
+        "  keel              {:>10} bytes  {keel_shown}",
+        keel_data.len()
+    );
     let cpio_shown = built.cpio.display();
-    println!("  initramfs.cpio    {:>10} bytes  {cpio_shown}", archive.len());
+    println!(
+        "  initramfs.cpio    {:>10} bytes  {cpio_shown}",
+        archive.len()
+    );
     let gz_shown = built.gz.display();
     println!("  initramfs.cpio.gz {gz_len:>10} bytes  {gz_shown}");
     println!("  manifest          {}", manifest_path.display());
@@ -384,7 +390,7 @@ fn newest_kernel_release() -> Result<String> {
                 .is_file()
         })
         .collect();
-    releases.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+    releases.sort_by_key(|r| version_key(r));
     releases.pop().context(
         "no kernel with both /boot/vmlinuz-<release> and /lib/modules/<release>/modules.dep; \
          apt-get install linux-image-amd64",
@@ -829,7 +835,7 @@ mod tests {
             "5.10.0-30-amd64",
             "6.10.1-1-amd64",
         ];
-        v.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
+        v.sort_by_key(|r| version_key(r));
         assert_eq!(
             v,
             [
