@@ -14,6 +14,8 @@
 //!   default route via the first of `new_routers`, and the command line's `rd.route=`s for
 //!   this link; resolv.conf from `new_domain_name_servers` and `new_domain_search` (or
 //!   `new_domain_name`); the host name from `new_host_name`. The network is ready.
+//!   Classless static routes (`new_rfc3442_classless_static_routes`, RFC 3442) are added,
+//!   and then the Router option is ignored, as the RFC says; old ones that went are deleted.
 //! - `EXPIRE`, `FAIL`, `RELEASE`, `STOP`: delete the default route via `old_routers` and
 //!   `old_ip_address`. The network is lost.
 //! - `BOUND6`, `RENEW6`, `REBIND6`, `REBOOT6`: add `new_ip6_address`/`new_ip6_prefixlen`
@@ -27,6 +29,7 @@
 //!   `mask` is missing), MTU, the default route via the first of `router`, `rd.route=`s;
 //!   resolv.conf from `dns` and `search` (or `domain`); host name from `hostname`.
 //! - `renew`: the same without the flush (adds replace what is there).
+//! - Classless static routes (`staticroutes`, pairs of `net/prefix router`) replace `router`.
 //! - `leasefail`: nothing to do; the network is lost. `nak`: nothing (a deconfig follows).
 
 use std::collections::BTreeMap;
@@ -242,7 +245,19 @@ fn dhclient(
                 addr,
                 e.get("new_subnet_mask").map(|m| ("new_subnet_mask", m)),
             )?;
-            let router = e.list("new_routers")?.into_iter().find(IpAddr::is_ipv4);
+            let classless = classless_dhclient(e, "new_rfc3442_classless_static_routes", &iface)?;
+            let old_classless =
+                classless_dhclient(e, "old_rfc3442_classless_static_routes", &iface)?;
+            // RFC 3442: with classless static routes, the Router option is ignored.
+            let router = match classless {
+                Some(_) => None,
+                None => e.list("new_routers")?.into_iter().find(IpAddr::is_ipv4),
+            };
+            for r in old_classless.iter().flatten() {
+                if !classless.iter().flatten().any(|n| n == r) {
+                    p.ops.push(LinkOp::DelRoute(r.clone()));
+                }
+            }
             if let Some(old_router) = old_router
                 && (Some(old_router) != router || old != Some(new))
             {
@@ -260,6 +275,8 @@ fn dhclient(
             if let Some(r) = router {
                 p.ops.push(LinkOp::AddRoute(default_route(r, Some(&iface))));
             }
+            p.ops
+                .extend(classless.into_iter().flatten().map(LinkOp::AddRoute));
             extra(p);
             let dns = e.list("new_domain_name_servers")?;
             let mut search = e.words("new_domain_search");
@@ -277,6 +294,10 @@ fn dhclient(
             p.lease = Lease::Bound;
         }
         "EXPIRE" | "FAIL" | "RELEASE" | "STOP" => {
+            let old_classless =
+                classless_dhclient(e, "old_rfc3442_classless_static_routes", &iface)?;
+            p.ops
+                .extend(old_classless.into_iter().flatten().map(LinkOp::DelRoute));
             if let Some(r) = old_router {
                 p.ops.push(LinkOp::DelRoute(default_route(r, Some(&iface))));
             }
@@ -374,9 +395,14 @@ fn udhcpc(
             }
             p.ops.push(LinkOp::Up(iface.clone()));
             p.ops.push(LinkOp::AddAddr(iface.clone(), new));
-            if let Some(r) = e.list("router")?.into_iter().find(IpAddr::is_ipv4) {
+            let classless = classless_udhcpc(e, "staticroutes", &iface)?;
+            if classless.is_none()
+                && let Some(r) = e.list("router")?.into_iter().find(IpAddr::is_ipv4)
+            {
                 p.ops.push(LinkOp::AddRoute(default_route(r, Some(&iface))));
             }
+            p.ops
+                .extend(classless.into_iter().flatten().map(LinkOp::AddRoute));
             extra(p);
             let dns = e.list("dns")?;
             let mut search = e.words("search");
@@ -404,4 +430,83 @@ fn udhcpc(
         }
     }
     Ok(())
+}
+
+/// dhclient's option 121 (RFC 3442): space-separated decimal bytes, each route being the
+/// prefix length, the significant octets of the destination, then the four of the router
+/// (0.0.0.0 for a route on the link). `None` when the variable is unset.
+fn classless_dhclient(
+    e: &Env<'_>,
+    var: &str,
+    iface: &str,
+) -> Result<Option<Vec<Route>>, HookError> {
+    let Some(text) = e.get(var) else {
+        return Ok(None);
+    };
+    let bytes: Vec<u8> = text
+        .split_ascii_whitespace()
+        .map(|b| {
+            b.parse::<u8>()
+                .map_err(|_| err(var, text, format!("\"{b}\" is not a byte")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut routes = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let len = bytes[at];
+        if len > 32 {
+            return Err(err(var, text, format!("prefix length {len} is over 32")));
+        }
+        let n = usize::from(len).div_ceil(8);
+        let Some(chunk) = bytes.get(at + 1..at + 1 + n + 4) else {
+            return Err(err(
+                var,
+                text,
+                "truncated: a route needs its destination and router",
+            ));
+        };
+        let mut dst = [0u8; 4];
+        dst[..n].copy_from_slice(&chunk[..n]);
+        let router = Ipv4Addr::new(chunk[n], chunk[n + 1], chunk[n + 2], chunk[n + 3]);
+        routes.push(classless_route(dst.into(), len, router, iface));
+        at += 1 + n + 4;
+    }
+    Ok(Some(routes))
+}
+
+/// udhcpc's option 121: `staticroutes`, pairs of `net/prefix router`.
+fn classless_udhcpc(e: &Env<'_>, var: &str, iface: &str) -> Result<Option<Vec<Route>>, HookError> {
+    let Some(text) = e.get(var) else {
+        return Ok(None);
+    };
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    if words.len() % 2 != 0 {
+        return Err(err(var, text, "expected pairs of <net>/<prefix> <router>"));
+    }
+    let mut routes = Vec::new();
+    for pair in words.chunks(2) {
+        let net = Cidr::parse(pair[0])
+            .filter(|c| c.addr.is_ipv4())
+            .ok_or_else(|| err(var, text, format!("\"{}\" is not an IPv4 network", pair[0])))?;
+        let router = pair[1]
+            .parse::<Ipv4Addr>()
+            .map_err(|_| err(var, text, format!("\"{}\" is not an IPv4 router", pair[1])))?;
+        let IpAddr::V4(dst) = net.addr else { continue };
+        routes.push(classless_route(dst, net.prefix, router, iface));
+    }
+    Ok(Some(routes))
+}
+
+fn classless_route(dst: Ipv4Addr, prefix: u8, router: Ipv4Addr, iface: &str) -> Route {
+    let to = Cidr {
+        addr: IpAddr::V4(dst),
+        prefix,
+    }
+    .network();
+    let via = (!router.is_unspecified()).then_some(IpAddr::V4(router));
+    Route {
+        to,
+        via,
+        dev: Some(iface.to_string()),
+    }
 }

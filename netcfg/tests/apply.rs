@@ -616,3 +616,107 @@ fn routes_through_a_dhcp_link_wait_for_the_lease() {
         ]
     );
 }
+
+#[test]
+fn classless_static_routes_replace_the_router_option() {
+    let bound = env(&[
+        ("reason", "BOUND"),
+        ("interface", "eth0"),
+        ("new_ip_address", "10.0.2.15"),
+        ("new_subnet_mask", "255.255.255.0"),
+        ("new_routers", "10.0.2.2"),
+        // 0.0.0.0/0 via 10.0.2.1, 10.20.0.0/16 via 10.0.2.9, 192.0.2.128/25 on the link.
+        (
+            "new_rfc3442_classless_static_routes",
+            "0 10 0 2 1 16 10 20 10 0 2 9 25 192 0 2 128 0 0 0 0",
+        ),
+    ]);
+    let h = dhcp::hook(&bound, None, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ops_text(&h.ops),
+        [
+            "set eth0 up",
+            "add address 10.0.2.15/24 to eth0",
+            "add route 0.0.0.0/0 via 10.0.2.1 dev eth0",
+            "add route 10.20.0.0/16 via 10.0.2.9 dev eth0",
+            "add route 192.0.2.128/25 dev eth0",
+        ]
+    );
+    let mut fake = FakeLinks::with_ether(&["eth0"]);
+    assert!(execute(&mut fake, &h.ops).is_empty());
+    assert_eq!(fake.routes.len(), 3);
+
+    let renew = env(&[
+        ("reason", "RENEW"),
+        ("interface", "eth0"),
+        ("old_ip_address", "10.0.2.15"),
+        ("old_subnet_mask", "255.255.255.0"),
+        (
+            "old_rfc3442_classless_static_routes",
+            "0 10 0 2 1 16 10 20 10 0 2 9",
+        ),
+        ("new_ip_address", "10.0.2.15"),
+        ("new_subnet_mask", "255.255.255.0"),
+        ("new_rfc3442_classless_static_routes", "0 10 0 2 1"),
+    ]);
+    let h = dhcp::hook(&renew, None, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ops_text(&h.ops)[0],
+        "delete route 10.20.0.0/16 via 10.0.2.9 dev eth0"
+    );
+
+    let udhcpc = env(&[
+        ("interface", "eth0"),
+        ("ip", "10.0.2.15"),
+        ("mask", "24"),
+        ("router", "10.0.2.2"),
+        ("staticroutes", "10.30.0.0/16 10.0.2.7 0.0.0.0/0 10.0.2.1"),
+    ]);
+    let h = dhcp::hook(&udhcpc, Some("renew"), &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        ops_text(&h.ops)[2..],
+        [
+            "add route 10.30.0.0/16 via 10.0.2.7 dev eth0",
+            "add route 0.0.0.0/0 via 10.0.2.1 dev eth0"
+        ]
+    );
+    for (var, value, want) in [
+        (
+            "new_rfc3442_classless_static_routes",
+            "33 1 2 3 4 5 6 7 8",
+            "prefix length 33 is over 32",
+        ),
+        (
+            "new_rfc3442_classless_static_routes",
+            "24 10 0",
+            "truncated",
+        ),
+        (
+            "new_rfc3442_classless_static_routes",
+            "24 x",
+            "\"x\" is not a byte",
+        ),
+    ] {
+        let mut v = env(&[
+            ("reason", "BOUND"),
+            ("interface", "eth0"),
+            ("new_ip_address", "10.0.2.15"),
+        ]);
+        v.insert(var.into(), value.into());
+        let e = dhcp::hook(&v, None, &[])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains(want), "{value}: {e}");
+    }
+    let bad = env(&[
+        ("interface", "eth0"),
+        ("ip", "10.0.2.15"),
+        ("staticroutes", "10.30.0.0/16"),
+    ]);
+    let e = dhcp::hook(&bad, Some("bound"), &[])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("expected pairs"), "{e}");
+}

@@ -396,3 +396,40 @@ fn kernel_errors_are_reported_with_the_op() {
         "{msgs:?}"
     );
 }
+
+#[test]
+fn waiting_for_a_link_that_appears_later() {
+    let Some(ns) = Ns::new() else { return };
+    let p = plan::plan("ip=late0:dhcp");
+    let w = LinkWait::new(0, 1_000);
+    let poll = |now| {
+        ns.run(|| {
+            let mut nl = Netlink::open().unwrap_or_else(|e| panic!("{e}"));
+            w.poll(&mut nl, &p, now).unwrap_or_else(|e| panic!("{e}"))
+        })
+    };
+    assert!(
+        matches!(poll(0), WaitState::Waiting { retry_at: 100, .. }),
+        "{:?}",
+        poll(0)
+    );
+    ns.ip(&[
+        "link", "add", "late0", "type", "veth", "peer", "name", "late1",
+    ]);
+    match poll(100) {
+        WaitState::Ready(found) => {
+            assert_eq!(found[0].as_ref().map(|l| l.name.as_str()), Some("late0"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let gone = plan::plan("ip=never0:dhcp");
+    let timed_out = ns.run(|| {
+        let mut nl = Netlink::open().unwrap_or_else(|e| panic!("{e}"));
+        w.poll(&mut nl, &gone, 1_000)
+            .unwrap_or_else(|e| panic!("{e}"))
+    });
+    assert!(
+        matches!(timed_out, WaitState::TimedOut { .. }),
+        "{timed_out:?}"
+    );
+}
