@@ -672,7 +672,10 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // The pid keeps two builds running at once from sharing a temporary file.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))
 }
