@@ -176,16 +176,27 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         if changed { ", changed" } else { ", unchanged" }
     ));
 
-    // The config is made beside the live one and replaces it only when it differs, so an
-    // unchanged config leaves every object up to date.
-    let fresh = build.join(".config.keel-new");
-    configure(&source.tree, &build, &fresh, &fragments, &embedded)?;
+    // The config depends only on the source and the fragments, which name the build
+    // directory, and on the embedded path, which is inside it: once checked, it is reused.
+    // A `--src` tree can change under the same name, so its config is always made again.
     let live = build.join(".config");
-    if fs::read(&live).ok() != Some(fs::read(&fresh)?) {
-        fs::rename(&fresh, &live)?;
-        phase("config changed: make rebuilds what depends on it");
+    let stamp = build.join(".keel-config-ok");
+    let checked =
+        opts.src.is_none() && live.exists() && fs::read_to_string(&stamp).is_ok_and(|k| k == key);
+    if checked {
+        phase("config: unchanged since it was checked");
     } else {
-        fs::remove_file(&fresh)?;
+        // The config is made beside the live one and replaces it only when it differs, so
+        // an unchanged config leaves every object up to date.
+        let fresh = build.join(".config.keel-new");
+        configure(&source.tree, &build, &fresh, &fragments, &embedded)?;
+        if fs::read(&live).ok() != Some(fs::read(&fresh)?) {
+            fs::rename(&fresh, &live)?;
+            phase("config changed: make rebuilds what depends on it");
+        } else {
+            fs::remove_file(&fresh)?;
+        }
+        fs::write(&stamp, &key)?;
     }
 
     let log_path = out_dir().join("kernel-build.log");
@@ -647,6 +658,7 @@ fn seed_build_dir(builds: &Path, source_key: &str, build: &Path) -> Result<()> {
             .arg(build),
     )?;
     let _ = fs::remove_file(build.join(".keel-built"));
+    let _ = fs::remove_file(build.join(".keel-config-ok"));
     Ok(())
 }
 
