@@ -25,6 +25,12 @@ use std::time::{Duration, Instant};
 /// How many console lines an error shows.
 const ERROR_LINES: usize = 40;
 
+/// How long `wait_for` waits for the rest of a matched line before returning it unfinished.
+const LINE_GRACE: Duration = Duration::from_millis(500);
+
+/// The longest a wait sleeps before checking its deadline and the line grace again.
+const POLL: Duration = Duration::from_millis(100);
+
 /// Which initrd the guest gets before the overlay.
 #[derive(Debug, Clone)]
 enum Base {
@@ -470,7 +476,7 @@ impl Vm {
                     start.elapsed().as_secs_f64()
                 )));
             }
-            let wait = (deadline - now).min(Duration::from_secs(1));
+            let wait = (deadline - now).min(POLL);
             st = shared
                 .changed
                 .wait_timeout(st, wait)
@@ -480,13 +486,21 @@ impl Vm {
     }
 
     /// Waits for `pattern` (a substring, or `Pattern::regex`) in console output not yet
-    /// consumed by an earlier wait, and returns the whole line it is on.
+    /// consumed by an earlier wait, and returns the whole line it is on. The line is
+    /// awaited to its end (a console write may arrive in pieces), except for a prompt
+    /// that stays unfinished for `LINE_GRACE`.
     pub fn wait_for(&mut self, pattern: impl Into<Pattern>, timeout: Duration) -> Result<String> {
         let pattern = pattern.into();
         let what = pattern.to_string();
         let mut found = None;
+        let mut first_seen: Option<Instant> = None;
         self.wait_until(timeout, &what, |text| {
             let (s, e) = pattern.find(text)?;
+            let complete = text[e..].contains('\n');
+            let seen = *first_seen.get_or_insert_with(Instant::now);
+            if !complete && seen.elapsed() < LINE_GRACE {
+                return None;
+            }
             found = Some(console::line_around(text, s, e).to_string());
             Some(((), e))
         })?;

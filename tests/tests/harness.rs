@@ -90,6 +90,10 @@ fn harness_drives_a_busybox_guest() -> Result<()> {
         "{err}"
     );
 
+    // A prompt never ends its line: wait_for still returns it, after a short grace.
+    let prompt = vm.wait_for("/ # ", CMD_TIMEOUT)?;
+    ensure!(prompt.starts_with("/ # "), "prompt line {prompt:?}");
+
     // A timeout names what it waited for and shows the last console lines.
     let err = vm
         .wait_for("never printed", Duration::from_secs(2))
