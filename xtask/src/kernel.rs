@@ -115,7 +115,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     let fragments = read_fragments(&project_root().join("configs").join("kernel"))?;
     let wanted = wanted_options(&fragments);
     let cache = cache_dir()?.join("kernel");
-    let _lock = lock_cache(&cache)?;
+    let lock = lock_cache(&cache)?;
     let source = resolve_source(&opts, &cache)?;
     let key = format!("{}-{}", source.key, fragment_hash(&fragments));
     phase(&format!(
@@ -127,7 +127,10 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     ));
 
     if opts.check {
-        let scratch = cache.join("check");
+        // A check needs the lock only to unpack the source: it works in its own directory,
+        // so it does not wait for a build.
+        drop(lock);
+        let scratch = cache.join(format!("check-{}", std::process::id()));
         if scratch.exists() {
             fs::remove_dir_all(&scratch)
                 .with_context(|| format!("cannot remove {}", scratch.display()))?;
