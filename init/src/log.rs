@@ -13,7 +13,7 @@
 
 use crate::sys::{clock, console};
 use std::os::fd::OwnedFd;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 /// How much a line matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,12 +55,23 @@ static LOGGER: Mutex<Logger> = Mutex::new(Logger {
     verbose: false,
 });
 
-fn logger() -> MutexGuard<'static, Logger> {
-    LOGGER
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The logger, or `None` when this thread already holds it: keel is single-threaded, so
+/// that only happens when a panic (and so the panic hook's log line) strikes in the middle
+/// of a log write. Waiting then would deadlock PID 1.
+fn logger() -> Option<MutexGuard<'static, Logger>> {
+    match LOGGER.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
 }
 
+/// The way out when the logger is busy: one non-blocking write to /dev/console.
+fn write_console_directly(line: &str) {
+    if let Ok(fd) = console::open_log_target("/dev/console") {
+        let _ = console::write_once(&fd, line.as_bytes());
+    }
+}
 /// Formats a console line. `secs` and `micros` are the time since boot.
 pub fn console_line(secs: u64, micros: u32, msg: &str) -> String {
     format!("[{secs:5}.{micros:06}] keel: {msg}\n")
@@ -73,15 +84,11 @@ pub fn kmsg_record(msg: &str) -> String {
 
 /// Opens `/dev/console` as the only console until `use_consoles` names the real ones.
 pub fn init_early() {
-    let mut l = logger();
-    if l.consoles.is_empty()
-        && let Ok(fd) = console::open_log_target("/dev/console")
+    if let Some(mut l) = logger()
+        && l.consoles.is_empty()
+        && let Ok(sink) = Sink::open("console")
     {
-        l.consoles.push(Sink {
-            name: "console".to_string(),
-            fd,
-            dropped: 0,
-        });
+        l.consoles.push(sink);
     }
 }
 
@@ -91,18 +98,12 @@ pub fn use_consoles(names: &[String]) {
     let mut opened = Vec::new();
     let mut failed = Vec::new();
     for name in names {
-        let path = format!("/dev/{name}");
-        match console::open_log_target(&path) {
-            Ok(fd) => opened.push(Sink {
-                name: name.clone(),
-                fd,
-                dropped: 0,
-            }),
-            Err(e) => failed.push(format!("cannot open console {path} for the log: {e}")),
+        match Sink::open(name) {
+            Ok(sink) => opened.push(sink),
+            Err(e) => failed.push(format!("cannot open console /dev/{name} for the log: {e}")),
         }
     }
-    {
-        let mut l = logger();
+    if let Some(mut l) = logger() {
         if !opened.is_empty() {
             l.consoles = opened;
         }
@@ -117,7 +118,9 @@ pub fn use_consoles(names: &[String]) {
 
 /// Turns debug lines on the consoles on or off (`keel.debug` on the command line).
 pub fn set_verbose(on: bool) {
-    logger().verbose = on;
+    if let Some(mut l) = logger() {
+        l.verbose = on;
+    }
 }
 
 /// Logs at info level.
@@ -133,9 +136,18 @@ pub fn debug(msg: &str) {
 /// Logs one line (a message with newlines is logged as several lines).
 pub fn log(level: Level, msg: &str) {
     let (secs, micros) = clock::since_boot();
-    let mut l = logger();
-    for part in msg.split('\n').filter(|p| !p.is_empty()) {
-        l.write_line(level, secs, micros, part);
+    let parts = msg.split('\n').filter(|p| !p.is_empty());
+    match logger() {
+        Some(mut l) => {
+            for part in parts {
+                l.write_line(level, secs, micros, part);
+            }
+        }
+        None => {
+            for part in parts {
+                write_console_directly(&console_line(secs, micros, part));
+            }
+        }
     }
 }
 
@@ -214,5 +226,24 @@ mod tests {
     #[test]
     fn kmsg_record_is_debug_level() {
         assert_eq!(kmsg_record("starting"), "<7>keel: starting\n");
+    }
+}
+
+#[cfg(test)]
+mod reentry_tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_inside_a_log_write_does_not_deadlock() {
+        // The panic hook logs; if the panic struck inside a log write, the logger is
+        // already held by this thread and must be skipped, not waited for.
+        let held = logger();
+        assert!(held.is_some());
+        assert!(
+            logger().is_none(),
+            "re-entry must not wait for the held logger"
+        );
+        drop(held);
+        assert!(logger().is_some());
     }
 }

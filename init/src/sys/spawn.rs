@@ -163,3 +163,56 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+    use crate::sys::{reap, signals};
+
+    /// Reaps until `pid` shows up (bounded), as PID 1's loop would.
+    fn wait_for(pid: i32) -> Option<reap::Ended> {
+        for _ in 0..2000 {
+            let d = reap::drain();
+            if let Some((_, ended)) = d.ended.into_iter().find(|(p, _)| *p == pid) {
+                return Some(ended);
+            }
+            let _ = nix::poll::poll(&mut [], nix::poll::PollTimeout::from(5u8));
+        }
+        None
+    }
+
+    #[test]
+    fn child_starts_with_a_clean_signal_mask_and_exec_errors_map_to_127() {
+        // PID 1 runs with everything blocked; the child must not inherit that.
+        assert_eq!(signals::block_all(), Ok(()));
+        let status_file =
+            std::env::temp_dir().join(format!("keel-spawn-test-{}", std::process::id()));
+        let spec = SpawnSpec {
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                // The shell's own status is what its children inherit.
+                format!("cat /proc/$$/status > {}; exit 7", status_file.display()),
+            ],
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cwd: "/".into(),
+            setsid: true,
+            tty: None,
+        };
+        let pid = spawn(&spec).map_err(|e| e.to_string());
+        assert!(pid.is_ok(), "{pid:?}");
+        let ended = wait_for(pid.unwrap_or(0));
+        assert_eq!(
+            ended,
+            Some(reap::Ended::Exited(7)),
+            "mask or dispositions leaked"
+        );
+
+        let missing = SpawnSpec {
+            argv: vec!["/nonexistent/keel-test".into()],
+            ..spec
+        };
+        let pid = spawn(&missing).unwrap_or(0);
+        assert_eq!(wait_for(pid), Some(reap::Ended::Exited(127)));
+    }
+}
