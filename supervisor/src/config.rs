@@ -1,5 +1,6 @@
 //! The appliance config (`/etc/keel/appliance.toml`, source `configs/appliance.toml`):
-//! `[system]`, `[modules]` and one `[services.NAME]` table per supervised service.
+//! `[system]`, `[modules]`, `[firewall]` (see [`firewall`]) and one `[services.NAME]` table
+//! per supervised service.
 //!
 //! Parsing takes the text and a display path and never reads files itself, so the same
 //! code serves PID 1, `keel check` and the image build. It validates by hand over toml's
@@ -29,6 +30,10 @@
 //!
 //! Durations are strings with a unit (`"200ms"`, `"1.5s"`, `"1m"`, `"1h"`) or numbers of
 //! seconds. The defaults are in [`defaults`].
+
+pub mod firewall;
+
+pub use firewall::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
 use crate::graph::{Graph, GraphError};
 use crate::types::Sig;
@@ -69,6 +74,7 @@ pub mod defaults {
 pub struct ApplianceConfig {
     pub system: System,
     pub modules: Modules,
+    pub firewall: Firewall,
     /// Services in the order of the file; a service's [`crate::SvcId`] is its index here.
     pub services: Vec<ServiceConfig>,
 }
@@ -351,7 +357,7 @@ type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 
 const SYSTEM_FIELDS: &[&str] = &["hostname"];
 const MODULES_FIELDS: &[&str] = &["load", "required"];
-const TOP_FIELDS: &[&str] = &["system", "modules", "services"];
+const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "services"];
 const SERVICE_FIELDS: &[&str] = &[
     "exec",
     "env",
@@ -623,6 +629,11 @@ impl Validator {
                 "modules" => {
                     if let Some(t) = self.table(value, "modules") {
                         self.modules(t, &mut config.modules);
+                    }
+                }
+                "firewall" => {
+                    if let Some(t) = self.table(value, "firewall") {
+                        self.firewall(t, &mut config.firewall);
                     }
                 }
                 "services" => {
