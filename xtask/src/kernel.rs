@@ -171,11 +171,23 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     }
     fs::create_dir_all(&build).with_context(|| format!("cannot create {}", build.display()))?;
     let embedded = build.join("keel-initramfs.cpio");
-    let changed = copy_if_changed(&initramfs, &embedded)?;
+    let archive =
+        fs::read(&initramfs).with_context(|| format!("cannot read {}", initramfs.display()))?;
+    let (archive, dropped) = drop_modules(&archive)
+        .with_context(|| format!("{}: not a valid newc cpio archive", initramfs.display()))?;
+    if dropped.entries > 0 {
+        phase(&format!(
+            "initramfs: left out {} entries ({}) under /lib/modules: this kernel has no \
+             loadable modules",
+            dropped.entries,
+            human(dropped.bytes)
+        ));
+    }
+    let changed = write_if_changed(&archive, &embedded)?;
     phase(&format!(
-        "initramfs {} ({}){}",
+        "initramfs {} ({} embedded){}",
         initramfs.display(),
-        human(file_len(&initramfs)),
+        human(archive.len() as u64),
         if changed { ", changed" } else { ", unchanged" }
     ));
 
@@ -605,16 +617,80 @@ fn configure(
     Ok(())
 }
 
-/// Copies `from` over `to` when their bytes differ; says whether it did.
-fn copy_if_changed(from: &Path, to: &Path) -> Result<bool> {
-    let new = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
-    if fs::read(to).ok().as_deref() == Some(new.as_slice()) {
+/// Writes `bytes` to `to` when they differ from what is there; says whether it did. An
+/// unchanged file keeps its mtime, so make does not relink.
+fn write_if_changed(bytes: &[u8], to: &Path) -> Result<bool> {
+    if fs::read(to).ok().as_deref() == Some(bytes) {
         return Ok(false);
     }
     let tmp = to.with_extension("tmp");
-    fs::write(&tmp, &new).with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, to)?;
     Ok(true)
+}
+
+/// What `drop_modules` left out.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Dropped {
+    entries: usize,
+    bytes: u64,
+}
+
+/// The newc header: magic and 13 fields of 8 hex digits.
+const NEWC_HEADER: usize = 110;
+const NEWC_MAGIC: &[u8] = b"070701";
+
+/// Copies a newc cpio archive without the entries under `lib/modules/`: the modular boot's
+/// modules are dead weight in a kernel built without module support. Entries are copied
+/// byte for byte, so the result is as reproducible as the input. A regular file with more
+/// than one link is kept, because newc stores the data of a hard-linked set only once.
+fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, Dropped)> {
+    let mut out = Vec::with_capacity(archive.len());
+    let mut dropped = Dropped::default();
+    let mut pos = 0;
+    loop {
+        let header = archive
+            .get(pos..pos + NEWC_HEADER)
+            .with_context(|| format!("truncated header at byte {pos}"))?;
+        if &header[..6] != NEWC_MAGIC {
+            bail!("no newc magic 070701 at byte {pos} (is it compressed?)");
+        }
+        let field = |i: usize| -> Result<usize> {
+            let hex = &header[6 + 8 * i..14 + 8 * i];
+            std::str::from_utf8(hex)
+                .ok()
+                .and_then(|h| usize::from_str_radix(h, 16).ok())
+                .with_context(|| format!("bad header field {i} at byte {pos}"))
+        };
+        let (mode, nlink, size, namesize) = (field(1)?, field(4)?, field(6)?, field(11)?);
+        let name_end = pos + NEWC_HEADER + namesize;
+        let data_start = name_end.next_multiple_of(4);
+        let end = (data_start + size).next_multiple_of(4);
+        let name = archive
+            .get(pos + NEWC_HEADER..name_end.saturating_sub(1))
+            .with_context(|| format!("truncated name at byte {pos}"))?;
+        if end > archive.len() && name != b"TRAILER!!!" {
+            bail!(
+                "truncated entry {:?} at byte {pos}",
+                String::from_utf8_lossy(name)
+            );
+        }
+        if name == b"TRAILER!!!" {
+            out.extend_from_slice(&archive[pos..]);
+            return Ok((out, dropped));
+        }
+        let path = name.strip_prefix(b"./").unwrap_or(name);
+        let path = path.strip_prefix(b"/").unwrap_or(path);
+        let is_regular = mode & 0o170_000 == 0o100_000;
+        let under_modules = path == b"lib/modules" || path.starts_with(b"lib/modules/");
+        if under_modules && !(is_regular && nlink > 1) {
+            dropped.entries += 1;
+            dropped.bytes += size as u64;
+        } else {
+            out.extend_from_slice(&archive[pos..end]);
+        }
+        pos = end;
+    }
 }
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
@@ -1025,6 +1101,85 @@ mod tests {
         // `date -u -d @1795315025` on this machine.
         assert_eq!(format_utc(1_795_315_025), "Sun Nov 22 02:37:05 UTC 2026");
         assert_eq!(format_utc(951_782_400), "Tue Feb 29 00:00:00 UTC 2000");
+    }
+
+    /// One newc entry, as `cpio -H newc` writes it.
+    fn newc(name: &str, mode: u32, nlink: u32, data: &[u8]) -> Vec<u8> {
+        let mut e = format!(
+            "070701{:08x}{mode:08x}{:08x}{:08x}{nlink:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            1,
+            0,
+            0,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
+        )
+        .into_bytes();
+        e.extend_from_slice(name.as_bytes());
+        e.push(0);
+        while e.len() % 4 != 0 {
+            e.push(0);
+        }
+        e.extend_from_slice(data);
+        while e.len() % 4 != 0 {
+            e.push(0);
+        }
+        e
+    }
+
+    #[test]
+    fn drops_modules_from_the_archive() {
+        let init = newc("init", 0o100_755, 1, b"#!/bin/sh\n");
+        let keep_dir = newc("lib", 0o040_755, 2, b"");
+        let modules = [
+            newc("lib/modules", 0o040_755, 2, b""),
+            newc(
+                "lib/modules/6.1.0/kernel/ext4.ko",
+                0o100_644,
+                1,
+                b"elf data!",
+            ),
+            newc("./lib/modules/6.1.0/modules.dep", 0o100_644, 1, b"x"),
+        ];
+        let linked = newc("lib/modules/hard", 0o100_644, 2, b"shared");
+        let near = newc("lib/modulesX", 0o100_644, 1, b"kept");
+        let trailer = newc("TRAILER!!!", 0, 1, b"");
+        let mut archive = Vec::new();
+        for e in [
+            &init,
+            &keep_dir,
+            &modules[0],
+            &modules[1],
+            &modules[2],
+            &linked,
+            &near,
+            &trailer,
+        ] {
+            archive.extend_from_slice(e);
+        }
+        archive.extend_from_slice(&[0; 512]);
+        let (out, dropped) = drop_modules(&archive).unwrap();
+        assert_eq!(
+            dropped,
+            Dropped {
+                entries: 3,
+                bytes: 10
+            }
+        );
+        let mut expected = Vec::new();
+        for e in [&init, &keep_dir, &linked, &near, &trailer] {
+            expected.extend_from_slice(e);
+        }
+        expected.extend_from_slice(&[0; 512]);
+        assert_eq!(out, expected);
+        // Something else, or a cut archive, is an error, not a silent copy.
+        assert!(drop_modules(b"not a cpio archive at all, but long enough to hold a newc header of 110 bytes.................................").is_err());
+        assert!(drop_modules(&archive[..200]).is_err());
     }
 
     #[test]
