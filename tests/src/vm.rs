@@ -195,7 +195,7 @@ impl Shared {
     }
 }
 
-/// A running guest. Dropping it kills QEMU.
+/// A running guest. Dropping it kills QEMU; drop it on the thread that booted it.
 pub struct Vm {
     name: String,
     child: Child,
@@ -261,6 +261,22 @@ fn copy_stream(mut from: impl Read, shared: Arc<Shared>, log: Arc<Mutex<File>>, 
     }
     drop(st);
     shared.changed.notify_all();
+}
+
+/// The QEMU command, run through `setpriv --pdeathsig KILL` when util-linux has it, so
+/// QEMU dies with the test even when the test process is killed and Drop never runs. The
+/// kernel sends that signal when the *thread* that spawned QEMU ends: a `Vm` must be
+/// dropped on the thread that booted it (every test does).
+fn guarded(spec: &Spec) -> std::process::Command {
+    const SETPRIV: &str = "/usr/bin/setpriv";
+    if !Path::new(SETPRIV).exists() {
+        return spec.command();
+    }
+    let mut c = std::process::Command::new(SETPRIV);
+    c.args(["--pdeathsig", "KILL", "--"])
+        .arg(&spec.qemu)
+        .args(spec.args());
+    c
 }
 
 impl Vm {
@@ -343,8 +359,7 @@ impl Vm {
             .with_context(|| format!("cannot create {}", log_path.display()))?;
         writeln!(log, ">>> keel-tests: {}\n", spec.shown())?;
         let log = Arc::new(Mutex::new(log));
-        let mut child = spec
-            .command()
+        let mut child = guarded(spec)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
