@@ -4,10 +4,12 @@
 //! never touch the filesystem or panic on input; reading /proc/cmdline, writing
 //! /etc/resolv.conf and setting the host name are the caller's job (init/). Only `netlink`
 //! talks to the kernel, through the [`netlink::Links`] trait, with no `unsafe` code.
+//! [`firewall`] renders the `[firewall]` config to an nftables ruleset as text and runs nothing.
 #![forbid(unsafe_code)]
 
 pub mod cmdline;
 pub mod dhcp;
+pub mod firewall;
 pub mod ip;
 pub mod netlink;
 pub mod plan;
