@@ -382,6 +382,15 @@ fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option<String> {
                 count += 1;
                 sys.log(Level::Debug, &format!("loaded module {}", m.name));
             }
+            // An optional soft dependency that finds no hardware (crc32c_intel on a CPU
+            // without SSE4.2 says ENODEV) is expected: that is only worth a debug line.
+            Err(Errno::ENODEV) if m.optional => sys.log(
+                Level::Debug,
+                &format!(
+                    "optional module {} has no device here (ENODEV), skipped",
+                    m.name
+                ),
+            ),
             Err(e) => {
                 let note = if m.optional {
                     " (optional soft dependency)"
@@ -788,6 +797,38 @@ kernel/drivers/input/evdev.ko:
                 .iter()
                 .any(|l| l.starts_with("cannot load module evdev"))
         );
+    }
+
+    #[test]
+    fn optional_soft_dependency_without_hardware_is_a_debug_line() {
+        let dep = "\
+kernel/lib/libcrc32c.ko:
+kernel/arch/x86/crypto/crc32c-intel.ko:
+kernel/crypto/crc32c_generic.ko:
+";
+        let mut f = Fake::new();
+        f.modular(dep, &["libcrc32c"], &[]);
+        f.file(
+            "/lib/modules/6.1.0-test/modules.softdep",
+            "softdep libcrc32c pre: crc32c\n",
+        );
+        f.file(
+            "/lib/modules/6.1.0-test/modules.alias",
+            "alias crc32c crc32c_intel\nalias crc32c crc32c_generic\n",
+        );
+        f.fail_modules.insert("crc32c_intel".into(), Errno::ENODEV);
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None, "{:#?}", f.calls);
+        f.index("load_module /lib/modules/6.1.0-test/kernel/crypto/crc32c_generic.ko");
+        f.index("load_module /lib/modules/6.1.0-test/kernel/lib/libcrc32c.ko");
+        assert!(
+            f.logs().contains(
+                &"(debug) optional module crc32c_intel has no device here (ENODEV), skipped"
+            ),
+            "{:#?}",
+            f.calls
+        );
+        assert!(!f.logs().iter().any(|l| l.starts_with("cannot load")));
     }
 
     #[test]
