@@ -282,17 +282,12 @@ fn guarded(spec: &Spec) -> std::process::Command {
 impl Vm {
     /// Starts QEMU and returns once its monitor answers (the guest is then booting).
     pub fn boot(opts: BootOpts) -> Result<Vm> {
-        let defaults = match (&opts.kernel, &opts.base) {
-            (Some(_), Base::File(_) | Base::None) => None,
-            _ => Some(artefacts::locate()?),
-        };
-        let kernel = match (&opts.kernel, &defaults) {
-            (Some(k), _) => k.clone(),
-            (None, Some(a)) => a.kernel.clone(),
-            (None, None) => bail!("no kernel to boot"),
+        let kernel = match &opts.kernel {
+            Some(k) => k.clone(),
+            None => artefacts::default_kernel()?,
         };
         let base = match &opts.base {
-            Base::Image => defaults.as_ref().and_then(|a| a.initrd.clone()),
+            Base::Image => Some(artefacts::default_initrd()),
             Base::File(p) => Some(p.clone()),
             Base::None => None,
         };
