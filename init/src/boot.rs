@@ -39,6 +39,8 @@ pub trait Sys {
     fn block_signals(&mut self) -> Result<(), Errno>;
     /// Writes one log line (see `log.rs`).
     fn log(&mut self, level: Level, msg: &str);
+    /// Shows debug lines on the consoles too (`keel.debug`).
+    fn set_verbose(&mut self, on: bool);
     /// Moves the log to these consoles (names under /dev) and /dev/kmsg.
     fn use_consoles(&mut self, names: &[String]);
     /// Reads a whole file.
@@ -113,6 +115,9 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     let words: Vec<&str> = cmdline.split_whitespace().collect();
     let debug = words.contains(&"keel.debug");
     let test_panic = words.contains(&TEST_PANIC);
+    if debug {
+        sys.set_verbose(true);
+    }
     if let Some(word) = words.iter().find(|w| EMERGENCY_WORDS.contains(w)) {
         fail(
             &mut fatal,
@@ -515,6 +520,9 @@ mod tests {
                 }
             ));
         }
+        fn set_verbose(&mut self, on: bool) {
+            self.calls.push(format!("set_verbose {on}"));
+        }
         fn use_consoles(&mut self, names: &[String]) {
             self.calls.push(format!("use_consoles {}", names.join(" ")));
         }
@@ -866,7 +874,11 @@ kernel/crypto/crc32c_generic.ko:
     fn keel_debug_on_the_command_line() {
         let mut f = Fake::new();
         assert!(!boot(&mut f).debug);
+        assert!(!f.calls.iter().any(|c| c.starts_with("set_verbose")));
+        let mut f = Fake::new();
         f.file("/proc/cmdline", "console=ttyS0 keel.debug\n");
         assert!(boot(&mut f).debug);
+        // Debug lines show on the consoles from the moment the command line is known.
+        assert!(f.index("set_verbose true") < f.index("use_consoles ttyS0"));
     }
 }

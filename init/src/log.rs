@@ -45,13 +45,20 @@ struct Logger {
     consoles: Vec<Sink>,
     kmsg: Option<OwnedFd>,
     kmsg_dropped: u64,
+    /// Lines logged before /dev/kmsg could be opened (before /dev is mounted), replayed
+    /// into it once it opens so that dmesg has the whole boot. At most `EARLY_MAX`.
+    early: Vec<String>,
     verbose: bool,
 }
+
+/// How many early lines are kept for /dev/kmsg; more are counted, not kept.
+const EARLY_MAX: usize = 32;
 
 static LOGGER: Mutex<Logger> = Mutex::new(Logger {
     consoles: Vec::new(),
     kmsg: None,
     kmsg_dropped: 0,
+    early: Vec::new(),
     verbose: false,
 });
 
@@ -109,6 +116,12 @@ pub fn use_consoles(names: &[String]) {
         }
         if l.kmsg.is_none() {
             l.kmsg = console::open_log_target("/dev/kmsg").ok();
+            let early = std::mem::take(&mut l.early);
+            if let Some(kmsg) = &l.kmsg {
+                for line in early {
+                    let _ = console::write_once(kmsg, kmsg_record(&line).as_bytes());
+                }
+            }
         }
     }
     for f in failed {
@@ -189,6 +202,10 @@ impl Logger {
                 Ok(_) => self.kmsg_dropped = 0,
                 Err(_) => self.kmsg_dropped += 1,
             }
+        } else if self.early.len() < EARLY_MAX {
+            self.early.push(msg.to_string());
+        } else {
+            self.kmsg_dropped += 1;
         }
     }
 }

@@ -22,6 +22,10 @@ impl Sys for LinuxSys {
         log::log(level, msg);
     }
 
+    fn set_verbose(&mut self, on: bool) {
+        log::set_verbose(on);
+    }
+
     fn use_consoles(&mut self, names: &[String]) {
         log::use_consoles(names);
     }
