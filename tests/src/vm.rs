@@ -609,6 +609,27 @@ impl Vm {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Retries `ssh true` until sshd lets the test key in, for up to `timeout`.
+    pub fn wait_ssh(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.ssh_output("true")?;
+            if out.status.success() {
+                self.note("ssh works");
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                return Err(self.failure(&format!(
+                    "ssh to 127.0.0.1:{} still fails after {}s: {why}",
+                    self.ssh_port,
+                    timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
     /// Everything the console printed so far.
     pub fn console_text(&self) -> String {
         self.shared.lock().console.text().to_string()

@@ -1,6 +1,7 @@
-//! VM tests of the harness itself, on a guest whose whole initrd is busybox and a shell
-//! script: they tell a harness bug apart from a keel bug. They need only the host's Debian
-//! kernel and busybox-static, not the keel image. Run with KEEL_VM_TESTS=1.
+//! VM tests of the harness itself: they tell a harness bug apart from a keel bug. Two run
+//! a guest whose whole initrd is busybox and a shell script (they need only the host's
+//! Debian kernel and busybox-static); the ssh one needs the keel image for sshd. Run with
+//! KEEL_VM_TESTS=1.
 
 use anyhow::{Result, ensure};
 use keel_tests::{
@@ -145,4 +146,35 @@ fn harness_fails_fast_on_a_kernel_panic() -> Result<()> {
     );
     ensure!(vm.wait_exit(EXIT_TIMEOUT)?.success());
     Ok(())
+}
+
+#[test]
+fn harness_runs_commands_over_ssh() -> Result<()> {
+    if !vm_tests_enabled("harness_runs_commands_over_ssh") {
+        return Ok(());
+    }
+    // The keel image with the test key authorized. Until keel brings up the network and
+    // sshd itself, the console shell does it by hand (and skips what is already there).
+    let opts = BootOpts::new("harness_runs_commands_over_ssh").authorize_test_key()?;
+    let mut vm = Vm::boot(opts)?;
+    vm.wait_for("keel: console shell on", BOOT_TIMEOUT)?;
+    vm.run(
+        "ip link set lo up; ip link set eth0 up; \
+         ip -4 addr show dev eth0 | grep -q 'inet ' || ip addr add 10.0.2.15/24 dev eth0",
+        CMD_TIMEOUT,
+    )?;
+    let key = "/var/lib/keel/ssh/ssh_host_ed25519_key";
+    vm.run(
+        &format!(
+            "pidof sshd || {{ mkdir -p /var/lib/keel/ssh /run/sshd; \
+             test -f {key} || ssh-keygen -q -t ed25519 -N '' -f {key}; /usr/sbin/sshd; }}"
+        ),
+        CMD_TIMEOUT,
+    )?;
+    vm.wait_ssh(CMD_TIMEOUT)?;
+    let out = vm.ssh("echo over ssh $((6*7)); cat /proc/1/comm")?;
+    ensure!(out.starts_with("over ssh 42\n"), "ssh printed {out:?}");
+    let err = vm.ssh("exit 3").unwrap_err().to_string();
+    ensure!(err.contains("exit status: 3"), "{err}");
+    vm.assert_no_kernel_panic()
 }
