@@ -63,7 +63,13 @@ pub(crate) fn ensure_musl_target() -> Result<()> {
         .args(["target", "list", "--installed"])
         .output();
     match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == MUSL) => Ok(()),
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == MUSL) =>
+        {
+            Ok(())
+        }
         Ok(_) => {
             eprintln!("xtask: installing the Rust target {MUSL} (rustup)");
             run(Command::new("rustup").args(["target", "add", MUSL]))
