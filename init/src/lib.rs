@@ -1,8 +1,16 @@
 //! keel's PID 1 and its multi-call applets.
 //!
 //! The binary is `src/main.rs`; this library holds everything so that tests and xtask can
-//! reach the pure parts (mount plan, console discovery, modules.dep resolution, the
-//! lifecycle state machine).
+//! reach the pure parts. Code map, in boot order:
+//! - `main.rs` / `pid1.rs`: PID 1 when `getpid() == 1` (panic hook, catch_unwind, never
+//!   exits), otherwise `applets/` by argv[0] (`keel check`, `poweroff`/`reboot`/`halt`,
+//!   the `keelctl` and `dhcp-hook` placeholders); exit codes in `exit.rs`.
+//! - `boot.rs`: the boot sequence behind `trait Sys` (recording fake in its tests), using
+//!   the pure `mountplan.rs`, `consoles.rs` and `modules.rs` (modules.dep resolver).
+//! - `run.rs`: the signalfd + poll loop carrying out `lifecycle.rs`, the pure state
+//!   machine of the console/emergency shell and the shutdown sequence.
+//! - `log.rs`: the non-blocking console and /dev/kmsg log.
+//! - `sys/`: the OS seam (signals, spawn, the one reaper, mounts, modules, power, lo).
 //!
 //! Architecture invariant: only `sys/` talks to the kernel with `unsafe`, and every block
 //! there carries a `// SAFETY:` comment. Every other module is `#![forbid(unsafe_code)]`.
