@@ -48,6 +48,8 @@ pub fn shell_spec(kind: ShellKind, tty: &str) -> SpawnSpec {
     ];
     if kind == ShellKind::Emergency {
         env.push("KEEL_EMERGENCY=1".to_string());
+        // The prompt says where the person is, so nobody takes it for a normal boot.
+        env.push("PS1=(keel emergency) \\w # ".to_string());
     }
     SpawnSpec {
         argv: vec![SHELL.to_string(), "-l".to_string()],
@@ -253,5 +255,7 @@ mod tests {
         let e = shell_spec(ShellKind::Emergency, "/dev/tty0");
         assert!(e.env.contains(&"TERM=linux".to_string()));
         assert!(e.env.contains(&"KEEL_EMERGENCY=1".to_string()));
+        assert!(e.env.iter().any(|v| v.starts_with("PS1=(keel emergency)")));
+        assert!(!s.env.iter().any(|v| v.starts_with("PS1=")));
     }
 }
