@@ -330,3 +330,10 @@ fn a_bad_list_never_half_applies() {
         .is_err()
     );
 }
+
+#[test]
+fn shipped_config_spells_out_the_default_firewall() {
+    // configs/appliance.toml writes the defaults out for people to edit; they must not drift.
+    let text = include_str!("../../configs/appliance.toml");
+    assert_eq!(firewall(text), Firewall::default());
+}
