@@ -30,6 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::client::DhcpClient;
 use crate::ip::{self, Cidr, IFNAME_MAX, IpConfig, Mac};
 use crate::plan::Route;
 
@@ -55,12 +56,15 @@ pub const KEEL_STATE: &str = "keel.state";
 pub const KEEL_EMERGENCY: &str = "keel.emergency";
 /// `keel.emergency_timeout=<seconds>`: how long the emergency shell waits before a reboot.
 pub const KEEL_EMERGENCY_TIMEOUT: &str = "keel.emergency_timeout";
+/// `keel.dhcp=dhclient|udhcpc`: the DHCP client the `network` service runs.
+pub const KEEL_DHCP: &str = "keel.dhcp";
 /// The keel switches this version knows; others are kept and warned about.
-pub const KEEL_KNOWN: [&str; 4] = [
+pub const KEEL_KNOWN: [&str; 5] = [
     KEEL_DEBUG,
     KEEL_STATE,
     KEEL_EMERGENCY,
     KEEL_EMERGENCY_TIMEOUT,
+    KEEL_DHCP,
 ];
 /// A bare word that asks for the emergency shell.
 pub const WORD_EMERGENCY: &str = "emergency";
@@ -142,6 +146,8 @@ pub struct Cmdline {
     pub state: Option<String>,
     /// `keel.emergency_timeout`, in seconds.
     pub emergency_timeout: Option<u32>,
+    /// `keel.dhcp`: the DHCP client, when the command line names one.
+    pub dhcp_client: Option<DhcpClient>,
     /// Emergency or rescue words and switches.
     pub mode: BootMode,
 }
@@ -438,6 +444,19 @@ fn keel_switch(c: &mut Cmdline, w: &mut Vec<Warning>, p: &Param) {
         KEEL_STATE => match value {
             Some(v) if !v.is_empty() => c.state = Some(v.to_string()),
             _ => return warn(w, p, "expected keel.state=<device or path>"),
+        },
+        KEEL_DHCP => match value.and_then(DhcpClient::parse) {
+            Some(d) => c.dhcp_client = Some(d),
+            None => {
+                return warn(
+                    w,
+                    p,
+                    format!(
+                        "expected keel.dhcp={}",
+                        DhcpClient::NAMES.join(" or keel.dhcp=")
+                    ),
+                );
+            }
         },
         KEEL_EMERGENCY_TIMEOUT => match value.map(str::parse::<u32>) {
             Some(Ok(n)) => c.emergency_timeout = Some(n),

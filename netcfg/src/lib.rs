@@ -4,9 +4,11 @@
 //! never touch the filesystem or panic on input; reading /proc/cmdline, writing
 //! /etc/resolv.conf and setting the host name are the caller's job (init/). Only `netlink`
 //! talks to the kernel, through the [`netlink::Links`] trait, with no `unsafe` code.
+//! [`client`] builds the argv of the DHCP client the `network` service execs.
 //! [`firewall`] renders the `[firewall]` config to an nftables ruleset as text and runs nothing.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod cmdline;
 pub mod dhcp;
 pub mod firewall;
