@@ -1,6 +1,6 @@
 //! The appliance config (`/etc/keel/appliance.toml`, source `configs/appliance.toml`):
-//! `[system]`, `[modules]`, `[firewall]` (see [`firewall`]) and one `[services.NAME]` table
-//! per supervised service.
+//! `[system]`, `[modules]`, `[firewall]` (see [`firewall`]), `[ssh]` and one
+//! `[services.NAME]` table per supervised service.
 //!
 //! Parsing takes the text and a display path and never reads files itself, so the same
 //! code serves PID 1, `keel check` and the image build. It validates by hand over toml's
@@ -27,6 +27,12 @@
 //! stop_timeout = "5s"                      # then SIGKILL
 //! console = false                          # true: stdin/stdout/stderr are the console tty
 //! ```
+//!
+//! A service whose `exec` contains [`CONSOLE_PLACEHOLDER`] (`{console}`) runs once per active
+//! console: [`ApplianceConfig::expand_consoles`] turns `[services.getty]` with
+//! `exec = ["/sbin/keel", "getty", "{console}"]` into `getty@ttyS0`, `getty@hvc0`, ... once
+//! PID 1 knows the consoles. Such a service cannot be named in `needs`/`after` (its
+//! instances only exist at boot) and cannot set `console = true`.
 //!
 //! Durations are strings with a unit (`"200ms"`, `"1.5s"`, `"1m"`, `"1h"`) or numbers of
 //! seconds. The defaults are in [`defaults`].
@@ -75,8 +81,34 @@ pub struct ApplianceConfig {
     pub system: System,
     pub modules: Modules,
     pub firewall: Firewall,
+    pub ssh: Ssh,
     /// Services in the order of the file; a service's [`crate::SvcId`] is its index here.
     pub services: Vec<ServiceConfig>,
+}
+
+impl ApplianceConfig {
+    /// Replaces each per-console service (one with `{console}` in its exec) by one instance
+    /// per console in `consoles` (names under /dev, e.g. `ttyS0`), named `NAME@TTY`, with
+    /// the placeholder replaced by the tty name. Instances take the template's place, in
+    /// the order of `consoles`; other services keep their order. Call it once, before the
+    /// supervisor is built: service ids are indexes into `services`.
+    pub fn expand_consoles(&mut self, consoles: &[String]) {
+        let services = std::mem::take(&mut self.services);
+        for s in services {
+            if !s.per_console() {
+                self.services.push(s);
+                continue;
+            }
+            for tty in consoles {
+                let mut one = s.clone();
+                one.name = format!("{}@{tty}", s.name);
+                for arg in &mut one.exec {
+                    *arg = arg.replace(CONSOLE_PLACEHOLDER, tty);
+                }
+                self.services.push(one);
+            }
+        }
+    }
 }
 
 /// `[system]`: machine-wide settings.
@@ -93,6 +125,16 @@ impl Default for System {
         }
     }
 }
+
+/// `[ssh]`: how sshd lets people in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ssh {
+    /// Password login (root included) besides keys; off by default, so only keys work.
+    pub password_login: bool,
+}
+
+/// The word in `exec` that makes a service run once per console (see the module docs).
+pub const CONSOLE_PLACEHOLDER: &str = "{console}";
 
 /// `[modules]`: kernel modules to load at boot on a modular kernel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -232,6 +274,11 @@ impl ServiceConfig {
         }
     }
 
+    /// Whether this service runs once per console (its exec holds `{console}`).
+    pub fn per_console(&self) -> bool {
+        self.exec.iter().any(|a| a.contains(CONSOLE_PLACEHOLDER))
+    }
+
     /// A oneshot with every default (ready on exit 0, never restarted).
     pub fn oneshot(name: &str, exec: &[&str]) -> ServiceConfig {
         ServiceConfig {
@@ -357,7 +404,8 @@ type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 
 const SYSTEM_FIELDS: &[&str] = &["hostname"];
 const MODULES_FIELDS: &[&str] = &["load", "required"];
-const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "services"];
+const SSH_FIELDS: &[&str] = &["password_login"];
+const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "ssh", "services"];
 const SERVICE_FIELDS: &[&str] = &[
     "exec",
     "env",
@@ -636,6 +684,11 @@ impl Validator {
                         self.firewall(t, &mut config.firewall);
                     }
                 }
+                "ssh" => {
+                    if let Some(t) = self.table(value, "ssh") {
+                        self.ssh(t, &mut config.ssh);
+                    }
+                }
                 "services" => {
                     if let Some(t) = self.table(value, "services") {
                         for (name, svc) in entries(t) {
@@ -673,6 +726,19 @@ impl Validator {
                     }
                 }
                 _ => self.unknown(key, "[system]", SYSTEM_FIELDS),
+            }
+        }
+    }
+
+    fn ssh(&mut self, t: &DeTable<'_>, out: &mut Ssh) {
+        for (key, value) in entries(t) {
+            match key.get_ref().as_ref() {
+                "password_login" => {
+                    if let Some(b) = self.boolean(value, "password_login") {
+                        out.password_login = b;
+                    }
+                }
+                _ => self.unknown(key, "[ssh]", SSH_FIELDS),
             }
         }
     }
@@ -1048,10 +1114,28 @@ impl Validator {
         }
     }
 
-    /// Checks that need every service: dependency names, cycles, one console owner.
+    /// Checks that need every service: dependency names, cycles, one console owner,
+    /// per-console services that nothing depends on.
     fn cross_check(&mut self, services: &[(ServiceConfig, DepSpans)]) {
         let names: Vec<&str> = services.iter().map(|(s, _)| s.name.as_str()).collect();
         for (s, spans) in services {
+            if s.per_console() && s.console {
+                let at = spans.console.unwrap_or(spans.header);
+                self.err(at, format!("[services.{}] runs once per console ({CONSOLE_PLACEHOLDER} in exec) and opens its own tty, so it cannot also set console = true; remove one", s.name));
+            }
+            for (field, deps, places) in [
+                ("needs", &s.needs, &spans.needs),
+                ("after", &s.after, &spans.after),
+            ] {
+                for (dep, &p) in deps.iter().zip(places.iter()) {
+                    let per_console = services
+                        .iter()
+                        .any(|(d, _)| d.name == *dep && d.per_console());
+                    if per_console {
+                        self.err(p, format!("[services.{}] {field} \"{dep}\", which runs once per console ({CONSOLE_PLACEHOLDER} in its exec) and so has no single instance to wait for; remove it", s.name));
+                    }
+                }
+            }
             for (field, deps, places) in [
                 ("needs", &s.needs, &spans.needs),
                 ("after", &s.after, &spans.after),
@@ -1138,6 +1222,59 @@ mod tests {
         assert!(e[0].message.contains("hostnme"), "{}", e[0]);
         assert!(
             e[0].message.contains("did you mean `hostname`?"),
+            "{}",
+            e[0]
+        );
+    }
+
+    #[test]
+    fn ssh_password_login_is_off_unless_set() {
+        assert!(!parse("", "a.toml").unwrap().ssh.password_login);
+        let c = parse("[ssh]\npassword_login = true\n", "a.toml").unwrap();
+        assert!(c.ssh.password_login);
+        let e = parse("[ssh]\npassword_login = \"yes\"\n", "a.toml").unwrap_err();
+        assert_eq!((e[0].line, e[0].column), (Some(2), Some(18)), "{}", e[0]);
+        assert!(e[0].message.contains("true or false"), "{}", e[0]);
+        let e = parse("[ssh]\npasword_login = true\n", "a.toml").unwrap_err();
+        assert!(
+            e[0].message.contains("did you mean `password_login`?"),
+            "{}",
+            e[0]
+        );
+    }
+
+    const GETTY: &str = "[services.getty]\nexec = [\"/sbin/keel\", \"getty\", \"{console}\"]\n";
+
+    #[test]
+    fn per_console_services_expand_once_per_console() {
+        let text = format!(
+            "[services.a]\nexec = [\"/bin/a\"]\n{GETTY}[services.b]\nexec = [\"/bin/b\"]\n"
+        );
+        let mut c = parse(&text, "a.toml").unwrap();
+        assert!(c.services[1].per_console() && !c.services[0].per_console());
+        c.expand_consoles(&["tty0".to_string(), "ttyS0".to_string()]);
+        let names: Vec<&str> = c.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "getty@tty0", "getty@ttyS0", "b"]);
+        assert_eq!(c.services[2].exec, ["/sbin/keel", "getty", "ttyS0"]);
+        assert!(!c.services[2].per_console());
+        // With no console named, the template disappears rather than running with `{console}`.
+        let mut c = parse(GETTY, "a.toml").unwrap();
+        c.expand_consoles(&[]);
+        assert!(c.services.is_empty());
+    }
+
+    #[test]
+    fn nothing_may_depend_on_a_per_console_service() {
+        let text = format!("{GETTY}[services.x]\nexec = [\"/bin/x\"]\nafter = [\"getty\"]\n");
+        let e = parse(&text, "a.toml").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].line, Some(5), "{}", e[0]);
+        assert!(e[0].message.contains("once per console"), "{}", e[0]);
+        let text = format!("{GETTY}console = true\n");
+        let e = parse(&text, "a.toml").unwrap_err();
+        assert_eq!(e[0].line, Some(3), "{}", e[0]);
+        assert!(
+            e[0].message.contains("cannot also set console = true"),
             "{}",
             e[0]
         );

@@ -147,11 +147,13 @@ pub fn unescape(s: &str) -> Result<String, ProtoError> {
     Ok(out)
 }
 
+/// Config names, plus `@` for the per-console instances (`getty@ttyS0`, see
+/// `config::ApplianceConfig::expand_consoles`).
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
         && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
 }
 
 impl Request {
