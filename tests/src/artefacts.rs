@@ -4,7 +4,8 @@
 //! (`/boot/vmlinuz-$(cat target/keel/kernel.release)`) and `target/keel/initramfs.cpio.gz`.
 //! When the single-image kernel lands (issue 8), `locate` returns `target/keel/bzImage` with
 //! no initrd by default and the modular pair on request; callers already take
-//! `initrd: Option`. Env overrides: `KEEL_KERNEL`, `KEEL_INITRD`. Nothing here builds.
+//! `initrd: Option`. Env overrides: `KEEL_KERNEL`, `KEEL_INITRD` (`none`: no initrd).
+//! Nothing here builds.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -59,17 +60,21 @@ pub fn default_kernel() -> Result<PathBuf> {
     }
 }
 
-/// The initrd to boot: `KEEL_INITRD`, else the image's `initramfs.cpio.gz`.
-pub fn default_initrd() -> PathBuf {
-    std::env::var_os("KEEL_INITRD")
-        .map_or_else(|| out_dir().join("initramfs.cpio.gz"), PathBuf::from)
+/// The initrd to boot: `KEEL_INITRD` (`none` for a kernel with the initramfs built in),
+/// else the image's `initramfs.cpio.gz`.
+pub fn default_initrd() -> Option<PathBuf> {
+    match std::env::var_os("KEEL_INITRD") {
+        Some(i) if i == "none" => None,
+        Some(i) => Some(PathBuf::from(i)),
+        None => Some(out_dir().join("initramfs.cpio.gz")),
+    }
 }
 
 /// The default artefacts, after the `KEEL_KERNEL` / `KEEL_INITRD` overrides.
 pub fn locate() -> Result<Artefacts> {
     let a = Artefacts {
         kernel: default_kernel()?,
-        initrd: Some(default_initrd()),
+        initrd: default_initrd(),
     };
     a.check()?;
     Ok(a)

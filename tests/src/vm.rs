@@ -287,7 +287,7 @@ impl Vm {
             None => artefacts::default_kernel()?,
         };
         let base = match &opts.base {
-            Base::Image => Some(artefacts::default_initrd()),
+            Base::Image => artefacts::default_initrd(),
             Base::File(p) => Some(p.clone()),
             Base::None => None,
         };

@@ -22,7 +22,7 @@ this terminal. Quit with Ctrl-A X; Ctrl-A C switches to the QEMU monitor.
   --kernel FILE     kernel to boot (default: $KEEL_KERNEL, else
                     /boot/vmlinuz-$(cat target/keel/kernel.release))
   --initrd FILE     initrd (default: $KEEL_INITRD, else target/keel/initramfs.cpio.gz);
-                    `none` for a kernel with the initramfs built in
+                    `none` (or KEEL_INITRD=none) for a kernel with the initramfs built in
   --no-build        boot what is already built
   -- ARGS...        extra kernel arguments, e.g. `-- ip=dhcp keel.debug`
 
@@ -80,9 +80,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         Some(k) => k,
         None => artefacts::default_kernel()?,
     };
-    let initrd = opts
-        .initrd
-        .unwrap_or_else(|| Some(artefacts::default_initrd()));
+    let initrd = opts.initrd.unwrap_or_else(artefacts::default_initrd);
     artefacts::Artefacts {
         kernel: kernel.clone(),
         initrd: initrd.clone(),
