@@ -1,23 +1,29 @@
-//! The PID 1 lifecycle as a pure state machine: the console shell, the emergency shell,
-//! and the shutdown sequence.
+//! The PID 1 lifecycle as a pure state machine: what is not a service. That is the
+//! emergency shell, and the shutdown sequence around the supervisor.
 //!
 //! `Lifecycle::handle(event, now)` returns the actions to carry out; `run.rs` turns
-//! signals, reaped children and deadlines into events and carries the actions out. No IO,
-//! no clock, no system calls here: time comes in as `Mono`, so every timing rule is tested
-//! in microseconds.
+//! signals, reaped children, the supervisor's verdicts and deadlines into events and
+//! carries the actions out. No IO, no clock, no system calls here: time comes in as
+//! `Mono`, so every timing rule is tested in microseconds.
 //!
-//! States. `mode` is Console (normal) or Emergency (a fatal boot error or a panic), and
-//! `shell` is Waiting (a start is due at a deadline), Starting (a spawn was asked for) or
-//! Running (pid known). `shutdown` is None, or a kind with a phase:
-//! - Console + Running: a person can use the machine; when the shell exits it is started
-//!   again after `respawn_delay` (0 after a normal session, backing off up to 30 s when it
-//!   keeps dying at once).
-//! - Emergency + Running: when the emergency shell exits, the machine reboots; if it
-//!   cannot even be spawned, the machine reboots at once (sync + reboot(2)).
-//! - shutdown Term: every process got SIGTERM; when none is left, or after
-//!   `TERM_GRACE_MS`, every process gets SIGKILL (phase Kill, `KILL_GRACE_MS`), then
-//!   `Finish`. Nothing is respawned during a shutdown. A second request does not restart
-//!   it; a poweroff request during a reboot or halt turns it into a poweroff.
+//! The console shell is a service (`[services.console]` with `console = true`), run and
+//! restarted by the supervisor. The lifecycle only takes the console over for the
+//! emergency shell: a fatal boot error starts it at once; an emergency later (a panic in
+//! keel, a service whose `on_give_up = "emergency"`) first asks the driver to release the
+//! console (`ReleaseConsole`: stop the console services) and starts the emergency shell
+//! once they are gone (`ConsoleReleased`) or after `REPLACE_WAIT_MS`, because a session
+//! leader exiting under the new shell would hang up its tty.
+//!
+//! Shutdown, one phase after the other, each with a deadline so it always ends:
+//! - Services: the supervisor stops every service in reverse dependency order
+//!   (`StopServices`); it reports `ServicesStopped`, or `SERVICES_GRACE_MS` passes;
+//! - Term: every remaining process gets SIGTERM (and SIGCONT); when none is left, or after
+//!   `TERM_GRACE_MS`, every process gets SIGKILL (phase Kill, `KILL_GRACE_MS`);
+//! - then `Finish`: sync and reboot(2).
+//!
+//! A second request does not restart the sequence; a poweroff request during a reboot or
+//! halt turns it into a poweroff. When the emergency shell exits, the machine reboots; if
+//! it cannot even be spawned, the machine reboots at once.
 #![forbid(unsafe_code)]
 
 use crate::log::Level;
@@ -26,49 +32,42 @@ use crate::sys::power::PowerKind;
 use crate::sys::reap::{Ended, exit_code};
 use nix::sys::signal::Signal;
 
+/// How long the supervisor may take to stop every service before the rest goes on anyway.
+/// Each service is bounded by its own `stop_timeout` plus keel's SIGKILL grace; this only
+/// catches a pathological config (long timeouts on a long chain).
+pub const SERVICES_GRACE_MS: u64 = 120_000;
 /// How long processes get between SIGTERM and SIGKILL at shutdown.
 pub const TERM_GRACE_MS: u64 = 3000;
 /// How long to wait for processes to vanish after SIGKILL before going on anyway.
 pub const KILL_GRACE_MS: u64 = 2000;
-/// A shell that ran at least this long exited normally (a person typed `exit`).
-pub const HEALTHY_RUN_MS: u64 = 5000;
-/// First delay after a shell died at once; doubles per quick death up to `MAX_BACKOFF_MS`.
-pub const FIRST_BACKOFF_MS: u64 = 500;
-/// The longest wait before the next console shell.
-pub const MAX_BACKOFF_MS: u64 = 30_000;
-/// How long the emergency shell waits for a killed console shell to be reaped.
+/// How long the emergency shell waits for the console services to be gone.
 pub const REPLACE_WAIT_MS: u64 = 1000;
 
-/// Which shell.
+/// Which shell (the console shell is a service now; the name stays for `shell_spec`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShellKind {
     Console,
     Emergency,
 }
 
-impl ShellKind {
-    fn name(self) -> &'static str {
-        match self {
-            ShellKind::Console => "console shell",
-            ShellKind::Emergency => "emergency shell",
-        }
-    }
-}
-
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A request to stop the machine (signal, applet, power button).
+    /// A request to stop the machine (signal, applet, power button, keelctl).
     Power(PowerKind),
-    /// The shell asked for by `Action::SpawnShell` is running.
+    /// The supervisor has stopped every service (after `StopServices`).
+    ServicesStopped,
+    /// The console services are gone (after `ReleaseConsole`).
+    ConsoleReleased,
+    /// The emergency shell asked for by `Action::SpawnShell` is running.
     Spawned { pid: i32 },
     /// The shell could not be started (the parent's error; exec errors come as `Exited`).
     SpawnFailed { error: String },
-    /// A child ended (from the reaper).
+    /// A child that is not a service ended (from the reaper).
     Exited { pid: i32, ended: Ended },
     /// The reaper found no children at all.
     NoChildren,
-    /// Something keel cannot go on from (a panic): drop to the emergency shell.
+    /// Something keel cannot go on from: drop to the emergency shell.
     Emergency(String),
     /// Time passed; deadlines at or before `now` fire.
     Tick,
@@ -79,6 +78,10 @@ pub enum Event {
 pub enum Action {
     Log(Level, String),
     SpawnShell(ShellKind),
+    /// Stop the services that own the console (the emergency shell takes it).
+    ReleaseConsole,
+    /// Ask the supervisor to stop every service in order.
+    StopServices(PowerKind),
     /// Signal one process (a negative pid is a process group).
     Kill {
         pid: i32,
@@ -92,19 +95,14 @@ pub enum Action {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shell {
-    Waiting {
-        at: Mono,
-    },
+    /// No shell of the lifecycle's: the console belongs to the services.
+    Idle,
     Starting,
     Running {
         pid: i32,
-        since: Mono,
     },
-    /// The console shell was killed to make way for the emergency shell, which starts once
-    /// the old one is reaped (or at `until`): while the old session leader lives, its exit
-    /// would hang up the tty under the new shell.
+    /// Waiting for the console services to be gone, at most until `until`.
     Replacing {
-        old: i32,
         until: Mono,
     },
     /// No shell will be started again (shutdown, or the emergency shell ended).
@@ -113,6 +111,7 @@ enum Shell {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    Services,
     Term,
     Kill,
     Finished,
@@ -125,52 +124,45 @@ struct Shutdown {
     deadline: Mono,
 }
 
-/// The delay before the next console shell, given how long the last one ran and how many
-/// quick deaths came in a row (including this one).
-pub fn respawn_delay(ran_ms: u64, quick_deaths: u32) -> u64 {
-    if ran_ms >= HEALTHY_RUN_MS || quick_deaths == 0 {
-        return 0;
-    }
-    let shift = quick_deaths.saturating_sub(1).min(16);
-    FIRST_BACKOFF_MS
-        .saturating_mul(1 << shift)
-        .min(MAX_BACKOFF_MS)
-}
-
 /// The lifecycle state machine. See the module docs for the states.
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     tty: String,
-    mode: ShellKind,
+    emergency: bool,
     shell: Shell,
-    quick_deaths: u32,
     shutdown: Option<Shutdown>,
 }
 
 impl Lifecycle {
-    /// Starts the lifecycle with the shell on `tty` (a /dev path). With `fatal`, the boot
-    /// failed and the emergency shell comes instead of the console shell.
+    /// Starts the lifecycle for the console `tty` (a /dev path). With `fatal`, the boot
+    /// failed and the emergency shell starts at once; otherwise the console is the
+    /// services'.
     pub fn new(tty: &str, fatal: Option<&str>, now: Mono) -> (Lifecycle, Vec<Action>) {
         let mut lc = Lifecycle {
             tty: tty.to_string(),
-            mode: ShellKind::Console,
-            shell: Shell::Waiting { at: now },
-            quick_deaths: 0,
+            emergency: false,
+            shell: Shell::Idle,
             shutdown: None,
         };
         let mut out = Vec::new();
         if let Some(what) = fatal {
-            lc.enter_emergency(what, now, &mut out);
-        } else {
+            out.push(Action::Log(Level::Info, format!("EMERGENCY: {what}")));
+            lc.emergency = true;
             lc.shell = Shell::Starting;
-            out.push(Action::SpawnShell(ShellKind::Console));
+            out.push(Action::SpawnShell(ShellKind::Emergency));
         }
+        let _ = now;
         (lc, out)
     }
 
-    /// The mode the machine is in.
-    pub fn mode(&self) -> ShellKind {
-        self.mode
+    /// True once an emergency happened (the emergency shell owns the console).
+    pub fn in_emergency(&self) -> bool {
+        self.emergency
+    }
+
+    /// True while the console services are being stopped for the emergency shell.
+    pub fn releasing_console(&self) -> bool {
+        matches!(self.shell, Shell::Replacing { .. })
     }
 
     /// Whether a shutdown is under way, and of which kind.
@@ -181,11 +173,7 @@ impl Lifecycle {
     /// The earliest deadline, for the poll timeout.
     pub fn next_deadline(&self) -> Option<Mono> {
         let shell = match self.shell {
-            Shell::Waiting { at } | Shell::Replacing { until: at, .. }
-                if self.shutdown.is_none() =>
-            {
-                Some(at)
-            }
+            Shell::Replacing { until } if self.shutdown.is_none() => Some(until),
             _ => None,
         };
         let stop = self
@@ -203,18 +191,35 @@ impl Lifecycle {
         let mut out = Vec::new();
         match ev {
             Event::Power(kind) => self.request(kind, now, &mut out),
+            Event::ServicesStopped => {
+                if let Some(s) = self.shutdown
+                    && s.phase == Phase::Services
+                {
+                    self.term(now, &mut out);
+                }
+            }
+            Event::ConsoleReleased => {
+                if let Shell::Replacing { .. } = self.shell
+                    && self.shutdown.is_none()
+                {
+                    self.shell = Shell::Starting;
+                    out.push(Action::SpawnShell(ShellKind::Emergency));
+                }
+            }
             Event::Spawned { pid } => {
                 if self.shell == Shell::Starting {
-                    self.shell = Shell::Running { pid, since: now };
-                    let name = self.mode.name();
-                    out.push(Action::Log(Level::Info, format!("{name} on {}", self.tty)));
+                    self.shell = Shell::Running { pid };
+                    out.push(Action::Log(
+                        Level::Info,
+                        format!("emergency shell on {}", self.tty),
+                    ));
                 }
             }
             Event::SpawnFailed { error } => self.spawn_failed(&error, now, &mut out),
             Event::Exited { pid, ended } => self.exited(pid, ended, now, &mut out),
             Event::NoChildren => {
                 if let Some(s) = self.shutdown
-                    && s.phase != Phase::Finished
+                    && matches!(s.phase, Phase::Term | Phase::Kill)
                 {
                     out.push(Action::Log(Level::Debug, "no processes left".to_string()));
                     self.finish(&mut out);
@@ -237,34 +242,16 @@ impl Lifecycle {
 
     fn enter_emergency(&mut self, what: &str, now: Mono, out: &mut Vec<Action>) {
         out.push(Action::Log(Level::Info, format!("EMERGENCY: {what}")));
-        if let Shell::Running { pid, .. } = self.shell
-            && self.mode == ShellKind::Emergency
-        {
-            // The emergency shell is already there; keep it.
-            let _ = pid;
-            return;
-        }
-        if let Shell::Running { pid, .. } = self.shell {
-            // The console shell leads its own session; hang up its whole process group so
-            // two shells never read the same tty.
-            out.push(Action::Kill {
-                pid: -pid,
-                sig: Signal::SIGHUP,
-            });
-            out.push(Action::Kill {
-                pid,
-                sig: Signal::SIGKILL,
-            });
-        }
-        self.mode = ShellKind::Emergency;
-        if let Shell::Running { pid, .. } = self.shell {
-            self.shell = Shell::Replacing {
-                old: pid,
-                until: now.plus_ms(REPLACE_WAIT_MS),
-            };
-        } else {
-            self.shell = Shell::Starting;
-            out.push(Action::SpawnShell(ShellKind::Emergency));
+        self.emergency = true;
+        match self.shell {
+            // The emergency shell is there or on its way; keep it.
+            Shell::Running { .. } | Shell::Starting | Shell::Replacing { .. } | Shell::Done => {}
+            Shell::Idle => {
+                out.push(Action::ReleaseConsole);
+                self.shell = Shell::Replacing {
+                    until: now.plus_ms(REPLACE_WAIT_MS),
+                };
+            }
         }
     }
 
@@ -272,7 +259,7 @@ impl Lifecycle {
         match &mut self.shutdown {
             None => {
                 out.push(Action::Log(Level::Info, kind.verb().to_string()));
-                if let Shell::Running { pid, .. } = self.shell {
+                if let Shell::Running { pid } = self.shell {
                     // An interactive shell ignores SIGTERM; a hangup ends its session.
                     out.push(Action::Kill {
                         pid: -pid,
@@ -282,12 +269,10 @@ impl Lifecycle {
                 self.shell = Shell::Done;
                 self.shutdown = Some(Shutdown {
                     kind,
-                    phase: Phase::Term,
-                    deadline: now.plus_ms(TERM_GRACE_MS),
+                    phase: Phase::Services,
+                    deadline: now.plus_ms(SERVICES_GRACE_MS),
                 });
-                out.push(Action::KillAll(Signal::SIGTERM));
-                // A stopped process only acts on SIGTERM once it runs again.
-                out.push(Action::KillAll(Signal::SIGCONT));
+                out.push(Action::StopServices(kind));
             }
             Some(s) if kind == PowerKind::PowerOff && s.kind != PowerKind::PowerOff => {
                 out.push(Action::Log(
@@ -306,99 +291,40 @@ impl Lifecycle {
         }
     }
 
+    fn term(&mut self, now: Mono, out: &mut Vec<Action>) {
+        if let Some(s) = &mut self.shutdown {
+            s.phase = Phase::Term;
+            s.deadline = now.plus_ms(TERM_GRACE_MS);
+            out.push(Action::KillAll(Signal::SIGTERM));
+            // A stopped process only acts on SIGTERM once it runs again.
+            out.push(Action::KillAll(Signal::SIGCONT));
+        }
+    }
+
     fn spawn_failed(&mut self, error: &str, now: Mono, out: &mut Vec<Action>) {
         if self.shell != Shell::Starting {
             return;
         }
-        match self.mode {
-            ShellKind::Console => {
-                self.quick_deaths = self.quick_deaths.saturating_add(1);
-                let delay = respawn_delay(0, self.quick_deaths);
-                out.push(Action::Log(
-                    Level::Info,
-                    format!(
-                        "cannot start the console shell on {}: {error}; retrying in {} ms",
-                        self.tty, delay
-                    ),
-                ));
-                self.shell = Shell::Waiting {
-                    at: now.plus_ms(delay),
-                };
-            }
-            ShellKind::Emergency => {
-                out.push(Action::Log(
-                    Level::Info,
-                    format!(
-                        "cannot start the emergency shell on {}: {error}; rebooting",
-                        self.tty
-                    ),
-                ));
-                self.shell = Shell::Done;
-                self.shutdown = Some(Shutdown {
-                    kind: PowerKind::Reboot,
-                    phase: Phase::Finished,
-                    deadline: now,
-                });
-                out.push(Action::Finish(PowerKind::Reboot));
-            }
-        }
+        out.push(Action::Log(
+            Level::Info,
+            format!(
+                "cannot start the emergency shell on {}: {error}; rebooting",
+                self.tty
+            ),
+        ));
+        self.shell = Shell::Done;
+        self.shutdown = Some(Shutdown {
+            kind: PowerKind::Reboot,
+            phase: Phase::Finished,
+            deadline: now,
+        });
+        out.push(Action::Finish(PowerKind::Reboot));
     }
 
     fn exited(&mut self, pid: i32, ended: Ended, now: Mono, out: &mut Vec<Action>) {
         let code = exit_code(ended);
-        if let Shell::Replacing { old, .. } = self.shell
-            && old == pid
-        {
-            out.push(Action::Log(
-                Level::Debug,
-                format!("old console shell (pid {pid}) ended"),
-            ));
-            self.shell = Shell::Starting;
-            out.push(Action::SpawnShell(self.mode));
-            return;
-        }
-        let Shell::Running {
-            pid: shell_pid,
-            since,
-        } = self.shell
-        else {
-            out.push(Action::Log(
-                Level::Debug,
-                format!("reaped pid {pid} (exit code {code})"),
-            ));
-            return;
-        };
-        if pid != shell_pid {
-            out.push(Action::Log(
-                Level::Debug,
-                format!("reaped pid {pid} (exit code {code})"),
-            ));
-            return;
-        }
-        let ran = now.since(since);
-        match self.mode {
-            ShellKind::Console => {
-                if ran >= HEALTHY_RUN_MS {
-                    self.quick_deaths = 0;
-                } else {
-                    self.quick_deaths = self.quick_deaths.saturating_add(1);
-                }
-                let delay = respawn_delay(ran, self.quick_deaths);
-                out.push(Action::Log(
-                    Level::Info,
-                    format!(
-                        "console shell (pid {pid}) exited with code {code} after {}.{:03} s; next one in {}.{:03} s",
-                        ran / 1000,
-                        ran % 1000,
-                        delay / 1000,
-                        delay % 1000
-                    ),
-                ));
-                self.shell = Shell::Waiting {
-                    at: now.plus_ms(delay),
-                };
-            }
-            ShellKind::Emergency => {
+        match self.shell {
+            Shell::Running { pid: shell } if shell == pid => {
                 out.push(Action::Log(
                     Level::Info,
                     format!("emergency shell (pid {pid}) exited with code {code}"),
@@ -406,6 +332,10 @@ impl Lifecycle {
                 self.shell = Shell::Done;
                 self.request(PowerKind::Reboot, now, out);
             }
+            _ => out.push(Action::Log(
+                Level::Debug,
+                format!("reaped pid {pid} (exit code {code})"),
+            )),
         }
     }
 
@@ -415,6 +345,16 @@ impl Lifecycle {
                 return;
             }
             match s.phase {
+                Phase::Services => {
+                    out.push(Action::Log(
+                        Level::Info,
+                        format!(
+                            "services still stopping after {} s; going on",
+                            SERVICES_GRACE_MS / 1000
+                        ),
+                    ));
+                    self.term(now, out);
+                }
                 Phase::Term => {
                     out.push(Action::Log(
                         Level::Info,
@@ -441,21 +381,16 @@ impl Lifecycle {
             }
             return;
         }
-        if let Shell::Replacing { old, until } = self.shell
+        if let Shell::Replacing { until } = self.shell
             && now >= until
         {
             out.push(Action::Log(
                 Level::Info,
-                format!("old console shell (pid {old}) has not ended; starting the emergency shell anyway"),
+                "the console services have not stopped; starting the emergency shell anyway"
+                    .to_string(),
             ));
             self.shell = Shell::Starting;
-            out.push(Action::SpawnShell(self.mode));
-        }
-        if let Shell::Waiting { at } = self.shell
-            && now >= at
-        {
-            self.shell = Shell::Starting;
-            out.push(Action::SpawnShell(self.mode));
+            out.push(Action::SpawnShell(ShellKind::Emergency));
         }
     }
 
@@ -495,11 +430,10 @@ mod tests {
             .collect()
     }
 
-    fn started_console() -> Lifecycle {
-        let (mut lc, out) = Lifecycle::new(TTY, None, ms(0));
-        assert_eq!(out, vec![Action::SpawnShell(ShellKind::Console)]);
-        let out = lc.handle(Event::Spawned { pid: 10 }, ms(0));
-        assert_eq!(logs(&out), vec!["console shell on /dev/ttyS0"]);
+    fn normal() -> Lifecycle {
+        let (lc, out) = Lifecycle::new(TTY, None, ms(0));
+        assert!(out.is_empty(), "the console is the services': {out:?}");
+        assert_eq!(lc.next_deadline(), None);
         lc
     }
 
@@ -515,69 +449,7 @@ mod tests {
         );
         let out = lc.handle(Event::Spawned { pid: 5 }, ms(1));
         assert_eq!(logs(&out), vec!["emergency shell on /dev/ttyS0"]);
-    }
-
-    #[test]
-    fn console_shell_respawns_at_once_after_a_normal_session() {
-        let mut lc = started_console();
-        let out = lc.handle(
-            Event::Exited {
-                pid: 10,
-                ended: Ended::Exited(0),
-            },
-            ms(60_000),
-        );
-        assert!(non_logs(&out).is_empty());
-        assert_eq!(lc.next_deadline(), Some(ms(60_000)));
-        let out = lc.handle(Event::Tick, ms(60_000));
-        assert_eq!(out, vec![Action::SpawnShell(ShellKind::Console)]);
-    }
-
-    #[test]
-    fn a_shell_that_keeps_dying_backs_off_up_to_the_cap() {
-        let mut lc = started_console();
-        let mut now = 0;
-        let mut delays = Vec::new();
-        for i in 0..10 {
-            now += 100;
-            lc.handle(
-                Event::Exited {
-                    pid: 10 + i,
-                    ended: Ended::Exited(127),
-                },
-                ms(now),
-            );
-            let at = lc.next_deadline().map(|d| d.0).unwrap_or(0);
-            delays.push(at - now);
-            assert!(
-                lc.handle(Event::Tick, ms(at.saturating_sub(1))).is_empty(),
-                "fired early"
-            );
-            now = at;
-            assert_eq!(
-                lc.handle(Event::Tick, ms(now)),
-                vec![Action::SpawnShell(ShellKind::Console)]
-            );
-            lc.handle(Event::Spawned { pid: 11 + i }, ms(now));
-        }
-        assert_eq!(&delays[..4], &[500, 1000, 2000, 4000]);
-        assert_eq!(delays[9], MAX_BACKOFF_MS);
-    }
-
-    #[test]
-    fn spawn_failure_of_the_console_shell_is_retried() {
-        let (mut lc, _) = Lifecycle::new(TTY, None, ms(0));
-        let out = lc.handle(
-            Event::SpawnFailed {
-                error: "EAGAIN".into(),
-            },
-            ms(0),
-        );
-        assert!(logs(&out)[0].contains("retrying in 500 ms"), "{out:?}");
-        assert_eq!(
-            lc.handle(Event::Tick, ms(500)),
-            vec![Action::SpawnShell(ShellKind::Console)]
-        );
+        assert!(lc.in_emergency());
     }
 
     #[test]
@@ -604,9 +476,13 @@ mod tests {
             ms(10),
         );
         assert!(logs(&out).contains(&"rebooting".to_string()), "{out:?}");
-        // The emergency shell is gone: no hangup for it, only the rest get TERM and CONT.
+        // The emergency shell is gone: no hangup for it; the services stop first.
         assert_eq!(
             non_logs(&out),
+            vec![Action::StopServices(PowerKind::Reboot)]
+        );
+        assert_eq!(
+            lc.handle(Event::ServicesStopped, ms(15)),
             vec![
                 Action::KillAll(Signal::SIGTERM),
                 Action::KillAll(Signal::SIGCONT)
@@ -622,101 +498,100 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_terms_then_kills_then_finishes_on_deadlines() {
-        let mut lc = started_console();
+    fn shutdown_stops_services_then_terms_then_kills_then_finishes() {
+        let mut lc = normal();
         let out = lc.handle(Event::Power(PowerKind::PowerOff), ms(1000));
         assert_eq!(
             out,
             vec![
                 Action::Log(Level::Info, "powering off".into()),
-                // An interactive shell ignores SIGTERM: its session is hung up first.
-                Action::Kill {
-                    pid: -10,
-                    sig: Signal::SIGHUP
-                },
+                Action::StopServices(PowerKind::PowerOff)
+            ]
+        );
+        // Nothing is signalled while the services stop, and no child counts as the end.
+        assert!(non_logs(&lc.handle(Event::NoChildren, ms(1001))).is_empty());
+        assert_eq!(lc.next_deadline(), Some(ms(1000 + SERVICES_GRACE_MS)));
+        let out = lc.handle(Event::ServicesStopped, ms(2000));
+        assert_eq!(
+            non_logs(&out),
+            vec![
                 Action::KillAll(Signal::SIGTERM),
                 Action::KillAll(Signal::SIGCONT)
             ]
         );
-        assert_eq!(lc.next_deadline(), Some(ms(1000 + TERM_GRACE_MS)));
-        // The shell dying is not respawned during a shutdown.
-        let out = lc.handle(
-            Event::Exited {
-                pid: 10,
-                ended: Ended::Signaled(15, false),
-            },
-            ms(1100),
-        );
-        assert!(non_logs(&out).is_empty());
-        assert!(lc.handle(Event::Tick, ms(3999)).is_empty());
-        let out = lc.handle(Event::Tick, ms(4000));
+        assert_eq!(lc.next_deadline(), Some(ms(2000 + TERM_GRACE_MS)));
+        assert!(lc.handle(Event::Tick, ms(4999)).is_empty());
+        let out = lc.handle(Event::Tick, ms(5000));
         assert_eq!(non_logs(&out), vec![Action::KillAll(Signal::SIGKILL)]);
-        assert_eq!(lc.next_deadline(), Some(ms(4000 + KILL_GRACE_MS)));
-        let out = lc.handle(Event::Tick, ms(6000));
+        assert_eq!(lc.next_deadline(), Some(ms(5000 + KILL_GRACE_MS)));
+        let out = lc.handle(Event::Tick, ms(7000));
         assert_eq!(non_logs(&out), vec![Action::Finish(PowerKind::PowerOff)]);
         assert_eq!(lc.next_deadline(), None);
         assert!(
-            lc.handle(Event::NoChildren, ms(6001)).is_empty(),
+            lc.handle(Event::NoChildren, ms(7001)).is_empty(),
             "finished twice"
         );
     }
 
     #[test]
+    fn services_that_never_stop_are_given_up_on() {
+        let mut lc = normal();
+        lc.handle(Event::Power(PowerKind::Reboot), ms(0));
+        assert!(lc.handle(Event::Tick, ms(SERVICES_GRACE_MS - 1)).is_empty());
+        let out = lc.handle(Event::Tick, ms(SERVICES_GRACE_MS));
+        assert!(logs(&out)[0].contains("services still stopping"), "{out:?}");
+        assert_eq!(
+            non_logs(&out),
+            vec![
+                Action::KillAll(Signal::SIGTERM),
+                Action::KillAll(Signal::SIGCONT)
+            ]
+        );
+        // A late report from the supervisor changes nothing.
+        assert!(
+            lc.handle(Event::ServicesStopped, ms(SERVICES_GRACE_MS + 1))
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn shutdown_ends_early_when_no_process_is_left() {
-        let mut lc = started_console();
+        let mut lc = normal();
         lc.handle(Event::Power(PowerKind::Halt), ms(0));
+        lc.handle(Event::ServicesStopped, ms(10));
         let out = lc.handle(Event::NoChildren, ms(50));
         assert_eq!(non_logs(&out), vec![Action::Finish(PowerKind::Halt)]);
     }
 
     #[test]
     fn second_request_does_not_restart_but_poweroff_wins() {
-        let mut lc = started_console();
+        let mut lc = normal();
         lc.handle(Event::Power(PowerKind::Reboot), ms(0));
         let out = lc.handle(Event::Power(PowerKind::Reboot), ms(100));
         assert!(non_logs(&out).is_empty());
         assert_eq!(
             lc.next_deadline(),
-            Some(ms(TERM_GRACE_MS)),
+            Some(ms(SERVICES_GRACE_MS)),
             "deadline moved"
         );
         let out = lc.handle(Event::Power(PowerKind::PowerOff), ms(200));
         assert!(logs(&out)[0].contains("powering off instead"), "{out:?}");
         let out = lc.handle(Event::Power(PowerKind::Halt), ms(300));
         assert!(non_logs(&out).is_empty());
+        lc.handle(Event::ServicesStopped, ms(350));
         let out = lc.handle(Event::NoChildren, ms(400));
         assert_eq!(non_logs(&out), vec![Action::Finish(PowerKind::PowerOff)]);
     }
 
     #[test]
-    fn panic_replaces_the_console_shell_with_the_emergency_shell() {
-        let mut lc = started_console();
+    fn emergency_releases_the_console_before_the_shell_starts() {
+        let mut lc = normal();
         let out = lc.handle(Event::Emergency("keel panicked: oops".into()), ms(5));
         assert_eq!(logs(&out), vec!["EMERGENCY: keel panicked: oops"]);
-        assert_eq!(
-            non_logs(&out),
-            vec![
-                Action::Kill {
-                    pid: -10,
-                    sig: Signal::SIGHUP
-                },
-                Action::Kill {
-                    pid: 10,
-                    sig: Signal::SIGKILL
-                },
-            ]
-        );
-        assert_eq!(lc.mode(), ShellKind::Emergency);
-        // The emergency shell starts only once the old session leader is reaped: its
-        // exit would hang up the tty under the new shell.
+        assert_eq!(non_logs(&out), vec![Action::ReleaseConsole]);
+        assert!(lc.releasing_console());
         assert_eq!(lc.next_deadline(), Some(ms(5 + REPLACE_WAIT_MS)));
-        let out = lc.handle(
-            Event::Exited {
-                pid: 10,
-                ended: Ended::Signaled(9, false),
-            },
-            ms(7),
-        );
+        let out = lc.handle(Event::ConsoleReleased, ms(7));
         assert_eq!(
             non_logs(&out),
             vec![Action::SpawnShell(ShellKind::Emergency)]
@@ -724,11 +599,26 @@ mod tests {
         let out = lc.handle(Event::Spawned { pid: 20 }, ms(8));
         assert_eq!(logs(&out), vec!["emergency shell on /dev/ttyS0"]);
         assert_eq!(lc.shutting_down(), None);
+        // A second emergency keeps the shell that is there.
+        let out = lc.handle(Event::Emergency("again".into()), ms(9));
+        assert!(non_logs(&out).is_empty());
+        // Powering off hangs up the emergency shell's session.
+        let out = lc.handle(Event::Power(PowerKind::PowerOff), ms(10));
+        assert_eq!(
+            non_logs(&out),
+            vec![
+                Action::Kill {
+                    pid: -20,
+                    sig: Signal::SIGHUP
+                },
+                Action::StopServices(PowerKind::PowerOff)
+            ]
+        );
     }
 
     #[test]
-    fn emergency_shell_starts_anyway_when_the_old_shell_lingers() {
-        let mut lc = started_console();
+    fn emergency_shell_starts_anyway_when_the_console_lingers() {
+        let mut lc = normal();
         lc.handle(Event::Emergency("oops".into()), ms(0));
         assert!(lc.handle(Event::Tick, ms(REPLACE_WAIT_MS - 1)).is_empty());
         let out = lc.handle(Event::Tick, ms(REPLACE_WAIT_MS));
@@ -736,11 +626,15 @@ mod tests {
             non_logs(&out),
             vec![Action::SpawnShell(ShellKind::Emergency)]
         );
+        assert!(
+            lc.handle(Event::ConsoleReleased, ms(REPLACE_WAIT_MS + 1))
+                .is_empty()
+        );
     }
 
     #[test]
     fn orphans_are_logged_at_debug_only() {
-        let mut lc = started_console();
+        let mut lc = normal();
         let out = lc.handle(
             Event::Exited {
                 pid: 99,
@@ -755,24 +649,5 @@ mod tests {
                 "reaped pid 99 (exit code 3)".into()
             )]
         );
-    }
-
-    #[test]
-    fn respawn_delay_table() {
-        for (ran, deaths, want) in [
-            (10_000, 0, 0),
-            (10_000, 3, 0),
-            (100, 1, 500),
-            (100, 2, 1000),
-            (100, 6, 16_000),
-            (100, 7, MAX_BACKOFF_MS),
-            (100, 1000, MAX_BACKOFF_MS),
-        ] {
-            assert_eq!(
-                respawn_delay(ran, deaths),
-                want,
-                "ran {ran} deaths {deaths}"
-            );
-        }
     }
 }

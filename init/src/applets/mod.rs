@@ -8,7 +8,9 @@
 pub mod dhcp_hook;
 pub mod keel;
 pub mod keelctl;
+pub mod notify;
 pub mod power;
+pub mod supervise;
 
 use crate::exit::Exit;
 
@@ -41,11 +43,22 @@ pub fn dispatch(args: &[String]) -> Exit {
     let argv0 = args.first().map_or("keel", String::as_str);
     let rest = args.get(1..).unwrap_or(&[]);
     match applet_for(argv0) {
-        Applet::Keel => keel::main(rest),
+        Applet::Keel => supervisor_subcommand(rest).unwrap_or_else(|| keel::main(rest)),
         Applet::Power(kind) => power::main(argv0, kind, rest),
         Applet::Keelctl => keelctl::main(rest),
         Applet::DhcpHook => dhcp_hook::main(rest),
     }
+}
+
+/// `keel supervise|ctl|notify ...`: the supervisor on a host, its client and sd_notify.
+fn supervisor_subcommand(args: &[String]) -> Option<Exit> {
+    let (cmd, rest) = args.split_first()?;
+    Some(match cmd.as_str() {
+        "supervise" => supervise::main(rest),
+        "ctl" => keelctl::main(rest),
+        "notify" => notify::main(rest),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -1,16 +1,31 @@
 //! Spawning: the only code that turns a `SpawnSpec` into a process.
 //!
-//! A spawn is data (s6's cspawn): argv, env, cwd, whether to start a new session, and the
-//! tty that becomes the child's controlling terminal and stdio. Everything the child needs
-//! is built before `fork`; the child then makes only async-signal-safe calls: restore
-//! default dispositions, clear the blocked mask PID 1 runs with, setsid, open the tty,
-//! TIOCSCTTY, dup2 to 0/1/2, chdir, execve. If `exec` fails it exits 127 (not found) or
-//! 126 (cannot execute), as a shell does. The caller registers the returned pid before it
-//! next reaps, so the exit cannot be missed. This module never waits for the child.
+//! A spawn is data (s6's cspawn): argv, env, cwd, whether to start a new session, the tty
+//! that becomes the child's controlling terminal and stdio, the pipe that takes stdout and
+//! stderr, the credentials and the capabilities to keep. Everything the child needs is
+//! built before `fork` (names resolved, masks computed, pointer arrays laid out); the child
+//! then makes only async-signal-safe calls and raw system calls, never allocating:
+//!
+//! 1. restore default dispositions and clear the blocked mask PID 1 runs with;
+//! 2. setsid; open the tty (or /dev/null) as 0/1/2, TIOCSCTTY; dup2 the log pipe to 1/2;
+//! 3. with `caps`: drop every other capability from the bounding set (PR_CAPBSET_DROP,
+//!    while still root), and PR_SET_KEEPCAPS when a uid change follows;
+//! 4. with `creds`: setgroups, setresgid, setresuid as raw system calls (libc's wrappers
+//!    synchronize threads, which a forked child must not rely on);
+//! 5. with `caps`: capset(effective = permitted = inheritable = kept), the kept set raised
+//!    into the ambient set for a non-root user (so it survives exec), PR_SET_NO_NEW_PRIVS;
+//! 6. chdir and execve.
+//!
+//! A step that fails ends the child with 111 before exec (fail closed: a service never
+//! runs with more privilege than asked). If `exec` fails it exits 127 (not found) or 126
+//! (cannot execute), as a shell does. The caller registers the returned pid before it next
+//! reaps, so the exit cannot be missed. This module never waits for the child.
 
 use crate::exit::Exit;
+use crate::sys::caps;
 use nix::errno::Errno;
 use std::ffi::CString;
+use std::os::fd::RawFd;
 
 /// What to start and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +41,38 @@ pub struct SpawnSpec {
     /// A tty to open as stdin, stdout and stderr, and to make the controlling terminal
     /// (needs `setsid`). `None` means /dev/null for all three.
     pub tty: Option<String>,
+    /// The write end of a log pipe: stdout and stderr go there instead (stdin stays).
+    /// Must be close-on-exec in the parent; the child's copies on 1 and 2 are not.
+    pub output: Option<RawFd>,
+    /// Who the child runs as; `None` keeps keel's own ids (root).
+    pub creds: Option<Creds>,
+    /// The capabilities to keep, as a mask by number; `None` leaves them alone.
+    pub caps: Option<u64>,
+}
+
+/// Numeric credentials, resolved from /etc/passwd and /etc/group before the fork.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (may be empty: then the child has none).
+    pub groups: Vec<u32>,
+}
+
+impl SpawnSpec {
+    /// A spec for `argv` with `env`, in `/`, with stdio on /dev/null and nothing else.
+    pub fn new(argv: Vec<String>, env: Vec<String>) -> SpawnSpec {
+        SpawnSpec {
+            argv,
+            env,
+            cwd: "/".to_string(),
+            setsid: true,
+            tty: None,
+            output: None,
+            creds: None,
+            caps: None,
+        }
+    }
 }
 
 fn cstring(s: &str) -> Result<CString, Errno> {
@@ -45,6 +92,15 @@ struct Prepared {
     env_ptrs: Vec<*const libc::c_char>,
     cwd: CString,
     stdio: CString,
+    output: Option<RawFd>,
+    /// (uid, gid) and the supplementary groups, when they change.
+    ids: Option<(u32, u32)>,
+    groups: Vec<libc::gid_t>,
+    /// Capabilities to drop from the bounding set, and the kept mask for capset.
+    bounding_drop: Vec<libc::c_int>,
+    keep: Option<[u32; 2]>,
+    /// Kept capability numbers to raise into the ambient set (non-root users only).
+    ambient: Vec<libc::c_int>,
 }
 
 fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
@@ -63,6 +119,20 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<_> = env.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
+    let (bounding_drop, keep, ambient) = match spec.caps {
+        None => (Vec::new(), None, Vec::new()),
+        Some(mask) => {
+            let last = caps::last_cap();
+            let drop = (0..=last).filter(|c| mask & (1u64 << c) == 0).collect();
+            let non_root = spec.creds.as_ref().is_some_and(|c| c.uid != 0);
+            let ambient = if non_root {
+                (0..=last).filter(|c| mask & (1u64 << c) != 0).collect()
+            } else {
+                Vec::new()
+            };
+            (drop, Some(caps::split(mask)), ambient)
+        }
+    };
     Ok(Prepared {
         path: cstring(first)?,
         argv,
@@ -71,6 +141,16 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
         env_ptrs,
         cwd: cstring(&spec.cwd)?,
         stdio: cstring(spec.tty.as_deref().unwrap_or("/dev/null"))?,
+        output: spec.output,
+        ids: spec.creds.as_ref().map(|c| (c.uid, c.gid)),
+        groups: spec
+            .creds
+            .as_ref()
+            .map(|c| c.groups.clone())
+            .unwrap_or_default(),
+        bounding_drop,
+        keep,
+        ambient,
     })
 }
 
@@ -130,6 +210,64 @@ unsafe fn child_exec(p: &Prepared, setsid: bool, ctty: bool) -> ! {
         if fd > 2 {
             libc::close(fd);
         }
+        if let Some(out) = p.output {
+            if libc::dup2(out, 1) < 0 || libc::dup2(out, 2) < 0 {
+                libc::_exit(i32::from(Exit::Temporary.code()));
+            }
+        }
+        if p.keep.is_some() {
+            for &cap in &p.bounding_drop {
+                // EINVAL: a capability this kernel does not know, nothing to drop.
+                if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) < 0
+                    && *libc::__errno_location() != libc::EINVAL
+                {
+                    libc::_exit(i32::from(Exit::Temporary.code()));
+                }
+            }
+            if p.ids.is_some_and(|(uid, _)| uid != 0)
+                && libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong, 0, 0, 0) < 0
+            {
+                libc::_exit(i32::from(Exit::Temporary.code()));
+            }
+        }
+        if let Some((uid, gid)) = p.ids {
+            let failed = libc::syscall(libc::SYS_setgroups, p.groups.len(), p.groups.as_ptr()) < 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) < 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) < 0;
+            if failed {
+                libc::_exit(i32::from(Exit::Temporary.code()));
+            }
+        }
+        if let Some(keep) = p.keep {
+            let header = caps::Header {
+                version: caps::VERSION_3,
+                pid: 0,
+            };
+            let data = [
+                caps::Data {
+                    effective: keep[0],
+                    permitted: keep[0],
+                    inheritable: keep[0],
+                },
+                caps::Data {
+                    effective: keep[1],
+                    permitted: keep[1],
+                    inheritable: keep[1],
+                },
+            ];
+            if libc::syscall(libc::SYS_capset, &header, data.as_ptr()) < 0 {
+                libc::_exit(i32::from(Exit::Temporary.code()));
+            }
+            for &cap in &p.ambient {
+                let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
+                if libc::prctl(libc::PR_CAP_AMBIENT, raise, cap as libc::c_ulong, 0, 0) < 0 {
+                    libc::_exit(i32::from(Exit::Temporary.code()));
+                }
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) < 0 {
+                libc::_exit(i32::from(Exit::Temporary.code()));
+            }
+        }
         libc::chdir(p.cwd.as_ptr());
         libc::execve(p.path.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
         let errno = *libc::__errno_location();
@@ -144,11 +282,8 @@ mod tests {
     #[test]
     fn prepare_rejects_empty_argv_and_nul_bytes() {
         let mut spec = SpawnSpec {
-            argv: vec![],
-            env: vec![],
-            cwd: "/".into(),
             setsid: false,
-            tty: None,
+            ..SpawnSpec::new(vec![], vec![])
         };
         assert_eq!(prepare(&spec).err(), Some(Errno::EINVAL));
         spec.argv = vec!["/bin/sh\0x".into()];
@@ -195,9 +330,7 @@ mod live_tests {
                 format!("cat /proc/$$/status > {}; exit 7", status_file.display()),
             ],
             env: vec!["PATH=/usr/bin:/bin".into()],
-            cwd: "/".into(),
-            setsid: true,
-            tty: None,
+            ..SpawnSpec::new(vec![], vec![])
         };
         let pid = spawn(&spec).map_err(|e| e.to_string());
         assert!(pid.is_ok(), "{pid:?}");

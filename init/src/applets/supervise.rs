@@ -1,0 +1,144 @@
+//! `keel supervise --config FILE [--socket PATH]`: keel's supervisor as an ordinary
+//! process, for hosts, tests and benchmarks.
+//!
+//! The same loop as PID 1 (`run.rs`, Mode::Supervise) with none of the machine: no mounts,
+//! no consoles, no emergency shell, no reboot. keel becomes a child subreaper so orphans
+//! of its services are re-parented to it and reaped. Logs go to stderr. SIGTERM, SIGINT
+//! and SIGHUP (or `keelctl poweroff|reboot`) stop every service in reverse dependency
+//! order, and then it exits 0.
+#![forbid(unsafe_code)]
+
+use crate::exit::Exit;
+use crate::run::{CONTROL_PATH, Driver};
+
+const USAGE: &str = "\
+usage: keel supervise --config FILE [--socket PATH]
+runs the services of an appliance config under keel's supervisor, as an ordinary process
+  --config FILE   the appliance config ([services.*] tables; see docs/services.md)
+  --socket PATH   the control socket for keelctl --socket PATH [/run/keel/control];
+                  notify sockets go to notify/ next to it
+SIGTERM or SIGINT stops every service in reverse dependency order, then keel exits 0.
+";
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opts {
+    pub config: String,
+    pub socket: String,
+}
+
+/// Parses the options; every mistake names the option.
+pub fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut config = None;
+    let mut socket = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (key, inline) = match a.split_once('=') {
+            Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
+            _ => (a.as_str(), None),
+        };
+        let slot = match key {
+            "--config" | "-c" => &mut config,
+            "--socket" | "-s" => &mut socket,
+            other => return Err(format!("unknown option {other:?}")),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("{key} needs a value"))?,
+        };
+        *slot = Some(value);
+    }
+    Ok(Opts {
+        config: config.ok_or("--config FILE is required")?,
+        socket: socket.unwrap_or_else(|| CONTROL_PATH.to_string()),
+    })
+}
+
+/// Runs the applet.
+pub fn main(args: &[String]) -> Exit {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return Exit::Ok;
+    }
+    let opts = match parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprint!("keel supervise: {e}\n{USAGE}");
+            return Exit::Permanent;
+        }
+    };
+    let text = match std::fs::read_to_string(&opts.config) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("keel supervise: cannot read {}: {e}", opts.config);
+            return Exit::Permanent;
+        }
+    };
+    let cfg = match supervisor::config::parse(&text, &opts.config) {
+        Ok(c) => c,
+        Err(diags) => {
+            for d in diags {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "keel supervise: {} is not a valid config; `keel check {}` shows the same",
+                opts.config, opts.config
+            );
+            return Exit::Permanent;
+        }
+    };
+    if let Err(e) = crate::sys::become_subreaper() {
+        eprintln!(
+            "keel supervise: cannot become a child subreaper: {e}; orphans of services will not be reaped by keel"
+        );
+    }
+    let mut driver = match Driver::supervise(&cfg, &opts.socket) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("keel supervise: {e}");
+            return Exit::Temporary;
+        }
+    };
+    while !driver.finished() {
+        driver.step();
+    }
+    driver.cleanup();
+    Exit::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options() {
+        assert_eq!(
+            parse(&args(&["--config", "a.toml"])),
+            Ok(Opts {
+                config: "a.toml".into(),
+                socket: CONTROL_PATH.into()
+            })
+        );
+        assert_eq!(
+            parse(&args(&["--socket=/tmp/s", "-c", "b.toml"])),
+            Ok(Opts {
+                config: "b.toml".into(),
+                socket: "/tmp/s".into()
+            })
+        );
+        assert!(parse(&args(&[])).unwrap_err().contains("--config"));
+        assert!(
+            parse(&args(&["--config"]))
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(parse(&args(&["--x"])).unwrap_err().contains("\"--x\""));
+    }
+}
