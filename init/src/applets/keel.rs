@@ -9,6 +9,9 @@ use crate::exit::Exit;
 
 const HELP: &str = "\
 usage: keel check FILE   validate an appliance config (exit 0 ok, 1 errors found)
+       keel cmdline [--json] ['ARGS...']   the network plan of a kernel command line
+       keel network [--dhcp=dhclient|udhcpc]   configure the network (the network service)
+       keel firewall --print|--apply [CONFIG]  show or load the [firewall] ruleset
        keel --version
        keel --help
 keel is PID 1 when the kernel starts it as /init; as poweroff, reboot or halt it asks PID 1
@@ -49,6 +52,7 @@ fn check(path: &str) -> Exit {
 
 /// Runs `keel` with `args` (without argv[0]).
 pub fn main(args: &[String]) -> Exit {
+    let rest = args.get(1..).unwrap_or(&[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["--version" | "-V"] => {
@@ -60,6 +64,9 @@ pub fn main(args: &[String]) -> Exit {
             Exit::Ok
         }
         ["check", path] => check(path),
+        ["cmdline", ..] => super::cmdline::main(rest),
+        ["network", ..] => super::network::main(rest),
+        ["firewall", ..] => super::firewall::main(rest),
         ["check", ..] => {
             eprintln!("keel check: expected exactly one FILE\n{HELP}");
             Exit::Permanent

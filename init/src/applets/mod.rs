@@ -5,9 +5,12 @@
 //! reached when keel is not PID 1, or under a name that is not init's.
 #![forbid(unsafe_code)]
 
+pub mod cmdline;
 pub mod dhcp_hook;
+pub mod firewall;
 pub mod keel;
 pub mod keelctl;
+pub mod network;
 pub mod notify;
 pub mod power;
 pub mod supervise;
