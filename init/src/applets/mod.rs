@@ -7,12 +7,17 @@
 
 pub mod cmdline;
 pub mod dhcp_hook;
+pub mod entropy;
 pub mod firewall;
+pub mod getty;
+pub mod hostkeys;
 pub mod keel;
 pub mod keelctl;
 pub mod network;
 pub mod notify;
 pub mod power;
+pub mod sshd;
+pub mod state;
 pub mod supervise;
 
 use crate::exit::Exit;
@@ -46,7 +51,9 @@ pub fn dispatch(args: &[String]) -> Exit {
     let argv0 = args.first().map_or("keel", String::as_str);
     let rest = args.get(1..).unwrap_or(&[]);
     match applet_for(argv0) {
-        Applet::Keel => supervisor_subcommand(rest).unwrap_or_else(|| keel::main(rest)),
+        Applet::Keel => supervisor_subcommand(rest)
+            .or_else(|| ssh_subcommand(rest))
+            .unwrap_or_else(|| keel::main(rest)),
         Applet::Power(kind) => power::main(argv0, kind, rest),
         Applet::Keelctl => keelctl::main(rest),
         Applet::DhcpHook => dhcp_hook::main(rest),
@@ -60,6 +67,19 @@ fn supervisor_subcommand(args: &[String]) -> Option<Exit> {
         "supervise" => supervise::main(rest),
         "ctl" => keelctl::main(rest),
         "notify" => notify::main(rest),
+        _ => return None,
+    })
+}
+
+/// `keel state|entropy|hostkeys|sshd|getty ...`: the ssh and login services' programs.
+fn ssh_subcommand(args: &[String]) -> Option<Exit> {
+    let (cmd, rest) = args.split_first()?;
+    Some(match cmd.as_str() {
+        "state" => state::main(rest),
+        "entropy" => entropy::main(rest),
+        "hostkeys" => hostkeys::main(rest),
+        "sshd" => sshd::main(rest),
+        "getty" => getty::main(rest),
         _ => return None,
     })
 }

@@ -1,0 +1,119 @@
+//! `keel getty TTY`: the console login, one instance per active console (`getty@ttyS0`,
+//! `getty@hvc0`; see `supervisor::config::ApplianceConfig::expand_consoles`).
+//!
+//! It decides one thing and execs busybox getty: when root has a password in /etc/shadow
+//! (which is the state disk's copy when there is one, see `state.rs`), the console gets a
+//! login prompt (`getty -L 0 TTY TERM`, then busybox login). When root has none (the
+//! image default `*`, locked, or empty), nobody could log in, so the console gets a shell
+//! without login instead (`getty -n -l /bin/sh`: getty still opens the tty, makes it the
+//! controlling terminal and sets it up, then runs the shell), and says so. Baud rate 0
+//! keeps what the kernel's console= set (115200 on KVM, 19200 on older Linode plans).
+//! The service restarts it when the session ends. It must not touch /etc/shadow.
+#![forbid(unsafe_code)]
+
+use crate::consoles::term_for;
+use crate::exit::Exit;
+use crate::log;
+use std::os::unix::process::CommandExt;
+
+/// busybox getty in the image.
+pub const GETTY: &str = "/sbin/getty";
+
+/// The file that says whether root has a password.
+pub const SHADOW: &str = "/etc/shadow";
+
+/// Whether root's entry in `shadow` (the text of /etc/shadow) holds a usable password
+/// hash: not missing, not empty, not locked (`*` or `!...`).
+pub fn root_has_password(shadow: &str) -> bool {
+    shadow
+        .lines()
+        .filter_map(|l| l.strip_prefix("root:"))
+        .filter_map(|rest| rest.split(':').next())
+        .next_back()
+        .is_some_and(|hash| !hash.is_empty() && !hash.starts_with(['*', '!']))
+}
+
+/// The getty command line for `tty` (a name under /dev).
+pub fn getty_argv(tty: &str, password: bool) -> Vec<String> {
+    let mut argv = vec![GETTY.to_string()];
+    if !password {
+        argv.extend(["-n", "-l", "/bin/sh"].map(String::from));
+    }
+    argv.extend(["-L", "0", tty, term_for(tty)].map(String::from));
+    argv
+}
+
+/// Runs `keel getty TTY`.
+pub fn main(args: &[String]) -> Exit {
+    let [tty] = args else {
+        eprintln!("usage: keel getty TTY (a console name under /dev, e.g. ttyS0)");
+        return Exit::Permanent;
+    };
+    if tty.is_empty() || tty.contains('/') || tty.contains("..") {
+        eprintln!("keel getty: {tty:?} is not a tty name under /dev (e.g. ttyS0 or hvc0)");
+        return Exit::Permanent;
+    }
+    log::use_consoles(std::slice::from_ref(tty));
+    let shadow = crate::sys::fs::read_to_string(SHADOW).unwrap_or_default();
+    let password = root_has_password(&shadow);
+    if password {
+        log::info(&format!("login prompt on /dev/{tty}"));
+    } else {
+        log::info(&format!(
+            "console shell on /dev/{tty} without login: root has no password (set one with \
+             passwd, or build the image with --root-password, to get a login prompt here)"
+        ));
+    }
+    let argv = getty_argv(tty, password);
+    let err = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .env("HOME", "/root")
+        .env("USER", "root")
+        .env("LOGNAME", "root")
+        .env("SHELL", "/bin/sh")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .exec();
+    log::info(&format!("cannot run {GETTY} for /dev/{tty}: {err}"));
+    Exit::for_exec_errno(err.raw_os_error().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_real_hash_is_a_password() {
+        let hash = "$6$salt1234$bYg1RYF4f6qbqCluBhee6M8j";
+        assert!(root_has_password(&format!(
+            "root:{hash}::0:99999:7:::\nsshd:*::::::\n"
+        )));
+        assert!(!root_has_password("root:*::0:99999:7:::\n"));
+        assert!(!root_has_password("root:!$6$x$y::0:99999:7:::\n"));
+        assert!(!root_has_password("root:::0:99999:7:::\n"));
+        assert!(!root_has_password("sshd:$6$x$y::::::\n"));
+        assert!(!root_has_password(""));
+        // Another user with a password does not count, and "rooter" is not root.
+        assert!(!root_has_password("rooter:$6$x$y:::\nroot:*:::\n"));
+    }
+
+    #[test]
+    fn getty_argv_login_or_shell() {
+        assert_eq!(
+            getty_argv("ttyS0", true),
+            ["/sbin/getty", "-L", "0", "ttyS0", "vt100"]
+        );
+        assert_eq!(
+            getty_argv("tty1", false),
+            [
+                "/sbin/getty",
+                "-n",
+                "-l",
+                "/bin/sh",
+                "-L",
+                "0",
+                "tty1",
+                "linux"
+            ]
+        );
+    }
+}
