@@ -59,7 +59,7 @@ pub fn main() -> ! {
     log::init_early();
     install_panic_hook();
 
-    let booted = match catch_unwind(|| boot::boot(&mut LinuxSys)) {
+    let mut booted = match catch_unwind(|| boot::boot(&mut LinuxSys)) {
         Ok(b) => b,
         Err(_) => {
             let active = crate::sys::fs::read_to_string(consoles::ACTIVE_PATH).unwrap_or_default();
@@ -75,6 +75,12 @@ pub fn main() -> ! {
         }
     };
     log::set_verbose(booted.debug);
+    // Per-console services (getty) become one instance per console before the supervisor
+    // numbers the services (supervisor::config::ApplianceConfig::expand_consoles).
+    let consoles = booted.consoles.all.clone();
+    if let Some(cfg) = booted.config.as_mut() {
+        cfg.expand_consoles(&consoles);
+    }
     if let Err(e) = crate::sys::console::stdio_to_null() {
         log::debug(&format!("cannot point stdio at /dev/null: {e}"));
     }

@@ -77,7 +77,7 @@ pub fn main(args: &[String]) -> Exit {
             return Exit::Permanent;
         }
     };
-    let cfg = match supervisor::config::parse(&text, &opts.config) {
+    let mut cfg = match supervisor::config::parse(&text, &opts.config) {
         Ok(c) => c,
         Err(diags) => {
             for d in diags {
@@ -90,6 +90,8 @@ pub fn main(args: &[String]) -> Exit {
             return Exit::Permanent;
         }
     };
+    // A host has no consoles of keel's: per-console services (getty) do not run here.
+    cfg.expand_consoles(&[]);
     if let Err(e) = crate::sys::become_subreaper() {
         eprintln!(
             "keel supervise: cannot become a child subreaper: {e}; orphans of services will not be reaped by keel"
