@@ -681,11 +681,13 @@ impl Driver {
             self.read_notify(svc);
         }
         self.run_probes(&ready.probes);
-        if ready.listener {
-            self.accept();
-        }
         for id in ready.conns {
             self.read_conn(id);
+        }
+        if ready.listener {
+            // Connections that just closed make room first.
+            self.flush_conns();
+            self.accept();
         }
         // Timers: both cores fire what is due at `now`.
         self.sup_event(SupEvent::Deadline);

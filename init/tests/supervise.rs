@@ -1,0 +1,731 @@
+//! Host integration tests of keel's supervisor with real processes: `keel supervise` (the
+//! built binary) runs a config, the tests drive it with `keel ctl` and the control
+//! protocol, and check what happened in its status, its log and /proc.
+//!
+//! Every wait is bounded and polls for a condition; nothing asserts how long something
+//! took. Each test has its own directory (config, control socket, keel's stderr) under the
+//! system temp dir, and keel is stopped when the test ends, pass or fail.
+#![allow(clippy::disallowed_methods)] // A host test: it waits on its own children and reads the clock.
+#![forbid(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use supervisor::proto::{Request, Response, SvcStatus};
+use supervisor::{Sig, WaitStatus};
+
+const KEEL: &str = env!("CARGO_BIN_EXE_keel");
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A `keel supervise` under test.
+struct Keel {
+    child: Child,
+    dir: PathBuf,
+    socket: String,
+}
+
+impl Keel {
+    /// Writes `config` and starts keel on it; returns once the control socket answers.
+    fn start(name: &str, config: &str) -> Keel {
+        let dir = std::env::temp_dir().join(format!("keel-it-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("cannot create the test directory");
+        let cfg = dir.join("appliance.toml");
+        std::fs::write(&cfg, config).expect("cannot write the config");
+        let socket = dir.join("control").display().to_string();
+        let log = std::fs::File::create(dir.join("keel.log")).expect("cannot create keel.log");
+        let child = Command::new(KEEL)
+            .arg("supervise")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start keel supervise");
+        let k = Keel { child, dir, socket };
+        k.wait("the control socket", || {
+            UnixStream::connect(&k.socket).is_ok().then_some(())
+        });
+        k
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).unwrap_or(0)
+    }
+
+    /// keel's stderr so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("keel.log")).unwrap_or_default()
+    }
+
+    /// Polls `f` until it gives a value; fails with keel's log after `WAIT`.
+    fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "timed out waiting for {what}; keel's log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends raw bytes on a fresh control connection and returns every response until
+    /// keel closes it or `count` responses came.
+    fn raw(&self, bytes: &[u8], count: usize) -> Vec<Response> {
+        let mut s = UnixStream::connect(&self.socket).expect("cannot connect to keel");
+        s.set_read_timeout(Some(WAIT)).ok();
+        s.write_all(bytes).expect("cannot write to keel");
+        let mut buf = String::new();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while out.len() < count {
+            while let Ok(Some((r, used))) = Response::decode(&buf) {
+                buf.drain(..used);
+                out.push(r);
+            }
+            if out.len() >= count {
+                break;
+            }
+            match s.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
+            }
+        }
+        out
+    }
+
+    fn ask(&self, r: &Request) -> Response {
+        self.raw(r.encode().as_bytes(), 1)
+            .pop()
+            .expect("keel sent no response")
+    }
+
+    fn status(&self) -> Vec<SvcStatus> {
+        match self.ask(&Request::Status) {
+            Response::Status(rows) => rows,
+            other => panic!("status answered {other:?}"),
+        }
+    }
+
+    /// Waits until `cond` holds for the status rows; returns them.
+    fn until(&self, what: &str, cond: impl Fn(&[SvcStatus]) -> bool) -> Vec<SvcStatus> {
+        self.wait(what, || {
+            let rows = self.status();
+            cond(&rows).then_some(rows)
+        })
+    }
+
+    /// Runs `keel ctl --socket S ARGS` and returns (exit code, stdout, stderr).
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(KEEL)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("cannot run keel ctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Sends SIGTERM and waits for keel to exit; returns its exit code.
+    fn stop(&mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < WAIT {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Keel {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.stop();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn up(rows: &[SvcStatus], name: &str) -> Option<i32> {
+    rows.iter()
+        .find(|r| r.name == name && r.state == "up")
+        .and_then(|r| r.pid)
+}
+
+fn kill(pid: i32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+/// (pid, state letter, ppid, comm) of every process, from /proc/*/stat.
+fn processes() -> Vec<(i32, char, i32, String)> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // comm is in parentheses and may hold spaces: split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().and_then(|s| s.chars().next()).unwrap_or('?');
+        let ppid = rest.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        out.push((pid, state, ppid, comm));
+    }
+    out
+}
+
+/// The positions of the lines containing each needle, in keel's log (panics if absent).
+fn positions(log: &str, needles: &[&str]) -> Vec<usize> {
+    needles
+        .iter()
+        .map(|n| {
+            log.find(n)
+                .unwrap_or_else(|| panic!("{n:?} is not in keel's log:\n{log}"))
+        })
+        .collect()
+}
+
+fn sorted(v: &[usize]) -> bool {
+    v.windows(2).all(|w| w[0] < w[1])
+}
+
+#[test]
+fn a_crashing_service_is_restarted_with_growing_backoff_up_to_the_cap() {
+    let k = Keel::start(
+        "backoff",
+        r#"
+[services.crashy]
+exec = ["/bin/sh", "-c", "echo run; exit 3"]
+backoff = { initial = "100ms", factor = 2, cap = "400ms", jitter = 0 }
+crash_loop = { limit = 1000, within = "1s" }
+"#,
+    );
+    let rows = k.until("five restarts", |r| r[0].restarts >= 5);
+    assert_eq!(rows[0].last_exit, Some(WaitStatus::Exited(3)));
+    let delays: Vec<String> = k
+        .log()
+        .lines()
+        .filter_map(|l| l.split("restarting crashy in ").nth(1))
+        .map(str::to_string)
+        .take(5)
+        .collect();
+    assert_eq!(delays, ["100ms", "200ms", "400ms", "400ms", "400ms"]);
+    // What the service printed is in its ring, once per run.
+    let (code, out, _) = k.ctl(&["logs", "crashy", "-n", "2"]);
+    assert_eq!((code, out.as_str()), (0, "run\nrun\n"));
+}
+
+#[test]
+fn a_crashed_dependency_stops_dependents_in_reverse_and_restarts_them_in_order() {
+    let k = Keel::start(
+        "cascade",
+        r#"
+[services.a]
+exec = ["/bin/sleep", "1000"]
+[services.b]
+exec = ["/bin/sleep", "1000"]
+needs = ["a"]
+[services.c]
+exec = ["/bin/sleep", "1000"]
+needs = ["b"]
+"#,
+    );
+    let rows = k.until("a, b and c up", |r| {
+        ["a", "b", "c"].iter().all(|n| up(r, n).is_some())
+    });
+    let old: Vec<i32> = ["a", "b", "c"]
+        .iter()
+        .map(|n| up(&rows, n).unwrap_or(0))
+        .collect();
+    let before = k.log().len();
+    kill(old[0], "KILL");
+    let rows = k.until("all three back with new pids", |r| {
+        ["a", "b", "c"]
+            .iter()
+            .zip(&old)
+            .all(|(n, o)| up(r, n).is_some_and(|p| p != *o))
+    });
+    for r in &rows {
+        assert_eq!(r.restarts, 1, "{r:?}");
+    }
+    assert_eq!(rows[0].last_exit, Some(WaitStatus::Signaled(Sig::KILL)));
+    let log = k.log();
+    let cascade = &log[before..];
+    let order = positions(
+        cascade,
+        &[
+            "a exited (killed by SIGKILL)",
+            "stopping c (it needs a, which failed)",
+            "c stopped",
+            "stopping b (it needs a, which failed)",
+            "b stopped",
+            "keel: starting a",
+            "keel: starting b",
+            "keel: starting c",
+        ],
+    );
+    assert!(sorted(&order), "the cascade is out of order:\n{cascade}");
+    // keelctl shows the same.
+    let (code, out, _) = k.ctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("NAME"), "{out}");
+    for n in ["a ", "b ", "c "] {
+        assert!(
+            out.lines().any(|l| l.starts_with(n) && l.contains(" up ")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn a_service_ignoring_sigterm_is_killed_after_its_stop_timeout() {
+    let k = Keel::start(
+        "stubborn",
+        r#"
+[services.stubborn]
+exec = ["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.05; done"]
+stop_timeout = "300ms"
+"#,
+    );
+    k.wait("stubborn to print ready", || {
+        k.log().contains("stubborn: ready").then_some(())
+    });
+    let (code, out, _) = k.ctl(&["stop", "stubborn"]);
+    assert_eq!((code, out.trim()), (0, "stopping stubborn"));
+    let rows = k.until("stubborn down", |r| r[0].state == "down");
+    assert_eq!(rows[0].last_exit, Some(WaitStatus::Signaled(Sig::KILL)));
+    assert!(
+        k.log().contains("stubborn (pid")
+            && k.log().contains("did not stop in time; sending SIGKILL"),
+        "{}",
+        k.log()
+    );
+    assert!(rows[0].why.contains("stopped by request"), "{:?}", rows[0]);
+    // It stays down (stopped by request), and starts again on request.
+    let (code, _, _) = k.ctl(&["start", "stubborn"]);
+    assert_eq!(code, 0);
+    k.until("stubborn up again", |r| up(r, "stubborn").is_some());
+}
+
+#[test]
+fn a_forking_daemon_keeps_logging_and_its_orphan_is_keels() {
+    let k = Keel::start(
+        "forking",
+        r#"
+[services.daemon]
+exec = ["/bin/sh", "-c", "(sleep 0.3; echo daemon still logging; exec sleep 1000) & echo forked"]
+kind = "oneshot"
+"#,
+    );
+    k.until("the oneshot done", |r| r[0].state == "done");
+    // The forked child outlived its parent, holds the log pipe, and was re-parented to
+    // keel (a child subreaper).
+    let (_, out, _) = k.wait("the daemon's output", || {
+        let r = k.ctl(&["logs", "daemon"]);
+        r.1.contains("daemon still logging").then_some(r)
+    });
+    assert_eq!(out, "forked\ndaemon still logging\n");
+    let orphan = k.wait("the daemon's sleep", || {
+        processes()
+            .into_iter()
+            .find(|(_, _, ppid, comm)| *ppid == k.pid() && comm == "sleep")
+    });
+    kill(orphan.0, "TERM");
+    k.wait("the orphan reaped", || {
+        (!processes().iter().any(|p| p.0 == orphan.0)).then_some(())
+    });
+}
+
+#[test]
+fn notify_readiness_holds_back_dependents_until_ready_1() {
+    let k = Keel::start(
+        "notify",
+        &format!(
+            r#"
+[services.talker]
+exec = ["/bin/sh", "-c", "sleep 0.5; echo notifying; {KEEL} notify READY=1 STATUS=serving; exec sleep 1000"]
+ready = "notify"
+[services.user]
+exec = ["/bin/sleep", "1000"]
+needs = ["talker"]
+"#
+        ),
+    );
+    let rows = k.status();
+    assert!(
+        rows[0].state == "starting" || rows[0].state == "up",
+        "{rows:?}"
+    );
+    k.until("both up", |r| {
+        up(r, "talker").is_some() && up(r, "user").is_some()
+    });
+    let order = positions(
+        &k.log(),
+        &[
+            "keel: starting talker",
+            "talker: notifying",
+            "talker is ready",
+            "keel: starting user",
+        ],
+    );
+    assert!(sorted(&order), "{}", k.log());
+    // The socket is the service's own and only the owner may write to it.
+    let sock = k.dir.join("notify/talker");
+    let mode = std::fs::metadata(&sock)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o600), "{}", sock.display());
+}
+
+#[test]
+fn tcp_readiness_waits_for_the_port_to_accept() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port");
+    let k = Keel::start(
+        "tcp",
+        &format!(
+            r#"
+[services.web]
+exec = ["/bin/sh", "-c", "sleep 0.5; exec python3 -m http.server --bind 127.0.0.1 {port}"]
+ready = "tcp:{port}"
+[services.client]
+exec = ["/bin/sleep", "1000"]
+needs = ["web"]
+"#
+        ),
+    );
+    let first = k.status();
+    assert!(
+        first[0].state != "up" || first[1].state == "up",
+        "web up before it listened? {first:?}"
+    );
+    k.until("both up", |r| {
+        up(r, "web").is_some() && up(r, "client").is_some()
+    });
+    let order = positions(
+        &k.log(),
+        &[
+            "keel: starting web",
+            "web is ready",
+            "keel: starting client",
+        ],
+    );
+    assert!(sorted(&order), "{}", k.log());
+    // The port really is open by now.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
+
+#[test]
+fn logs_keep_the_tail_and_n_picks_the_last_lines() {
+    let k = Keel::start(
+        "logs",
+        r#"
+[services.chatty]
+exec = ["/bin/sh", "-c", "i=1; while [ $i -le 100 ]; do echo line $i; i=$((i+1)); done; printf 'no newline'; exec sleep 1000"]
+"#,
+    );
+    let (_, out, _) = k.wait("100 lines", || {
+        let r = k.ctl(&["logs", "chatty"]);
+        r.1.contains("line 100").then_some(r)
+    });
+    assert_eq!(out.lines().count(), 100, "{out}");
+    assert!(out.starts_with("line 1\nline 2\n"));
+    let (code, out, _) = k.ctl(&["logs", "chatty", "-n", "3"]);
+    assert_eq!((code, out.as_str()), (0, "line 98\nline 99\nline 100\n"));
+    // The unfinished last line comes out when the service exits.
+    let pid = up(&k.status(), "chatty").unwrap_or(0);
+    kill(pid, "KILL");
+    k.wait("the partial line", || {
+        k.ctl(&["logs", "chatty", "-n", "1"])
+            .1
+            .contains("no newline")
+            .then_some(())
+    });
+    // Unknown services and bad usage say so, with exit codes from exit.rs.
+    let (code, _, err) = k.ctl(&["logs", "chaty"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no service named chaty; did you mean chatty?"),
+        "{err}"
+    );
+    let (code, _, err) = k.ctl(&["logs"]);
+    assert_eq!(code, 100, "{err}");
+}
+
+#[test]
+fn logs_follow_streams_new_lines() {
+    let k = Keel::start(
+        "follow",
+        r#"
+[services.ticker]
+exec = ["/bin/sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done"]
+"#,
+    );
+    let got = k.raw(
+        Request::Logs {
+            name: "ticker".into(),
+            lines: Some(0),
+            follow: true,
+        }
+        .encode()
+        .as_bytes(),
+        4,
+    );
+    assert!(
+        matches!(got.first(), Some(Response::Logs { .. })),
+        "{got:?}"
+    );
+    let lines: Vec<&Response> = got.iter().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{got:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|r| matches!(r, Response::Line(l) if l.starts_with("tick "))),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn the_control_socket_refuses_bad_requests_and_keeps_working() {
+    let k = Keel::start(
+        "control",
+        r#"
+[services.s]
+exec = ["/bin/sleep", "1000"]
+"#,
+    );
+    let err = |r: Vec<Response>| match r.first() {
+        Some(Response::Err(e)) => e.clone(),
+        other => panic!("expected an error reply, got {other:?}"),
+    };
+    let e = err(k.raw(&[b'x'; 5000], 1));
+    assert!(e.contains("longer than 1024 bytes"), "{e}");
+    let e = err(k.raw(b"garbage\n", 1));
+    assert!(e.contains("protocol garbage is not supported"), "{e}");
+    let e = err(k.raw(b"keel/1 frobnicate\n", 1));
+    assert!(e.contains("unknown command"), "{e}");
+    let e = err(k.raw(b"keel/1 status\xff\xfe\n", 1));
+    assert!(e.contains("UTF-8"), "{e}");
+    let e = err(k.raw(b"keel/1 stop ../../etc\n", 1));
+    assert!(e.contains("not a valid service name"), "{e}");
+    // A client that connects and goes away, or sends half a line and hangs up.
+    drop(UnixStream::connect(&k.socket));
+    k.raw(b"keel/1 sta", 0);
+    // Connections beyond the cap are told so; the ones held do not stop keel.
+    let held: Vec<UnixStream> = (0..40)
+        .filter_map(|_| UnixStream::connect(&k.socket).ok())
+        .collect();
+    let mut refused = 0;
+    for mut s in held.iter().skip(32).filter_map(|s| s.try_clone().ok()) {
+        s.set_read_timeout(Some(WAIT)).ok();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        if text.contains("too many control connections") {
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "no connection was refused beyond the cap");
+    drop(held);
+    k.wait("keel to see the held connections close", || {
+        matches!(
+            k.raw(b"keel/1 status\n", 1).first(),
+            Some(Response::Status(_))
+        )
+        .then_some(())
+    });
+    // Several requests on one connection are answered in order.
+    let two = k.raw(b"keel/1 status\nkeel/1 logs s -n 1\n", 2);
+    assert!(
+        matches!(two.as_slice(), [Response::Status(_), Response::Logs { .. }]),
+        "{two:?}"
+    );
+    let (code, out, _) = k.ctl(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("s     up"), "{out}");
+}
+
+#[test]
+fn keelctl_says_when_keel_is_not_there() {
+    let dir = std::env::temp_dir().join(format!("keel-it-nosock-{}", std::process::id()));
+    let out = Command::new(KEEL)
+        .args(["ctl", "--socket"])
+        .arg(dir.join("control"))
+        .arg("status")
+        .output()
+        .expect("cannot run keel ctl");
+    assert_eq!(out.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is keel running?"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_services_in_reverse_order_and_exits_0() {
+    let mut k = Keel::start(
+        "sigterm",
+        r#"
+[services.base]
+exec = ["/bin/sleep", "1000"]
+[services.mid]
+exec = ["/bin/sleep", "1000"]
+needs = ["base"]
+[services.top]
+exec = ["/bin/sleep", "1000"]
+needs = ["mid"]
+"#,
+    );
+    k.until("all up", |r| r.iter().all(|s| s.state == "up"));
+    assert_eq!(k.stop(), Some(0), "{}", k.log());
+    let log = k.log();
+    let order = positions(
+        &log,
+        &[
+            "stopping top",
+            "top stopped",
+            "stopping mid",
+            "mid stopped",
+            "stopping base",
+            "base stopped",
+            "every service is stopped",
+        ],
+    );
+    assert!(sorted(&order), "{log}");
+    assert!(!Path::new(&k.socket).exists(), "the socket was left behind");
+}
+
+#[test]
+fn ten_thousand_double_forked_orphans_leave_no_zombie() {
+    let k = Keel::start(
+        "orphans",
+        r#"
+[services.forker]
+exec = ["/bin/sh", "-c", "(exec sleep 1000 &); i=0; while [ $i -lt 10000 ]; do (true &); i=$((i+1)); done; echo forked all"]
+kind = "oneshot"
+"#,
+    );
+    k.wait("the forker to finish", || {
+        let r = k.status();
+        (r[0].state == "done").then_some(())
+    });
+    // One long-lived orphan proves they are re-parented to keel, not to the host's init.
+    let keeper = k.wait("the long-lived orphan", || {
+        processes()
+            .into_iter()
+            .find(|(_, _, ppid, comm)| *ppid == k.pid() && comm == "sleep")
+    });
+    let zombies = k.wait("no zombie children of keel", || {
+        let z = processes()
+            .iter()
+            .filter(|(_, state, ppid, _)| *ppid == k.pid() && *state == 'Z')
+            .count();
+        (z == 0).then_some(z)
+    });
+    assert_eq!(zombies, 0);
+    assert!(k.log().contains("forker: forked all"), "{}", k.log());
+    kill(keeper.0, "KILL");
+}
+
+#[test]
+fn user_group_and_capabilities_are_applied_before_exec() {
+    let k = Keel::start(
+        "creds",
+        r#"
+[services.bind]
+exec = ["/bin/sh", "-c", "grep -E '^(Uid|Gid|Groups|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; exec sleep 1000"]
+user = "nobody"
+group = "nogroup"
+capabilities = ["CAP_NET_BIND_SERVICE"]
+[services.rootless]
+exec = ["/bin/sh", "-c", "grep -E '^(Uid|CapEff|CapBnd):' /proc/self/status; exec sleep 1000"]
+capabilities = []
+"#,
+    );
+    let get = |svc: &str| {
+        k.wait("the service's /proc/self/status", || {
+            let out = k.ctl(&["logs", svc]).1;
+            out.contains("CapBnd").then_some(out)
+        })
+    };
+    let field = |text: &str, key: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    let bind = get("bind");
+    assert_eq!(field(&bind, "Uid:"), "65534 65534 65534 65534", "{bind}");
+    assert_eq!(field(&bind, "Gid:"), "65534 65534 65534 65534", "{bind}");
+    assert_eq!(field(&bind, "Groups:"), "", "{bind}");
+    // CAP_NET_BIND_SERVICE is bit 10: kept in the effective, bounding and ambient sets.
+    assert_eq!(field(&bind, "CapEff:"), "0000000000000400", "{bind}");
+    assert_eq!(field(&bind, "CapBnd:"), "0000000000000400", "{bind}");
+    assert_eq!(field(&bind, "CapAmb:"), "0000000000000400", "{bind}");
+    assert_eq!(field(&bind, "NoNewPrivs:"), "1", "{bind}");
+    let rootless = get("rootless");
+    assert_eq!(field(&rootless, "Uid:"), "0 0 0 0", "{rootless}");
+    assert_eq!(
+        field(&rootless, "CapEff:"),
+        "0000000000000000",
+        "{rootless}"
+    );
+    assert_eq!(
+        field(&rootless, "CapBnd:"),
+        "0000000000000000",
+        "{rootless}"
+    );
+}
+
+#[test]
+fn an_unknown_user_is_a_failed_spawn_that_says_why() {
+    let k = Keel::start(
+        "nouser",
+        r#"
+[services.ghost]
+exec = ["/bin/sleep", "1000"]
+user = "no-such-user-here"
+restart = "never"
+"#,
+    );
+    k.until("ghost down", |r| r[0].state == "down");
+    let log = k.log();
+    assert!(
+        log.contains("cannot start ghost: user \"no-such-user-here\" is not in /etc/passwd"),
+        "{log}"
+    );
+}
