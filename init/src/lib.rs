@@ -3,12 +3,14 @@
 //! The binary is `src/main.rs`; this library holds everything so that tests and xtask can
 //! reach the pure parts. Code map, in boot order:
 //! - `main.rs` / `pid1.rs`: PID 1 when `getpid() == 1` (panic hook, catch_unwind, never
-//!   exits), otherwise `applets/` by argv[0] (`keel check`, `poweroff`/`reboot`/`halt`,
-//!   the `keelctl` and `dhcp-hook` placeholders); exit codes in `exit.rs`.
+//!   exits), otherwise `applets/` by argv[0] (`keel check`, `keel supervise`, `keel
+//!   notify`, `keelctl`, `poweroff`/`reboot`/`halt`, `dhcp-hook`); exit codes in `exit.rs`.
 //! - `boot.rs`: the boot sequence behind `trait Sys` (recording fake in its tests), using
 //!   the pure `mountplan.rs`, `consoles.rs` and `modules.rs` (modules.dep resolver).
-//! - `run.rs`: the signalfd + poll loop carrying out `lifecycle.rs`, the pure state
-//!   machine of the console/emergency shell and the shutdown sequence.
+//! - `run.rs`: the poll loop (signalfd, control socket, log pipes, notify sockets,
+//!   readiness probes) driving two pure cores: `supervisor::core` (the services, the
+//!   console shell among them) and `lifecycle.rs` (the emergency shell and the shutdown
+//!   sequence around the supervisor). The same loop is `keel supervise` on a host.
 //! - `log.rs`: the non-blocking console and /dev/kmsg log.
 //! - `sys/`: the OS seam (signals, spawn, the one reaper, mounts, modules, power, lo).
 //!

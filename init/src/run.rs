@@ -133,6 +133,9 @@ struct Probe {
 struct SvcIo {
     name: String,
     console: bool,
+    /// It holds a console tty: a `console = true` service, or a per-console instance
+    /// (`getty@ttyS0`). The emergency shell stops these before it takes the console.
+    owns_tty: bool,
     ready: Ready,
     notify: Option<OwnedFd>,
     notify_path: Option<String>,
@@ -163,6 +166,8 @@ pub struct Driver {
     lc: Option<Lifecycle>,
     sup: Option<Supervisor>,
     tty: String,
+    /// Every console (names under /dev), for per-console services.
+    consoles: Vec<String>,
     io: Vec<SvcIo>,
     /// Live service processes.
     pids: HashMap<i32, SvcId>,
@@ -188,6 +193,7 @@ impl Driver {
         }
         let tty = booted.consoles.primary_path();
         let mut d = Driver::bare(Mode::Pid1, tty.clone(), booted.test_panic);
+        d.consoles = booted.consoles.all.clone();
         let (lc, first) = Lifecycle::new(&tty, booted.fatal.as_deref(), clock::now());
         d.lc = Some(lc);
         if let (Some(cfg), None) = (&booted.config, &booted.fatal) {
@@ -243,6 +249,7 @@ impl Driver {
             lc: None,
             sup: None,
             tty,
+            consoles: Vec::new(),
             io: Vec::new(),
             pids: HashMap::new(),
             pipes: Vec::new(),
@@ -267,6 +274,11 @@ impl Driver {
             let mut io = SvcIo {
                 name: s.name.clone(),
                 console: s.console && self.mode == Mode::Pid1,
+                owns_tty: (s.console && self.mode == Mode::Pid1)
+                    || self
+                        .consoles
+                        .iter()
+                        .any(|t| s.name.ends_with(&format!("@{t}"))),
                 ready: s.ready,
                 notify: None,
                 notify_path: None,
@@ -350,8 +362,11 @@ impl Driver {
             Mode::Pid1 => log::log(level, msg),
             Mode::Supervise => {
                 if level == Level::Info || std::env::var_os("KEEL_DEBUG").is_some() {
+                    use std::io::Write;
                     let (secs, micros) = clock::since_boot();
-                    eprint!("{}", log::console_line(secs, micros, msg));
+                    // A closed stderr must not end the loop (eprint! would panic).
+                    let _ = std::io::stderr()
+                        .write_all(log::console_line(secs, micros, msg).as_bytes());
                 }
             }
         }
@@ -481,7 +496,7 @@ impl Driver {
                 let names: Vec<String> = self
                     .io
                     .iter()
-                    .filter(|io| io.console)
+                    .filter(|io| io.owns_tty)
                     .map(|io| io.name.clone())
                     .collect();
                 let mut w = Vec::new();
@@ -1014,7 +1029,7 @@ impl Driver {
         let console_alive = self
             .pids
             .values()
-            .any(|s| self.io.get(s.0).is_some_and(|io| io.console));
+            .any(|s| self.io.get(s.0).is_some_and(|io| io.owns_tty));
         if !console_alive {
             self.lc_event(lifecycle::Event::ConsoleReleased);
         }

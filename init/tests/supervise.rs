@@ -570,6 +570,15 @@ exec = ["/bin/sleep", "1000"]
         )
         .then_some(())
     });
+    // A client that half-closes after its request (`nc -U` style) still gets the answer.
+    let mut half = UnixStream::connect(&k.socket).expect("cannot connect");
+    half.set_read_timeout(Some(WAIT)).ok();
+    half.write_all(b"keel/1 status\n").expect("cannot write");
+    half.shutdown(std::net::Shutdown::Write)
+        .expect("cannot shut down");
+    let mut text = String::new();
+    let _ = half.read_to_string(&mut text);
+    assert!(text.starts_with("status 1\ns\tup\t"), "{text:?}");
     // Several requests on one connection are answered in order.
     let two = k.raw(b"keel/1 status\nkeel/1 logs s -n 1\n", 2);
     assert!(

@@ -114,7 +114,9 @@ impl Conn {
         for _ in 0..16 {
             match nix::unistd::read(self.fd.as_fd(), &mut buf) {
                 Ok(0) => {
-                    self.dead = true;
+                    // The client is done sending (it may still read): answer what came,
+                    // then close.
+                    self.closing = true;
                     return;
                 }
                 Ok(n) => {

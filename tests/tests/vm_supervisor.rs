@@ -1,0 +1,142 @@
+//! VM tests for issue 3: keel's supervisor as PID 1. A test appliance config (overlaid on
+//! /etc/keel/appliance.toml) runs a chain `a` <- `b` and the console shell as a service;
+//! `kill -9` of a's pid must show b stopped in `keelctl status`, then both running again
+//! with new pids, and the console log must show the cascade in order. `keelctl poweroff`
+//! must stop the services in reverse order and end QEMU.
+//!
+//! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
+//! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
+#![allow(clippy::disallowed_methods)] // A host test: it polls the guest with a clock and pauses.
+
+use anyhow::{Context, Result, bail, ensure};
+use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Vm, vm_tests_enabled};
+use std::time::{Duration, Instant};
+
+/// The chain, and a console shell so the test can type. `a` waits 3 s before it comes
+/// back, so the state in between is there to see.
+const CONFIG: &str = r#"
+[system]
+hostname = "cascade"
+
+[services.a]
+exec = ["/bin/sleep", "1000"]
+backoff = { initial = "3s", factor = 1, cap = "3s", jitter = 0 }
+
+[services.b]
+exec = ["/bin/sleep", "1000"]
+needs = ["a"]
+
+[services.console]
+exec = ["/bin/sh", "-l"]
+console = true
+backoff = { initial = "100ms", factor = 1, cap = "100ms" }
+crash_loop = { limit = 1000, within = "1s" }
+stop_signal = "HUP"
+"#;
+
+/// One row of `keelctl status`: (state, pid).
+fn row(vm: &mut Vm, name: &str) -> Result<(String, Option<i32>)> {
+    // The console also carries keel's log lines: keep only the awk output line.
+    let out = vm.run(
+        &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
+        CMD_TIMEOUT,
+    )?;
+    let line = out
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("ROW "))
+        .with_context(|| format!("keelctl status has no row for {name}: {out:?}"))?;
+    let mut f = line.split_whitespace();
+    let state = f.next().unwrap_or_default().to_string();
+    let pid = f.next().and_then(|p| p.parse().ok());
+    Ok((state, pid))
+}
+
+/// Polls `keelctl status` until `cond` holds for the rows of `names`.
+fn until(
+    vm: &mut Vm,
+    what: &str,
+    names: &[&str],
+    cond: impl Fn(&[(String, Option<i32>)]) -> bool,
+) -> Result<Vec<(String, Option<i32>)>> {
+    let start = Instant::now();
+    loop {
+        let rows = names
+            .iter()
+            .map(|n| row(vm, n))
+            .collect::<Result<Vec<_>>>()?;
+        if cond(&rows) {
+            return Ok(rows);
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            bail!("timed out waiting for {what}; last rows {rows:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn boot(name: &str) -> Result<Vm> {
+    let mut vm = Vm::boot(BootOpts::new(name).overlay("/etc/keel/appliance.toml", CONFIG))?;
+    vm.wait_for("keel: console shell on /dev/ttyS0", BOOT_TIMEOUT)?;
+    Ok(vm)
+}
+
+#[test]
+fn kill_9_of_a_dependency_restarts_the_chain_in_order() -> Result<()> {
+    if !vm_tests_enabled("kill_9_of_a_dependency_restarts_the_chain_in_order") {
+        return Ok(());
+    }
+    let mut vm = boot("kill_9_of_a_dependency_restarts_the_chain_in_order")?;
+    let up = |r: &[(String, Option<i32>)]| r.iter().all(|(s, p)| s == "up" && p.is_some());
+    let first = until(&mut vm, "a and b up", &["a", "b"], up)?;
+    let (old_a, old_b) = (first[0].1.unwrap_or(0), first[1].1.unwrap_or(0));
+    let mark = vm.console_text().len();
+    vm.run(&format!("kill -9 {old_a}"), CMD_TIMEOUT)?;
+    // a serves its 3 s backoff; b was stopped for it and waits.
+    let between = until(&mut vm, "b stopped while a restarts", &["a", "b"], |r| {
+        r[0].0 == "restarting" && r[1].0 == "waiting" && r[1].1.is_none()
+    })?;
+    ensure!(between[0].1.is_none(), "a still has a pid: {between:?}");
+    let again = until(&mut vm, "both up again", &["a", "b"], up)?;
+    let (new_a, new_b) = (again[0].1.unwrap_or(0), again[1].1.unwrap_or(0));
+    ensure!(
+        new_a != old_a && new_b != old_b,
+        "pids did not change: a {old_a} -> {new_a}, b {old_b} -> {new_b}"
+    );
+    let text = vm.console_text();
+    let cascade = text.get(mark..).unwrap_or_default();
+    let mut at = 0;
+    for needle in [
+        "keel: a exited (killed by SIGKILL)",
+        "keel: stopping b (it needs a, which failed)",
+        "keel: b stopped",
+        "keel: starting a",
+        "keel: starting b",
+    ] {
+        match cascade[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => bail!("{needle:?} missing or out of order after the kill:\n{cascade}"),
+        }
+    }
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn keelctl_poweroff_stops_services_in_reverse_order() -> Result<()> {
+    if !vm_tests_enabled("keelctl_poweroff_stops_services_in_reverse_order") {
+        return Ok(());
+    }
+    let mut vm = boot("keelctl_poweroff_stops_services_in_reverse_order")?;
+    until(&mut vm, "a and b up", &["a", "b"], |r| {
+        r.iter().all(|(s, _)| s == "up")
+    })?;
+    vm.send_line("keelctl poweroff")?;
+    vm.wait_for("keel: powering off", EXIT_TIMEOUT)?;
+    vm.wait_for("keel: stopping b", EXIT_TIMEOUT)?;
+    vm.wait_for("keel: b stopped", EXIT_TIMEOUT)?;
+    vm.wait_for("keel: stopping a", EXIT_TIMEOUT)?;
+    vm.wait_for("keel: every service is stopped", EXIT_TIMEOUT)?;
+    let status = vm.wait_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "qemu exited with {status}");
+    vm.assert_no_kernel_panic()
+}
