@@ -27,8 +27,8 @@ use crate::ip::Method;
 
 /// ISC dhclient, as Debian installs it.
 pub const DHCLIENT: &str = "/sbin/dhclient";
-/// busybox's udhcpc applet link.
-pub const UDHCPC: &str = "/bin/udhcpc";
+/// busybox's udhcpc applet link (busybox --list-full puts it in /sbin).
+pub const UDHCPC: &str = "/sbin/udhcpc";
 /// keel's hook for both clients (a link to /init).
 pub const HOOK: &str = "/sbin/dhcp-hook";
 /// dhclient's config in the image (`configs/etc/dhcp/dhclient.conf`).
@@ -268,7 +268,7 @@ mod tests {
         .unwrap_or_else(|| panic!("no command"));
         assert_eq!(
             c.argv.join(" "),
-            "/bin/udhcpc -f -i eth0 -s /sbin/dhcp-hook -O staticroutes"
+            "/sbin/udhcpc -f -i eth0 -s /sbin/dhcp-hook -O staticroutes"
         );
         assert_eq!(c.interfaces, ["eth0"]);
         assert_eq!(c.warnings.len(), 1);

@@ -57,9 +57,13 @@ pub struct Spec {
     pub append: Vec<String>,
     /// Host port on 127.0.0.1 forwarded to the guest's `GUEST_SSH_PORT`.
     pub ssh_port: u16,
+    /// More TCP forwards, (host port on 127.0.0.1, guest port).
+    pub forwards: Vec<(u16, u16)>,
     pub serial: Serial,
     /// A unix socket for the QEMU monitor (`system_powerdown`, `info status`, `quit`).
     pub monitor: Option<PathBuf>,
+    /// Raw disk images attached as virtio-blk, in order (/dev/vda, /dev/vdb, ...).
+    pub drives: Vec<PathBuf>,
 }
 
 impl Spec {
@@ -73,8 +77,10 @@ impl Spec {
             initrd: None,
             append: Vec::new(),
             ssh_port,
+            forwards: Vec::new(),
             serial: Serial::Stdio,
             monitor: None,
+            drives: Vec::new(),
         }
     }
 
@@ -98,10 +104,14 @@ impl Spec {
         push("-device");
         push("virtio-rng-pci");
         push("-nic");
-        push(&format!(
+        let mut nic = format!(
             "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:{}-:{GUEST_SSH_PORT}",
             self.ssh_port
-        ));
+        );
+        for (host, guest) in &self.forwards {
+            nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
+        push(&nic);
         push("-serial");
         push(match self.serial {
             Serial::Stdio => "stdio",
@@ -119,6 +129,13 @@ impl Spec {
             // No monitor anywhere: -nographic would otherwise put one on stdio.
             a.push("-monitor".into());
             a.push("none".into());
+        }
+        for d in &self.drives {
+            let mut arg = OsString::from("file=");
+            arg.push(d);
+            arg.push(",if=virtio,format=raw");
+            a.push("-drive".into());
+            a.push(arg);
         }
         a.push("-kernel".into());
         a.push(self.kernel.clone().into_os_string());

@@ -52,6 +52,10 @@ pub struct BootOpts {
     overlay: Archive,
     memory_mb: u32,
     accel: Option<Accel>,
+    /// Raw disk images for virtio-blk (`drive`).
+    drives: Vec<PathBuf>,
+    /// Guest TCP ports forwarded from a free host port each, besides ssh's.
+    forwards: Vec<u16>,
 }
 
 impl BootOpts {
@@ -66,6 +70,8 @@ impl BootOpts {
             overlay: Archive::new(),
             memory_mb: 512,
             accel: None,
+            drives: Vec::new(),
+            forwards: Vec::new(),
         }
     }
 
@@ -149,9 +155,22 @@ impl BootOpts {
         self
     }
 
+    /// Attaches a raw disk image as the next virtio-blk disk (/dev/vda, then /dev/vdb...).
+    pub fn drive(mut self, image: impl Into<PathBuf>) -> Self {
+        self.drives.push(image.into());
+        self
+    }
+
     /// Guest memory in MiB.
     pub fn memory_mb(mut self, mb: u32) -> Self {
         self.memory_mb = mb;
+        self
+    }
+
+    /// Also forwards a free host port on 127.0.0.1 to the guest's TCP `guest_port`
+    /// (`Vm::forwarded_port` says which).
+    pub fn forward(mut self, guest_port: u16) -> Self {
+        self.forwards.push(guest_port);
         self
     }
 
@@ -208,6 +227,7 @@ pub struct Vm {
     cursor: usize,
     next_id: u32,
     ssh_port: u16,
+    forwards: Vec<(u16, u16)>,
     monitor_path: PathBuf,
     work_dir: PathBuf,
     started: Instant,
@@ -328,6 +348,11 @@ impl Vm {
             spec.memory_mb = opts.memory_mb;
             spec.initrd = initrd.clone();
             spec.append = opts.append.clone();
+            spec.drives = opts.drives.clone();
+            for &guest in &opts.forwards {
+                let host = qemu::free_port().context("cannot find a free TCP port on 127.0.0.1")?;
+                spec.forwards.push((host, guest));
+            }
             spec.monitor = Some(work.join("monitor.sock"));
             let _ = std::fs::remove_file(work.join("monitor.sock"));
             let mut vm = Vm::spawn(&opts.name, &spec, &log_path, &work)?;
@@ -386,6 +411,7 @@ impl Vm {
             cursor: 0,
             next_id: 1,
             ssh_port: spec.ssh_port,
+            forwards: spec.forwards.clone(),
             monitor_path: spec.monitor.clone().unwrap_or_default(),
             work_dir: work.to_path_buf(),
             started: Instant::now(),
@@ -650,6 +676,14 @@ impl Vm {
     /// The host port forwarded to the guest's sshd (2222).
     pub fn ssh_port(&self) -> u16 {
         self.ssh_port
+    }
+
+    /// The host port forwarded to the guest's TCP `guest_port` (`BootOpts::forward`).
+    pub fn forwarded_port(&self, guest_port: u16) -> Option<u16> {
+        self.forwards
+            .iter()
+            .find(|(_, g)| *g == guest_port)
+            .map(|(h, _)| *h)
     }
 
     /// The per-test console log.

@@ -1,0 +1,208 @@
+//! VM tests for issue 4: the `network` service. With no `ip=`, DHCP from QEMU's user network
+//! (slirp: 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3) through dhclient with keel's hook; with
+//! a static `ip=`, the address, default route, host name and resolv.conf over netlink and no
+//! DHCP client at all; `kill -9` of dhclient brings the network back with a new process (and
+//! sshd after it, when the image has an sshd service).
+//!
+//! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
+//! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
+
+#![allow(clippy::disallowed_methods)] // A host test: it polls the guest and reads the clock.
+
+use anyhow::{Context, Result, bail, ensure};
+use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, Vm, vm_tests_enabled};
+use std::time::{Duration, Instant};
+
+const CONSOLE_SHELL: &str = "keel: console shell on /dev/ttyS0";
+const NETWORK_READY: &str = "keel: network is ready";
+
+/// One row of `keelctl status`: (state, pid).
+fn row(vm: &mut Vm, name: &str) -> Result<Option<(String, Option<i32>)>> {
+    // The console also carries keel's log lines: keep only the awk output line.
+    let out = vm.run(
+        &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
+        CMD_TIMEOUT,
+    )?;
+    let Some(line) = out
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("ROW "))
+    else {
+        return Ok(None);
+    };
+    let mut f = line.split_whitespace();
+    let state = f.next().unwrap_or_default().to_string();
+    let pid = f.next().and_then(|p| p.parse().ok());
+    Ok(Some((state, pid)))
+}
+
+/// The pid of an `up` service, polling until it is up.
+fn up_pid(vm: &mut Vm, name: &str) -> Result<i32> {
+    let start = Instant::now();
+    loop {
+        let r = row(vm, name)?;
+        if let Some((state, Some(pid))) = &r
+            && state == "up"
+        {
+            return Ok(*pid);
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            bail!("{name} never came up; last status row {r:?}");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn boot(opts: BootOpts) -> Result<Vm> {
+    let mut vm = Vm::boot(opts)?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    vm.wait_for(NETWORK_READY, BOOT_TIMEOUT)?;
+    Ok(vm)
+}
+
+/// Checks what slirp's DHCP server hands out: 10.0.2.15/24 on eth0, the default route via
+/// 10.0.2.2 and DNS 10.0.2.3.
+fn check_slirp_lease(vm: &mut Vm) -> Result<()> {
+    let addr = vm.run("ip addr show dev eth0", CMD_TIMEOUT)?;
+    ensure!(
+        addr.contains("inet 10.0.2.15/24"),
+        "eth0 has no 10.0.2.15/24:\n{addr}"
+    );
+    let fib = vm.run("grep -c '10.0.2.15' /proc/net/fib_trie", CMD_TIMEOUT)?;
+    ensure!(fib.trim() != "0", "10.0.2.15 is not in /proc/net/fib_trie");
+    let route = vm.run("ip route", CMD_TIMEOUT)?;
+    ensure!(
+        route.contains("default via 10.0.2.2 dev eth0"),
+        "no default route via 10.0.2.2:\n{route}"
+    );
+    let resolv = vm.run("cat /etc/resolv.conf", CMD_TIMEOUT)?;
+    ensure!(
+        resolv.lines().any(|l| l.trim() == "nameserver 10.0.2.3"),
+        "/etc/resolv.conf has no nameserver 10.0.2.3:\n{resolv}"
+    );
+    Ok(())
+}
+
+#[test]
+fn without_ip_dhcp_gives_the_slirp_lease() -> Result<()> {
+    if !vm_tests_enabled("without_ip_dhcp_gives_the_slirp_lease") {
+        return Ok(());
+    }
+    let mut vm = boot(BootOpts::new("without_ip_dhcp_gives_the_slirp_lease"))?;
+    check_slirp_lease(&mut vm)?;
+    // The network service's process is dhclient itself, and its hook said READY=1.
+    let pid = up_pid(&mut vm, "network")?;
+    let comm = vm.run(&format!("cat /proc/{pid}/comm"), CMD_TIMEOUT)?;
+    ensure!(
+        comm.trim() == "dhclient",
+        "the network service runs {comm:?}"
+    );
+    let text = vm.console_text();
+    ensure!(
+        text.contains("dhcp-hook: ready: eth0 10.0.2.15/24 (dhcp)"),
+        "the hook never reported the lease"
+    );
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn static_ip_is_applied_over_netlink() -> Result<()> {
+    if !vm_tests_enabled("static_ip_is_applied_over_netlink") {
+        return Ok(());
+    }
+    // The shipped config with another host name, so the command line's `keel` must win.
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/appliance.toml"
+    ))
+    .context("cannot read configs/appliance.toml")?;
+    ensure!(
+        shipped.contains("hostname = \"keel\""),
+        "configs/appliance.toml no longer sets hostname = \"keel\"; update this test"
+    );
+    let config = shipped.replace("hostname = \"keel\"", "hostname = \"from-config\"");
+    let mut vm = boot(
+        BootOpts::new("static_ip_is_applied_over_netlink")
+            .overlay("/etc/keel/appliance.toml", config)
+            .append("ip=10.0.2.15::10.0.2.2:255.255.255.0:keel:eth0:off")
+            .append("nameserver=10.0.2.3"),
+    )?;
+    check_slirp_lease(&mut vm)?;
+    let host = vm.run("hostname", CMD_TIMEOUT)?;
+    ensure!(host.trim() == "keel", "hostname is {host:?}, not keel");
+    let resolv = vm.run("cat /etc/resolv.conf", CMD_TIMEOUT)?;
+    ensure!(
+        resolv.contains("from the kernel command line"),
+        "/etc/resolv.conf was not written from the command line:\n{resolv}"
+    );
+    // No DHCP client: the service is keel itself, blocked in pause(2).
+    let pid = up_pid(&mut vm, "network")?;
+    let comm = vm.run(&format!("cat /proc/{pid}/comm"), CMD_TIMEOUT)?;
+    ensure!(
+        matches!(comm.trim(), "keel" | "init"),
+        "the network service runs {comm:?}"
+    );
+    let clients = vm.run("pidof dhclient udhcpc; echo end", CMD_TIMEOUT)?;
+    ensure!(
+        clients.trim() == "end",
+        "a DHCP client runs with a static ip=: {clients:?}"
+    );
+    let state = vm.run(&format!("cat /proc/{pid}/stat"), CMD_TIMEOUT)?;
+    ensure!(
+        state.split_whitespace().nth(2) == Some("S"),
+        "the network service is not sleeping: {state:?}"
+    );
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn kill_9_of_dhclient_brings_the_network_back() -> Result<()> {
+    if !vm_tests_enabled("kill_9_of_dhclient_brings_the_network_back") {
+        return Ok(());
+    }
+    let mut vm = boot(BootOpts::new("kill_9_of_dhclient_brings_the_network_back"))?;
+    let old = up_pid(&mut vm, "network")?;
+    let sshd = row(&mut vm, "sshd")?.is_some();
+    let old_sshd = if sshd {
+        Some(up_pid(&mut vm, "sshd")?)
+    } else {
+        None
+    };
+    let mark = vm.console_text().len();
+    vm.run(&format!("kill -9 {old}"), CMD_TIMEOUT)?;
+    vm.wait_for(NETWORK_READY, BOOT_TIMEOUT)?;
+    let new = up_pid(&mut vm, "network")?;
+    ensure!(new != old, "network kept pid {old}");
+    let comm = vm.run(&format!("cat /proc/{new}/comm"), CMD_TIMEOUT)?;
+    ensure!(
+        comm.trim() == "dhclient",
+        "the network service runs {comm:?}"
+    );
+    check_slirp_lease(&mut vm)?;
+    let text = vm.console_text();
+    let after = text.get(mark..).unwrap_or_default();
+    let mut order = vec!["keel: network exited (killed by SIGKILL)"];
+    if sshd {
+        order.extend(["keel: stopping sshd", "keel: sshd stopped"]);
+    }
+    order.extend(["keel: starting network", NETWORK_READY]);
+    if sshd {
+        order.push("keel: starting sshd");
+    }
+    let mut at = 0;
+    for needle in order {
+        match after[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => bail!("{needle:?} missing or out of order after the kill:\n{after}"),
+        }
+    }
+    if let Some(old_sshd) = old_sshd {
+        let new_sshd = up_pid(&mut vm, "sshd")?;
+        ensure!(new_sshd != old_sshd, "sshd kept pid {old_sshd}");
+    } else {
+        eprintln!(
+            "note: the image has no sshd service yet; only the network's restart was checked"
+        );
+    }
+    vm.assert_no_kernel_panic()
+}
