@@ -8,6 +8,7 @@
 mod boot;
 mod cpio;
 mod elf;
+mod fuzz;
 mod image;
 mod kernel;
 mod prereq;
@@ -25,6 +26,7 @@ commands:
                               build target/keel/bzImage, the kernel with the initramfs inside
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
   test                        run every test: unit, integration and VM
+  fuzz [TARGET] [--seconds N] run the supervisor's fuzz targets (docs/fuzzing.md)
 
 Run `cargo xtask <command> --help` for a command's options.";
 
@@ -40,6 +42,7 @@ fn main() {
         "kernel" => kernel::run(args),
         "boot" => boot::run(args),
         "test" => test::run(args),
+        "fuzz" => fuzz::run(args),
         other => {
             eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
             std::process::exit(2);
