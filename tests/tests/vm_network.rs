@@ -206,3 +206,27 @@ fn kill_9_of_dhclient_brings_the_network_back() -> Result<()> {
     }
     vm.assert_no_kernel_panic()
 }
+
+#[test]
+fn keel_dhcp_udhcpc_uses_busybox_udhcpc_with_the_same_hook() -> Result<()> {
+    if !vm_tests_enabled("keel_dhcp_udhcpc_uses_busybox_udhcpc_with_the_same_hook") {
+        return Ok(());
+    }
+    let mut vm = boot(
+        BootOpts::new("keel_dhcp_udhcpc_uses_busybox_udhcpc_with_the_same_hook")
+            .append("keel.dhcp=udhcpc"),
+    )?;
+    check_slirp_lease(&mut vm)?;
+    let pid = up_pid(&mut vm, "network")?;
+    let cmd = vm.run(&format!("tr '\\0' ' ' < /proc/{pid}/cmdline"), CMD_TIMEOUT)?;
+    ensure!(
+        cmd.contains("udhcpc -f -i eth0 -s /sbin/dhcp-hook"),
+        "the network service runs {cmd:?}"
+    );
+    ensure!(
+        vm.console_text()
+            .contains("dhcp-hook: ready: eth0 10.0.2.15/24 (dhcp)"),
+        "the hook never reported udhcpc's lease"
+    );
+    vm.assert_no_kernel_panic()
+}

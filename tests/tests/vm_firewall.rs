@@ -1,0 +1,201 @@
+//! VM tests for issue 6: the `firewall` oneshot. The shipped config loads `table inet keel`
+//! before the network; port 2222 answers from the host while a listener on another forwarded
+//! port does not, until keel's table is deleted. A ruleset nft rejects fails the oneshot,
+//! names the config rule, keeps what needs the firewall (network, sshd) stopped, and the
+//! console still works.
+//!
+//! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
+//! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
+#![allow(clippy::disallowed_methods)] // A host test: it polls the guest and reads the clock.
+
+use anyhow::{Context, Result, bail, ensure};
+use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, Vm, vm_tests_enabled};
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const CONSOLE_SHELL: &str = "keel: console shell on /dev/ttyS0";
+/// A port the firewall does not allow.
+const CLOSED: u16 = 8080;
+/// The port the shipped [firewall] allows.
+const SSH: u16 = 2222;
+
+/// One row of `keelctl status`: (state, pid).
+fn row(vm: &mut Vm, name: &str) -> Result<Option<(String, Option<i32>)>> {
+    let out = vm.run(
+        &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
+        CMD_TIMEOUT,
+    )?;
+    let Some(line) = out
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("ROW "))
+    else {
+        return Ok(None);
+    };
+    let mut f = line.split_whitespace();
+    let state = f.next().unwrap_or_default().to_string();
+    let pid = f.next().and_then(|p| p.parse().ok());
+    Ok(Some((state, pid)))
+}
+
+/// What a TCP connection to the host's `port` reads within `wait` (slirp accepts on the
+/// host side whatever the guest does, so "closed" shows as no data, not as a refusal).
+fn banner(port: u16, wait: Duration) -> String {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(wait));
+    let mut buf = [0u8; 256];
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < wait {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.extend_from_slice(&buf[..n]);
+                if out.contains(&b'\n') {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Polls until `port` answers with something containing `want`, or `limit` passes.
+fn answers(port: u16, want: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if banner(port, Duration::from_secs(3)).contains(want) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    false
+}
+
+#[test]
+fn only_allowed_ports_answer() -> Result<()> {
+    if !vm_tests_enabled("only_allowed_ports_answer") {
+        return Ok(());
+    }
+    let mut vm = Vm::boot(BootOpts::new("only_allowed_ports_answer").forward(CLOSED))?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    vm.wait_for("keel: firewall finished", BOOT_TIMEOUT)?;
+    vm.wait_for("keel: network is ready", BOOT_TIMEOUT)?;
+    let rules = vm.run("nft list ruleset", CMD_TIMEOUT)?;
+    ensure!(
+        rules.contains("table inet keel"),
+        "nft list ruleset has no table inet keel:\n{rules}"
+    );
+    ensure!(
+        rules.contains("policy drop") && rules.contains("tcp dport 2222 accept"),
+        "the ruleset is not the shipped one:\n{rules}"
+    );
+    // Port 2222: sshd when the image has it, else a listener of our own.
+    let ssh_want = if row(&mut vm, "sshd")?.is_some() {
+        "SSH-2.0"
+    } else {
+        vm.run(
+            &format!("nc -ll -p {SSH} -e /bin/echo open{SSH} >/dev/null 2>&1 & echo started"),
+            CMD_TIMEOUT,
+        )?;
+        "open2222"
+    };
+    vm.run(
+        &format!("nc -ll -p {CLOSED} -e /bin/echo open{CLOSED} >/dev/null 2>&1 & echo started"),
+        CMD_TIMEOUT,
+    )?;
+    let listening = vm.run("netstat -ltn", CMD_TIMEOUT)?;
+    ensure!(
+        listening.contains(&format!(":{CLOSED} ")),
+        "the guest listener on {CLOSED} did not start:\n{listening}"
+    );
+    ensure!(
+        answers(vm.ssh_port(), ssh_want, Duration::from_secs(60)),
+        "port {SSH} never answered {ssh_want:?} through the firewall"
+    );
+    let closed = vm
+        .forwarded_port(CLOSED)
+        .context("the harness did not forward 8080")?;
+    let got = banner(closed, Duration::from_secs(8));
+    ensure!(
+        !got.contains("open8080"),
+        "port {CLOSED} answered through the firewall: {got:?}"
+    );
+    // The listener was real: without keel's table it answers.
+    vm.run("nft delete table inet keel", CMD_TIMEOUT)?;
+    ensure!(
+        answers(closed, "open8080", Duration::from_secs(30)),
+        "port {CLOSED} did not answer even without the firewall: the test proves nothing"
+    );
+    vm.assert_no_kernel_panic()
+}
+
+/// A stand-in for nft that breaks the ssh rule on its way to the real nft, so that nft
+/// itself rejects the ruleset with its own message. (The config validation lets nothing
+/// through that nft would reject, so the breakage has to come after keel.)
+const BREAKING_NFT: &str = "#!/bin/sh\n\
+    # Test stand-in: misspells the accept of the ssh rule, then runs the real nft.\n\
+    sed 's/tcp dport 2222 accept/tcp dport 2222 acept/' | /usr/sbin/nft.real \"$@\"\n";
+
+#[test]
+fn a_rejected_ruleset_keeps_dependents_down() -> Result<()> {
+    if !vm_tests_enabled("a_rejected_ruleset_keeps_dependents_down") {
+        return Ok(());
+    }
+    let opts = BootOpts::new("a_rejected_ruleset_keeps_dependents_down")
+        .overlay_host_file("/usr/sbin/nft.real", Path::new("/usr/sbin/nft"), 0o755)?
+        .overlay_exec("/usr/sbin/nft", BREAKING_NFT);
+    let mut vm = Vm::boot(opts)?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    let blame = vm.wait_for("firewall: the error is in", BOOT_TIMEOUT)?;
+    ensure!(
+        blame.contains("[firewall] allow 1: ssh (from /etc/keel/appliance.toml)"),
+        "the error does not name the config rule: {blame:?}"
+    );
+    vm.wait_for("keel: firewall exited", BOOT_TIMEOUT)?;
+    let text = vm.console_text();
+    ensure!(
+        text.contains("firewall: nft: ") && text.contains("Error"),
+        "nft's own message is not on the console"
+    );
+    // Give the supervisor time to do anything wrong, then look.
+    std::thread::sleep(Duration::from_secs(3));
+    let fw = row(&mut vm, "firewall")?.context("no firewall row in keelctl status")?;
+    ensure!(
+        fw.0 != "done" && fw.0 != "up",
+        "firewall is {fw:?} after nft failed"
+    );
+    for dependent in ["network", "sshd"] {
+        if let Some((state, pid)) = row(&mut vm, dependent)? {
+            ensure!(
+                pid.is_none() && state != "up" && state != "starting",
+                "{dependent} is {state} (pid {pid:?}) without a firewall"
+            );
+        }
+    }
+    let clients = vm.run("pidof dhclient sshd; echo end", CMD_TIMEOUT)?;
+    ensure!(
+        clients.trim() == "end",
+        "dhclient or sshd runs without a firewall: {clients:?}"
+    );
+    let addr = vm.run("ip addr show dev eth0", CMD_TIMEOUT)?;
+    ensure!(
+        !addr.contains("inet 10.0.2.15"),
+        "eth0 was configured without a firewall:\n{addr}"
+    );
+    let rules = vm.run("nft.real list ruleset; echo end", CMD_TIMEOUT)?;
+    ensure!(
+        !rules.contains("table inet keel"),
+        "half a ruleset was loaded:\n{rules}"
+    );
+    // The console still works.
+    let out = vm.run("echo $((6*7))", CMD_TIMEOUT)?;
+    if out.trim() != "42" {
+        bail!("the console shell printed {out:?}, not 42");
+    }
+    vm.assert_no_kernel_panic()
+}
