@@ -30,7 +30,10 @@ manifest.txt and kernel.release to target/keel/.
 options:
   --ssh-key FILE              authorize the public keys in FILE for root (repeatable)
   --config FILE               appliance config to install (default configs/appliance.toml)
-  --root-password-hash HASH   crypt(3) hash for root in /etc/shadow (default: locked, `*`)
+  --root-password-hash HASH   crypt(3) hash for root in /etc/shadow (default: locked, `*`;
+                              make one with `openssl passwd -6`)
+  --root-password             ask for root's password (no echo, twice) and store its
+                              SHA-512 crypt hash ($6$, which busybox login checks)
   --kernel-release REL        pack modules of this release (default: the newest kernel
                               with both /boot/vmlinuz-REL and /lib/modules/REL)
   --keel FILE                 pack this keel binary instead of building one
@@ -68,6 +71,10 @@ const KEEL_LINKS: &[&str] = &["keel", "keelctl", "poweroff", "reboot", "halt", "
 
 /// The directories every image has, with their permissions.
 const DIRS: &[(&str, u32)] = &[
+    // The root directory itself: the kernel applies this mode to the rootfs (a tmpfs whose
+    // root is 1777 otherwise), and sshd refuses keys under a world-writable `/`, such as
+    // the state disk's /var/lib/keel/root/.ssh/authorized_keys.
+    (".", 0o755),
     ("bin", 0o755),
     ("dev", 0o755),
     ("etc", 0o755),
@@ -128,6 +135,7 @@ impl Options {
                 "--root-password-hash" => {
                     o.root_password_hash = Some(value("--root-password-hash")?);
                 }
+                "--root-password" => o.root_password_hash = Some(ask_root_password()?),
                 "--kernel-release" => o.kernel_release = Some(value("--kernel-release")?),
                 "--keel" => o.keel = Some(value("--keel")?.into()),
                 "--out" => o.out = value("--out")?.into(),
@@ -580,6 +588,29 @@ fn add_etc(tree: &mut Tree, opts: &Options, config_text: &str) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Asks for root's password on the terminal and returns its SHA-512 crypt hash.
+///
+/// `openssl passwd -6` prompts twice on /dev/tty without echo and prints the hash; busybox
+/// login and passwd accept `$6$` hashes (checked: `busybox mkpasswd -m sha512` gives the
+/// same string for the same salt). The password never touches argv or a file.
+fn ask_root_password() -> Result<String> {
+    prereq::ensure(&[prereq::need("/usr/bin/openssl", "openssl")])?;
+    eprintln!("xtask image: root's password for the console login (asked twice, not shown)");
+    let out = Command::new("openssl")
+        .args(["passwd", "-6"])
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("cannot run openssl passwd -6")?;
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || !hash.starts_with("$6$") {
+        bail!(
+            "--root-password: openssl passwd -6 did not give a hash (did the two entries differ?)"
+        );
+    }
+    Ok(hash)
 }
 
 /// Reads an authorized_keys-style file, refusing what is plainly not a public key.

@@ -116,6 +116,8 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         need("/usr/bin/ssh-keygen", "openssh-client"),
         need("/bin/busybox", "busybox-static"),
         need("/usr/bin/cpio", "cpio"),
+        // The ssh VM tests make an ext4 state disk.
+        need("/sbin/mkfs.ext4", "e2fsprogs"),
     ])?;
     prereq::ensure_musl_target()?;
 
