@@ -11,7 +11,7 @@
 //! The lease's host name is not applied: the host name comes from the kernel command line
 //! or, without one, from the appliance config (set at boot), as systemd-networkd keeps a
 //! static host name over a DHCP one. Exit status: 0, or 111 when the address could not be
-//! configured (dhclient then declines the lease and tries again) or 100 when the call
+//! configured (the client sees the bind fail) or 100 when the call
 //! cannot be understood.
 #![forbid(unsafe_code)]
 
@@ -129,7 +129,7 @@ pub fn main(args: &[String]) -> Exit {
             }
         }
         Lease::Lost => eprintln!(
-            "dhcp-hook: the lease on {} is gone ({}); the client keeps asking",
+            "dhcp-hook: no lease on {} ({}); the client keeps asking",
             plan.interface,
             event(&env, arg1)
         ),
