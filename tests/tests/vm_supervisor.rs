@@ -140,3 +140,35 @@ fn keelctl_poweroff_stops_services_in_reverse_order() -> Result<()> {
     ensure!(status.success(), "qemu exited with {status}");
     vm.assert_no_kernel_panic()
 }
+
+#[test]
+fn a_panic_in_keel_hands_the_console_from_the_service_to_the_emergency_shell() -> Result<()> {
+    let name = "a_panic_in_keel_hands_the_console_from_the_service_to_the_emergency_shell";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let opts = BootOpts::new(name)
+        .overlay("/etc/keel/appliance.toml", CONFIG)
+        .append("keel.test_panic");
+    let mut vm = Vm::boot(opts)?;
+    vm.wait_for("keel: console shell on /dev/ttyS0", BOOT_TIMEOUT)?;
+    vm.wait_for("keel: EMERGENCY: keel panicked", BOOT_TIMEOUT)?;
+    // The console service is stopped first (a second shell must never share the tty).
+    vm.wait_for("keel: stopping console", BOOT_TIMEOUT)?;
+    vm.wait_for("keel: console stopped", BOOT_TIMEOUT)?;
+    vm.wait_for("keel: emergency shell on /dev/ttyS0", BOOT_TIMEOUT)?;
+    let out = vm.run("echo $((6*7)) $KEEL_EMERGENCY", CMD_TIMEOUT)?;
+    ensure!(
+        out.lines().any(|l| l.trim() == "42 1"),
+        "the emergency shell printed {out:?}"
+    );
+    // The other services keep running under the supervisor, and the console stays down.
+    let rows = until(&mut vm, "a and b up", &["a", "b", "console"], |r| {
+        r[0].0 == "up" && r[1].0 == "up"
+    })?;
+    ensure!(
+        rows[2].0 == "down",
+        "the console service came back: {rows:?}"
+    );
+    vm.assert_no_kernel_panic()
+}
