@@ -738,3 +738,34 @@ restart = "never"
         "{log}"
     );
 }
+
+#[test]
+fn a_full_log_ring_drops_the_oldest_lines_and_says_how_many() {
+    let k = Keel::start(
+        "ring",
+        r#"
+[services.flood]
+exec = ["/bin/sh", "-c", "i=1; while [ $i -le 2000 ]; do echo \"flood line $i $(printf '%080d' 0)\"; i=$((i+1)); done; exec sleep 1000"]
+"#,
+    );
+    let (code, out, _) = k.wait("the last line", || {
+        let r = k.ctl(&["logs", "flood"]);
+        r.1.contains("flood line 2000 ").then_some(r)
+    });
+    assert_eq!(code, 0);
+    // 2000 lines of ~100 bytes do not fit in 64 KiB: the oldest went, and keelctl says so.
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with('(') && first.contains("older lines were dropped"),
+        "{first}"
+    );
+    assert!(!out.contains("flood line 1 "), "the oldest line was kept");
+    let kept = out.lines().filter(|l| l.starts_with("flood line ")).count();
+    assert!((500..2000).contains(&kept), "{kept} lines kept");
+    // keel forwarded every line to its log all the same, and stayed responsive.
+    assert!(
+        k.log().contains("flood: flood line 1 "),
+        "the console log lost the start"
+    );
+    assert_eq!(k.ctl(&["status"]).0, 0);
+}
