@@ -144,7 +144,10 @@ impl Supervisor {
         for p in self.pending.drain(..) {
             out.push(Action::Log(Record::Note(p)));
         }
-        self.fire_timers(now, out);
+        // The event is applied before due timers fire: it happened by `now`, and a child
+        // reported as exited in the same wake-up as its stop deadline must not be sent
+        // SIGKILL (its pid is reaped and may already belong to another process). Found by
+        // the `core` fuzz target (supervisor/fuzz/artifacts/core/kill-after-reap).
         match ev {
             Event::Spawned { svc, pid } => self.on_spawned(svc, pid, now, out),
             Event::SpawnFailed { svc, errno } => self.on_spawn_failed(svc, errno, now, out),
@@ -156,6 +159,7 @@ impl Supervisor {
             Event::Closed(conn) => self.followers.retain(|(c, _)| *c != conn),
             Event::Shutdown(kind) => self.begin_shutdown(kind, now, out),
         }
+        self.fire_timers(now, out);
         self.settle(now, out);
     }
 

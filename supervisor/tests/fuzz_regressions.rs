@@ -24,7 +24,6 @@ fn kills(out: &[Action]) -> Vec<(Pid, Sig)> {
 /// to the pid the driver has just reaped, which the kernel may already have given to
 /// another process (`Action::Kill` promises a child the core "has not seen exit").
 #[test]
-#[ignore = "fuzz finding kill-after-reap, not fixed yet: see docs/fuzzing.md"]
 fn an_exit_reported_at_the_stop_timeout_is_not_killed_again() {
     let cfg = match config::parse(
         "[services.a]\nexec = [\"/bin/a\"]\nstop_timeout = \"5s\"\n",
