@@ -686,6 +686,12 @@ impl Vm {
             .map(|(h, _)| *h)
     }
 
+    /// When QEMU was started (for wall-clock figures such as the bench's time to the ssh
+    /// banner; never for assertions).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// The per-test console log.
     pub fn log_path(&self) -> &Path {
         &self.log_path

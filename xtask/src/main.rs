@@ -5,6 +5,7 @@
 //! that parses its own arguments.
 #![allow(clippy::disallowed_methods)] // xtask is a host tool: it may wait on its children.
 
+mod bench;
 mod boot;
 mod cpio;
 mod elf;
@@ -27,6 +28,8 @@ commands:
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
   test                        run every test: unit, integration and VM
   fuzz [TARGET] [--seconds N] run the supervisor's fuzz targets (docs/fuzzing.md)
+  bench [--runs N] [--json PATH]
+                              keel against a shell-script init, runsv and s6 (docs/performance.md)
 
 Run `cargo xtask <command> --help` for a command's options.";
 
@@ -43,6 +46,7 @@ fn main() {
         "boot" => boot::run(args),
         "test" => test::run(args),
         "fuzz" => fuzz::run(args),
+        "bench" => bench::run(args),
         other => {
             eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
             std::process::exit(2);

@@ -1,0 +1,990 @@
+//! `cargo xtask bench`: keel side by side with a busybox shell-script init doing the same
+//! job (issue 9), and keel's supervisor against runit and s6 on the host.
+//!
+//! It builds the image (unless `--no-build`), derives the baseline appliance from it
+//! (`bench/baseline.rs`), boots the two alternately on the same kernel and QEMU settings
+//! (`bench/guest.rs`), runs the host figures (`bench/host.rs`), then prints a table and
+//! writes `target/keel/bench.json`. Figures are measured, never asserted: the targets from
+//! the issue are marked pass or fail for information, and the command fails only when it
+//! cannot measure at all. A figure it could not get is shown missing with the reason.
+
+mod baseline;
+mod guest;
+mod host;
+mod stats;
+
+use crate::prereq::{self, need};
+use crate::util::out_dir;
+use anyhow::{Context, Result, bail};
+use guest::{Init, Plan};
+use host::Sup;
+use stats::Summary;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask bench [--runs N] [--json PATH] [options]
+
+Boots keel's image and a busybox shell-script baseline alternately under QEMU (TCG, same
+kernel and settings) and reports median [min-max] of each figure, the ratio keel/baseline,
+and the issue's targets; then times keel supervise on the host (10,000 orphans; restart of
+a crashing service against runsv and s6-supervise). Writes target/keel/bench.json.
+
+options:
+  --runs N        boots per appliance and network mode (default 5)
+  --json PATH     where to write the JSON (default target/keel/bench.json)
+  --idle SECS     idle window for PID 1's context switches (default 30; 0 skips memory
+                  and idle)
+  --launches N    launches per supervisor in the restart comparison (default 6)
+  --no-build      use the image already in target/keel instead of running `xtask image`
+  --only vm|host  run only the guest or only the host figures
+  -h, --help      this text
+
+The figures and how each is taken: docs/performance.md.";
+
+/// Targets from issue 9.
+const INIT_RATIO_TARGET: f64 = 0.35;
+/// 1.5 MiB, in the unit of each figure.
+const RSS_TARGET_KB: f64 = 1536.0;
+const SIZE_TARGET_BYTES: f64 = 1_572_864.0;
+
+#[derive(Debug, Clone)]
+struct Opts {
+    runs: usize,
+    json: PathBuf,
+    idle: u64,
+    launches: usize,
+    build: bool,
+    vm: bool,
+    host: bool,
+}
+
+fn parse(args: Vec<String>) -> Result<Option<Opts>> {
+    let mut o = Opts {
+        runs: 5,
+        json: out_dir().join("bench.json"),
+        idle: 30,
+        launches: 6,
+        build: true,
+        vm: true,
+        host: true,
+    };
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+        };
+        let number = |name: &str, v: String| -> Result<u64> {
+            v.parse()
+                .with_context(|| format!("{name} {v:?} is not a whole number"))
+        };
+        match a.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--runs" => {
+                let v = value("--runs")?;
+                o.runs = usize::try_from(number("--runs", v)?)?;
+                if o.runs == 0 {
+                    bail!("--runs 0 measures nothing; give 1 or more");
+                }
+            }
+            "--json" => o.json = value("--json")?.into(),
+            "--idle" => {
+                let v = value("--idle")?;
+                o.idle = number("--idle", v)?;
+            }
+            "--launches" => {
+                let v = value("--launches")?;
+                o.launches = usize::try_from(number("--launches", v)?)?;
+                if o.launches < 2 {
+                    bail!("--launches {} gives no period; give 2 or more", o.launches);
+                }
+            }
+            "--no-build" => o.build = false,
+            "--only" => match value("--only")?.as_str() {
+                "vm" => o.host = false,
+                "host" => o.vm = false,
+                other => bail!("--only {other:?}: give vm or host"),
+            },
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    Ok(Some(o))
+}
+
+/// The unit a figure is in; values are stored in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Secs,
+    KiB,
+    Bytes,
+    Count,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Secs => "s",
+            Unit::KiB => "KiB",
+            Unit::Bytes => "bytes",
+            Unit::Count => "count",
+        }
+    }
+
+    fn show(self, v: f64) -> String {
+        match self {
+            Unit::Secs => format!("{v:.3}"),
+            Unit::KiB | Unit::Bytes | Unit::Count => format!("{v:.0}"),
+        }
+    }
+}
+
+/// What a figure is checked against (informative only).
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// keel's median over the second series' median at most this.
+    RatioAtMost(f64),
+    /// keel's median at most this, in the figure's unit.
+    AtMost(f64),
+    /// keel's median no greater than any other series' median.
+    NoSlowerThanOthers,
+}
+
+impl Target {
+    fn text(self, unit: Unit) -> String {
+        match self {
+            Target::RatioAtMost(r) => format!("<= {r}x"),
+            Target::AtMost(v) => format!("<= {} {}", unit.show(v), unit.as_str()),
+            Target::NoSlowerThanOthers => "<= others".into(),
+        }
+    }
+}
+
+/// One measured series: whose, the samples, and why there are none (or fewer).
+#[derive(Debug, Clone)]
+struct Series {
+    who: &'static str,
+    samples: Vec<f64>,
+    note: Option<String>,
+}
+
+impl Series {
+    fn new(who: &'static str) -> Self {
+        Series {
+            who,
+            samples: Vec::new(),
+            note: None,
+        }
+    }
+
+    fn missing(who: &'static str, why: &str) -> Self {
+        Series {
+            who,
+            samples: Vec::new(),
+            note: Some(why.to_string()),
+        }
+    }
+
+    fn push(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.samples.push(v);
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Debug, Clone)]
+struct Figure {
+    key: &'static str,
+    label: &'static str,
+    unit: Unit,
+    /// keel first; the ratio is keel over each of the others.
+    series: Vec<Series>,
+    target: Option<Target>,
+}
+
+impl Figure {
+    fn new(key: &'static str, label: &'static str, unit: Unit, series: Vec<Series>) -> Self {
+        Figure {
+            key,
+            label,
+            unit,
+            series,
+            target: None,
+        }
+    }
+
+    fn target(mut self, t: Target) -> Self {
+        self.target = Some(t);
+        self
+    }
+
+    fn median(&self, i: usize) -> Option<f64> {
+        self.series
+            .get(i)
+            .and_then(|s| Summary::of(&s.samples))
+            .map(|s| s.median)
+    }
+
+    /// keel's median over each other series' median.
+    fn ratios(&self) -> Vec<(&'static str, Option<f64>)> {
+        let keel = self.median(0);
+        (1..self.series.len())
+            .map(|i| {
+                let r = match (keel, self.median(i)) {
+                    (Some(k), Some(o)) if o > 0.0 => Some(k / o),
+                    _ => None,
+                };
+                (self.series[i].who, r)
+            })
+            .collect()
+    }
+
+    /// Whether the target is met; `None` when a median it needs is missing.
+    fn pass(&self) -> Option<bool> {
+        let keel = self.median(0)?;
+        match self.target? {
+            Target::RatioAtMost(r) => self.ratios().first()?.1.map(|x| x <= r),
+            Target::AtMost(v) => Some(keel <= v),
+            Target::NoSlowerThanOthers => {
+                let others: Option<Vec<f64>> =
+                    (1..self.series.len()).map(|i| self.median(i)).collect();
+                Some(others?.iter().all(|o| keel <= *o))
+            }
+        }
+    }
+}
+
+pub(crate) fn run(args: Vec<String>) -> Result<()> {
+    let Some(opts) = parse(args)? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let mut needs = vec![
+        need("qemu-system-x86_64", "qemu-system-x86"),
+        need("ssh", "openssh-client"),
+        need("/bin/busybox", "busybox-static"),
+    ];
+    if opts.host {
+        needs.push(need("runsv", "runit"));
+        needs.push(need("s6-supervise", "s6"));
+    }
+    prereq::ensure(&needs)?;
+    if opts.build {
+        say("building the image (cargo xtask image)");
+        crate::image::run(Vec::new())?;
+    }
+    let started = Instant::now();
+    let load_before = loadavg();
+    let out = out_dir();
+    let bench_dir = out.join("bench");
+    let release = keel_tests::artefacts::kernel_release(&out)?;
+    let kernel = keel_tests::artefacts::default_kernel()?;
+    let keel_cpio = out.join("initramfs.cpio");
+    let keel_gz = out.join("initramfs.cpio.gz");
+
+    say("building the baseline appliance from keel's image");
+    let base = baseline::build(&keel_cpio, &release, &bench_dir)?;
+    println!(
+        "    {} ({} modules in its list), {}",
+        base.cpio.display(),
+        base.modules,
+        base.gz.display()
+    );
+    let keel_bin = extract_keel(&keel_cpio, &bench_dir)?;
+
+    let mut figures = sizes(&keel_bin, &keel_cpio, &keel_gz, &base)?;
+    let mut notes = Vec::new();
+    if opts.vm {
+        figures.extend(vm_figures(&opts, &kernel, &keel_gz, &base.gz, &mut notes));
+    }
+    if opts.host {
+        figures.extend(host_figures(&opts, &keel_bin, &mut notes));
+    }
+
+    let machine = Machine::probe(load_before, started.elapsed().as_secs_f64(), &opts, &kernel);
+    let table = render_table(&figures, &machine, &notes);
+    println!("\n{table}");
+    let json = render_json(&figures, &machine, &notes);
+    if let Some(parent) = opts.json.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&opts.json, json)
+        .with_context(|| format!("cannot write {}", opts.json.display()))?;
+    std::fs::write(bench_dir.join("table.txt"), &table)
+        .with_context(|| format!("cannot write {}", bench_dir.join("table.txt").display()))?;
+    println!(
+        "\nxtask bench: wrote {} and {}",
+        opts.json.display(),
+        bench_dir.join("table.txt").display()
+    );
+    Ok(())
+}
+
+fn say(what: &str) {
+    println!("xtask bench: {what}");
+}
+
+/// Writes the keel binary the image ships (its /init) to `dir/keel`, for `keel supervise`
+/// on the host and for its size.
+fn extract_keel(image_cpio: &Path, dir: &Path) -> Result<PathBuf> {
+    let data = std::fs::read(image_cpio)
+        .with_context(|| format!("cannot read {}", image_cpio.display()))?;
+    let (entries, _) = baseline::read_cpio(&data)?;
+    let Some((_, _, crate::cpio::Kind::File(bin))) =
+        entries.into_iter().find(|(p, _, _)| p == "init")
+    else {
+        bail!(
+            "{} has no /init file: rebuild it with `cargo xtask image`",
+            image_cpio.display()
+        );
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("keel");
+    std::fs::write(&path, bin).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::util::run(std::process::Command::new("chmod").arg("755").arg(&path))?;
+    Ok(path)
+}
+
+fn file_len(p: &Path) -> Option<f64> {
+    std::fs::metadata(p).ok().map(|m| m.len() as f64)
+}
+
+/// Sizes: keel's binary, both initramfs archives, and the single-image kernel.
+fn sizes(
+    keel_bin: &Path,
+    cpio: &Path,
+    gz: &Path,
+    base: &baseline::Baseline,
+) -> Result<Vec<Figure>> {
+    let one = |who, p: &Path| {
+        let mut s = Series::new(who);
+        s.push(file_len(p));
+        s
+    };
+    let bz = out_dir().join("bzImage");
+    let bz_series = if bz.is_file() {
+        one("keel", &bz)
+    } else {
+        Series::missing(
+            "keel",
+            "target/keel/bzImage not built: run `cargo xtask kernel`",
+        )
+    };
+    Ok(vec![
+        Figure::new(
+            "keel_binary",
+            "keel binary (stripped, static)",
+            Unit::Bytes,
+            vec![one("keel", keel_bin)],
+        )
+        .target(Target::AtMost(SIZE_TARGET_BYTES)),
+        Figure::new(
+            "initramfs_raw",
+            "initramfs, uncompressed",
+            Unit::Bytes,
+            vec![one("keel", cpio), one("baseline", &base.cpio)],
+        ),
+        Figure::new(
+            "initramfs_gz",
+            "initramfs, gzip -9",
+            Unit::Bytes,
+            vec![one("keel", gz), one("baseline", &base.gz)],
+        ),
+        Figure::new(
+            "bzimage",
+            "bzImage (single image)",
+            Unit::Bytes,
+            vec![bz_series],
+        ),
+    ])
+}
+
+/// The guest figures: `runs` boots of each appliance with DHCP and with a static ip=,
+/// alternating which goes first.
+fn vm_figures(
+    opts: &Opts,
+    kernel: &Path,
+    keel_gz: &Path,
+    base_gz: &Path,
+    notes: &mut Vec<String>,
+) -> Vec<Figure> {
+    let pair = || (Series::new("keel"), Series::new("baseline"));
+    let (mut wall, mut wall_b) = pair();
+    let (mut guest, mut guest_b) = pair();
+    let (mut wall_s, mut wall_sb) = pair();
+    let (mut guest_s, mut guest_sb) = pair();
+    let (mut rss, mut rss_b) = pair();
+    let (mut private, mut private_b) = pair();
+    let (mut idle, mut idle_b) = pair();
+    let mut sshd_g = Series::new("keel");
+    let mut sshd_h = Series::new("keel");
+    let mut casc_g = Series::new("keel");
+    let mut casc_h = Series::new("keel");
+    let total = opts.runs * 4;
+    let mut n = 0;
+    for run in 0..opts.runs {
+        for static_ip in [false, true] {
+            let order = if run % 2 == 0 {
+                [Init::Keel, Init::Baseline]
+            } else {
+                [Init::Baseline, Init::Keel]
+            };
+            for init in order {
+                n += 1;
+                let mode = if static_ip { "static" } else { "dhcp" };
+                let name = format!("bench-{}-{mode}-{}", init.name(), run + 1);
+                say(&format!("[{n}/{total}] booting {} ({mode})", init.name()));
+                let plan = Plan {
+                    init,
+                    kernel: kernel.to_path_buf(),
+                    initrd: match init {
+                        Init::Keel => keel_gz.to_path_buf(),
+                        Init::Baseline => base_gz.to_path_buf(),
+                    },
+                    static_ip,
+                    idle_secs: if static_ip { 0 } else { opts.idle },
+                    restarts: init == Init::Keel && !static_ip,
+                    name: name.clone(),
+                };
+                let b = match guest::measure(&plan) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let msg = format!("{name}: boot not measured: {e:#}");
+                        eprintln!("xtask bench: {}", msg.lines().next().unwrap_or_default());
+                        notes.push(msg);
+                        continue;
+                    }
+                };
+                println!(
+                    "    banner after {}, init to sshd ready {}",
+                    shown(b.wall_to_banner),
+                    shown(b.init_to_sshd)
+                );
+                notes.extend(b.notes.iter().cloned());
+                let kb = |v: Option<u64>| v.map(|x| x as f64);
+                match (init, static_ip) {
+                    (Init::Keel, false) => {
+                        wall.push(b.wall_to_banner);
+                        guest.push(b.init_to_sshd);
+                        rss.push(kb(b.vmrss_kb));
+                        private.push(kb(b.private_kb));
+                        idle.push(kb(b.idle_switches));
+                        sshd_g.push(b.sshd_restart_guest);
+                        sshd_h.push(b.sshd_restart_banner);
+                        casc_g.push(b.cascade_guest);
+                        casc_h.push(b.cascade_banner);
+                    }
+                    (Init::Baseline, false) => {
+                        wall_b.push(b.wall_to_banner);
+                        guest_b.push(b.init_to_sshd);
+                        rss_b.push(kb(b.vmrss_kb));
+                        private_b.push(kb(b.private_kb));
+                        idle_b.push(kb(b.idle_switches));
+                    }
+                    (Init::Keel, true) => {
+                        wall_s.push(b.wall_to_banner);
+                        guest_s.push(b.init_to_sshd);
+                    }
+                    (Init::Baseline, true) => {
+                        wall_sb.push(b.wall_to_banner);
+                        guest_sb.push(b.init_to_sshd);
+                    }
+                }
+            }
+        }
+    }
+    let unsupervised = || {
+        Series::missing(
+            "baseline",
+            "nothing supervises the baseline's sshd or dhclient",
+        )
+    };
+    let mut idle_fig = Figure::new(
+        "idle_wakeups",
+        "PID 1 context switches while idle",
+        Unit::Count,
+        vec![idle, idle_b],
+    )
+    .target(Target::AtMost(0.0));
+    if opts.idle == 0 {
+        idle_fig.series = vec![Series::missing("keel", "--idle 0")];
+    }
+    vec![
+        Figure::new(
+            "wall_to_banner_dhcp",
+            "QEMU start to ssh banner, DHCP",
+            Unit::Secs,
+            vec![wall, wall_b],
+        ),
+        Figure::new(
+            "init_to_sshd_dhcp",
+            "init exec to sshd ready, DHCP",
+            Unit::Secs,
+            vec![guest, guest_b],
+        )
+        .target(Target::RatioAtMost(INIT_RATIO_TARGET)),
+        Figure::new(
+            "wall_to_banner_static",
+            "QEMU start to ssh banner, static ip=",
+            Unit::Secs,
+            vec![wall_s, wall_sb],
+        ),
+        Figure::new(
+            "init_to_sshd_static",
+            "init exec to sshd ready, static ip=",
+            Unit::Secs,
+            vec![guest_s, guest_sb],
+        )
+        .target(Target::RatioAtMost(INIT_RATIO_TARGET)),
+        Figure::new(
+            "pid1_vmrss",
+            "PID 1 VmRSS after boot",
+            Unit::KiB,
+            vec![rss, rss_b],
+        )
+        .target(Target::AtMost(RSS_TARGET_KB)),
+        Figure::new(
+            "pid1_private",
+            "PID 1 private memory (smaps_rollup)",
+            Unit::KiB,
+            vec![private, private_b],
+        ),
+        idle_fig,
+        Figure::new(
+            "sshd_restart_guest",
+            "kill -9 sshd to sshd ready (guest)",
+            Unit::Secs,
+            vec![sshd_g, unsupervised()],
+        ),
+        Figure::new(
+            "sshd_restart_banner",
+            "kill -9 sshd to banner (host)",
+            Unit::Secs,
+            vec![sshd_h, unsupervised()],
+        ),
+        Figure::new(
+            "cascade_guest",
+            "kill -9 dhclient to sshd ready (guest)",
+            Unit::Secs,
+            vec![casc_g, unsupervised()],
+        ),
+        Figure::new(
+            "cascade_banner",
+            "kill -9 dhclient to new banner (host)",
+            Unit::Secs,
+            vec![casc_h, unsupervised()],
+        ),
+    ]
+}
+
+/// The host figures: orphan reaping and the restart comparison.
+fn host_figures(opts: &Opts, keel: &Path, notes: &mut Vec<String>) -> Vec<Figure> {
+    let mut reap = Series::new("keel");
+    for i in 0..opts.runs.min(3) {
+        say(&format!(
+            "host: keel supervise reaping {} orphans ({}/{})",
+            host::ORPHANS,
+            i + 1,
+            opts.runs.min(3)
+        ));
+        match host::reap_orphans(keel) {
+            Ok(t) => {
+                println!("    {t:.3}s");
+                reap.samples.push(t);
+            }
+            Err(e) => {
+                notes.push(format!("orphan reaping: {e:#}"));
+                reap.note = Some("failed; see the notes".into());
+                break;
+            }
+        }
+    }
+    let mut series = Vec::new();
+    for sup in [Sup::Keel, Sup::Runsv, Sup::S6] {
+        say(&format!(
+            "host: restart period of a crashing service under {}",
+            sup.name()
+        ));
+        let mut s = Series::new(sup.name());
+        match host::restart_periods(sup, keel, opts.launches) {
+            Ok(p) => {
+                println!(
+                    "    {}",
+                    p.iter()
+                        .map(|x| format!("{x:.3}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                s.samples = p;
+            }
+            Err(e) => {
+                notes.push(format!("{}: restart period: {e:#}", sup.name()));
+                s.note = Some("failed; see the notes".into());
+            }
+        }
+        series.push(s);
+    }
+    vec![
+        Figure::new(
+            "reap_10000_orphans",
+            "keel supervise: reap 10,000 orphans",
+            Unit::Secs,
+            vec![reap],
+        ),
+        Figure::new(
+            "restart_period",
+            "crashing service relaunch period (1 s fixed delay)",
+            Unit::Secs,
+            series,
+        )
+        .target(Target::NoSlowerThanOthers),
+    ]
+}
+
+fn shown(v: Option<f64>) -> String {
+    v.map_or_else(|| "(missing)".into(), |x| format!("{x:.3}s"))
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Where the figures were taken.
+struct Machine {
+    cpu: String,
+    cpus: usize,
+    mem_total_kb: u64,
+    host_kernel: String,
+    guest_kernel: String,
+    qemu: String,
+    load_before: String,
+    load_after: String,
+    duration_secs: f64,
+    runs: usize,
+    idle_secs: u64,
+}
+
+impl Machine {
+    fn probe(load_before: String, duration_secs: f64, opts: &Opts, kernel: &Path) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .and_then(|r| r.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let cpus = cpuinfo
+            .lines()
+            .filter(|l| l.starts_with("processor"))
+            .count();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let cmd = |prog: &str, arg: &str| {
+            std::process::Command::new(prog)
+                .arg(arg)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .unwrap_or_default()
+        };
+        Machine {
+            cpu,
+            cpus,
+            mem_total_kb: stats::proc_field(&meminfo, "MemTotal").unwrap_or(0),
+            host_kernel: cmd("uname", "-r"),
+            guest_kernel: kernel.display().to_string(),
+            qemu: cmd(
+                &keel_tests::qemu::qemu_binary().display().to_string(),
+                "--version",
+            ),
+            load_before,
+            load_after: loadavg(),
+            duration_secs,
+            runs: opts.runs,
+            idle_secs: opts.idle,
+        }
+    }
+}
+
+fn cell(s: &Series, unit: Unit) -> String {
+    match Summary::of(&s.samples) {
+        Some(sum) if sum.n == 1 => unit.show(sum.median),
+        Some(sum) => format!(
+            "{} [{}-{}] n={}",
+            unit.show(sum.median),
+            unit.show(sum.min),
+            unit.show(sum.max),
+            sum.n
+        ),
+        None => "-".into(),
+    }
+}
+
+/// The terminal table (also the one in docs/performance.md).
+fn render_table(figures: &[Figure], m: &Machine, notes: &[String]) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:<50} {:>5}  {:<30} {:<30} {:<22} target",
+        "figure", "unit", "keel", "baseline / others", "keel/other"
+    );
+    for f in figures {
+        let keel = f
+            .series
+            .first()
+            .map(|s| cell(s, f.unit))
+            .unwrap_or_default();
+        let others: Vec<String> = f.series[1..]
+            .iter()
+            .map(|s| {
+                if f.series.len() > 2 {
+                    format!("{} {}", s.who, cell(s, f.unit))
+                } else {
+                    cell(s, f.unit)
+                }
+            })
+            .collect();
+        let ratios: Vec<String> = f
+            .ratios()
+            .iter()
+            .map(|(who, r)| match (r, f.series.len() > 2) {
+                (Some(r), true) => format!("{who} {r:.3}"),
+                (Some(r), false) => format!("{r:.3}"),
+                (None, _) => "-".into(),
+            })
+            .collect();
+        let target = match f.target {
+            Some(tg) => {
+                let mark = match f.pass() {
+                    Some(true) => "PASS",
+                    Some(false) => "FAIL",
+                    None => "n/a",
+                };
+                format!("{} {mark}", tg.text(f.unit))
+            }
+            None => String::new(),
+        };
+        let others = if others.is_empty() {
+            "-".into()
+        } else {
+            others.join("; ")
+        };
+        let ratios = if ratios.is_empty() {
+            "-".into()
+        } else {
+            ratios.join("; ")
+        };
+        let _ = writeln!(
+            t,
+            "{:<50} {:>5}  {:<30} {:<30} {:<22} {}",
+            f.label,
+            f.unit.as_str(),
+            keel,
+            others,
+            ratios,
+            target
+        );
+    }
+    let _ = writeln!(t, "\nmissing figures:");
+    let mut any = false;
+    for f in figures {
+        for s in &f.series {
+            if let Some(note) = &s.note {
+                any = true;
+                let _ = writeln!(t, "  {} / {}: {note}", f.label, s.who);
+            }
+        }
+    }
+    if !any {
+        let _ = writeln!(t, "  none");
+    }
+    let _ = writeln!(
+        t,
+        "\nmachine: {} ({} cpus, {} MiB), host kernel {}, {}; guest kernel {}; \
+         {} runs, {} s idle window; load average {} before, {} after; took {:.0} s",
+        m.cpu,
+        m.cpus,
+        m.mem_total_kb / 1024,
+        m.host_kernel,
+        m.qemu,
+        m.guest_kernel,
+        m.runs,
+        m.idle_secs,
+        m.load_before,
+        m.load_after,
+        m.duration_secs
+    );
+    if !notes.is_empty() {
+        let _ = writeln!(t, "\nnotes:");
+        for n in notes {
+            let first = n.lines().next().unwrap_or_default();
+            let _ = writeln!(t, "  {first}");
+        }
+    }
+    t
+}
+
+/// A JSON string literal.
+fn js(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A JSON number, or null for a value that is not finite.
+fn jn(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x}"),
+        _ => "null".into(),
+    }
+}
+
+/// bench.json: the machine, then every figure with its series, ratios and target.
+fn render_json(figures: &[Figure], m: &Machine, notes: &[String]) -> String {
+    let mut j = String::from("{\n");
+    let _ = writeln!(
+        j,
+        "  \"machine\": {{\"cpu\": {}, \"cpus\": {}, \"mem_total_kb\": {}, \"host_kernel\": {}, \
+         \"guest_kernel\": {}, \"qemu\": {}, \"accel\": \"tcg\", \"load_before\": {}, \
+         \"load_after\": {}, \"duration_secs\": {:.1}, \"runs\": {}, \"idle_secs\": {}}},",
+        js(&m.cpu),
+        m.cpus,
+        m.mem_total_kb,
+        js(&m.host_kernel),
+        js(&m.guest_kernel),
+        js(&m.qemu),
+        js(&m.load_before),
+        js(&m.load_after),
+        m.duration_secs,
+        m.runs,
+        m.idle_secs
+    );
+    j.push_str("  \"figures\": [\n");
+    for (i, f) in figures.iter().enumerate() {
+        let _ = write!(
+            j,
+            "    {{\"key\": {}, \"label\": {}, \"unit\": {}, \"series\": {{",
+            js(f.key),
+            js(f.label),
+            js(f.unit.as_str())
+        );
+        for (k, s) in f.series.iter().enumerate() {
+            let sum = Summary::of(&s.samples);
+            let samples: Vec<String> = s.samples.iter().map(|v| jn(Some(*v))).collect();
+            let _ = write!(
+                j,
+                "{}{}: {{\"median\": {}, \"min\": {}, \"max\": {}, \"spread\": {}, \"n\": {}, \"samples\": [{}], \"note\": {}}}",
+                if k > 0 { ", " } else { "" },
+                js(s.who),
+                jn(sum.map(|s| s.median)),
+                jn(sum.map(|s| s.min)),
+                jn(sum.map(|s| s.max)),
+                jn(sum.map(|s| s.spread())),
+                s.samples.len(),
+                samples.join(", "),
+                s.note.as_deref().map_or_else(|| "null".into(), js)
+            );
+        }
+        j.push_str("}, \"ratio_keel_over\": {");
+        let ratios: Vec<String> = f
+            .ratios()
+            .iter()
+            .map(|(who, r)| format!("{}: {}", js(who), jn(*r)))
+            .collect();
+        j.push_str(&ratios.join(", "));
+        j.push_str("}, \"target\": ");
+        match f.target {
+            Some(t) => {
+                let pass = f.pass().map_or_else(|| "null".into(), |p| p.to_string());
+                let _ = write!(j, "{{\"text\": {}, \"pass\": {pass}}}", js(&t.text(f.unit)));
+            }
+            None => j.push_str("null"),
+        }
+        j.push('}');
+        j.push_str(if i + 1 < figures.len() { ",\n" } else { "\n" });
+    }
+    j.push_str("  ],\n  \"notes\": [");
+    let n: Vec<String> = notes.iter().map(|s| js(s)).collect();
+    j.push_str(&n.join(", "));
+    j.push_str("]\n}\n");
+    j
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(keel: &[f64], other: &[f64], t: Target) -> Figure {
+        let mut a = Series::new("keel");
+        a.samples = keel.to_vec();
+        let mut b = Series::new("baseline");
+        b.samples = other.to_vec();
+        Figure::new("k", "l", Unit::Secs, vec![a, b]).target(t)
+    }
+
+    #[test]
+    fn ratios_and_targets() {
+        let f = fig(
+            &[1.0, 2.0, 3.0],
+            &[10.0, 8.0, 6.0],
+            Target::RatioAtMost(0.35),
+        );
+        assert_eq!(f.ratios(), vec![("baseline", Some(0.25))]);
+        assert_eq!(f.pass(), Some(true));
+        let f = fig(&[4.0], &[10.0], Target::RatioAtMost(0.35));
+        assert_eq!(f.pass(), Some(false));
+        let f = fig(&[4.0], &[], Target::RatioAtMost(0.35));
+        assert_eq!(f.pass(), None, "no baseline, no verdict");
+        let f = fig(&[1.001], &[1.002], Target::NoSlowerThanOthers);
+        assert_eq!(f.pass(), Some(true));
+        let f = fig(&[0.0, 2.0, 0.0], &[], Target::AtMost(0.0));
+        assert_eq!(f.pass(), Some(true));
+    }
+
+    #[test]
+    fn json_is_escaped_and_missing_values_are_null() {
+        assert_eq!(js("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+        assert_eq!(jn(None), "null");
+        assert_eq!(jn(Some(f64::NAN)), "null");
+        assert_eq!(jn(Some(1.5)), "1.5");
+    }
+
+    #[test]
+    fn options() {
+        let o = parse(vec![
+            "--runs".into(),
+            "2".into(),
+            "--only".into(),
+            "host".into(),
+        ])
+        .expect("parse")
+        .expect("not help");
+        assert_eq!((o.runs, o.vm, o.host), (2, false, true));
+        assert!(parse(vec!["--runs".into(), "0".into()]).is_err());
+        assert!(parse(vec!["--frob".into()]).is_err());
+        assert!(parse(vec!["--help".into()]).expect("help").is_none());
+    }
+}
