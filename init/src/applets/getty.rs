@@ -4,9 +4,11 @@
 //! It decides one thing and execs busybox getty: when root has a password in /etc/shadow
 //! (which is the state disk's copy when there is one, see `state.rs`), the console gets a
 //! login prompt (`getty -L 0 TTY TERM`, then busybox login). When root has none (the
-//! image default `*`, locked, or empty), nobody could log in, so the console gets a shell
-//! without login instead (`getty -n -l /bin/sh`: getty still opens the tty, makes it the
-//! controlling terminal and sets it up, then runs the shell), and says so. Baud rate 0
+//! image default `*`, locked, or empty), nobody could log in, so the console gets a login
+//! shell without login instead (`/bin/sh -l` with the tty as controlling terminal and
+//! stdio, as PID 1's console shell was), and says so. Not through getty: getty flushes
+//! the tty's input while it sets the line up, which would eat what was typed after the
+//! marker. Baud rate 0
 //! keeps what the kernel's console= set (115200 on KVM, 19200 on older Linode plans).
 //! The service restarts it when the session ends. It must not touch /etc/shadow.
 #![forbid(unsafe_code)]
@@ -33,12 +35,12 @@ pub fn root_has_password(shadow: &str) -> bool {
         .is_some_and(|hash| !hash.is_empty() && !hash.starts_with(['*', '!']))
 }
 
+/// The shell a console gets when root has no password.
+pub const SHELL: &str = "/bin/sh";
+
 /// The getty command line for `tty` (a name under /dev).
-pub fn getty_argv(tty: &str, password: bool) -> Vec<String> {
+pub fn getty_argv(tty: &str) -> Vec<String> {
     let mut argv = vec![GETTY.to_string()];
-    if !password {
-        argv.extend(["-n", "-l", "/bin/sh"].map(String::from));
-    }
     argv.extend(["-L", "0", tty, term_for(tty)].map(String::from));
     argv
 }
@@ -64,16 +66,25 @@ pub fn main(args: &[String]) -> Exit {
              passwd, or build the image with --root-password, to get a login prompt here)"
         ));
     }
-    let argv = getty_argv(tty, password);
+    let argv = if password {
+        getty_argv(tty)
+    } else {
+        if let Err(e) = crate::sys::console::take_tty_as_stdio(&format!("/dev/{tty}")) {
+            log::info(&format!("cannot make /dev/{tty} the shell's terminal: {e}"));
+            return Exit::Temporary;
+        }
+        vec![SHELL.to_string(), "-l".to_string()]
+    };
     let err = std::process::Command::new(&argv[0])
         .args(&argv[1..])
+        .env("TERM", term_for(tty))
         .env("HOME", "/root")
         .env("USER", "root")
         .env("LOGNAME", "root")
         .env("SHELL", "/bin/sh")
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .exec();
-    log::info(&format!("cannot run {GETTY} for /dev/{tty}: {err}"));
+    log::info(&format!("cannot run {} for /dev/{tty}: {err}", argv[0]));
     Exit::for_exec_errno(err.raw_os_error().unwrap_or(0))
 }
 
@@ -97,23 +108,14 @@ mod tests {
     }
 
     #[test]
-    fn getty_argv_login_or_shell() {
+    fn getty_argv_per_console_term() {
         assert_eq!(
-            getty_argv("ttyS0", true),
+            getty_argv("ttyS0"),
             ["/sbin/getty", "-L", "0", "ttyS0", "vt100"]
         );
         assert_eq!(
-            getty_argv("tty1", false),
-            [
-                "/sbin/getty",
-                "-n",
-                "-l",
-                "/bin/sh",
-                "-L",
-                "0",
-                "tty1",
-                "linux"
-            ]
+            getty_argv("tty1"),
+            ["/sbin/getty", "-L", "0", "tty1", "linux"]
         );
     }
 }

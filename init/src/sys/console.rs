@@ -32,3 +32,27 @@ pub fn stdio_to_null() -> Result<(), Errno> {
     nix::unistd::dup2_stderr(&null)?;
     Ok(())
 }
+
+/// Makes `path` (a tty) this process's controlling terminal and its stdin, stdout and
+/// stderr, starting a new session first unless this process already leads one. For a
+/// program that then execs a shell on that tty (`keel getty` without a password).
+pub fn take_tty_as_stdio(path: &str) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    match nix::unistd::setsid() {
+        // EPERM: already a process group leader; the supervisor starts services as
+        // session leaders, which is what TIOCSCTTY needs.
+        Ok(_) | Err(Errno::EPERM) => {}
+        Err(e) => return Err(e),
+    }
+    let tty = open(path, OFlag::O_RDWR | OFlag::O_NOCTTY, Mode::empty())?;
+    // SAFETY: TIOCSCTTY takes an int argument (1: steal the tty from another session, as
+    // root may); `tty` is an open fd owned by this function for the whole call.
+    let rc = unsafe { libc::ioctl(tty.as_raw_fd(), libc::TIOCSCTTY as _, 1) };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    nix::unistd::dup2_stdin(&tty)?;
+    nix::unistd::dup2_stdout(&tty)?;
+    nix::unistd::dup2_stderr(&tty)?;
+    Ok(())
+}
