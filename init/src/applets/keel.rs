@@ -12,6 +12,9 @@ usage: keel check FILE   validate an appliance config (exit 0 ok, 1 errors found
        keel cmdline [--json] ['ARGS...']   the network plan of a kernel command line
        keel network [--dhcp=dhclient|udhcpc]   configure the network (the network service)
        keel firewall --print|--apply [CONFIG]  show or load the [firewall] ruleset
+       keel supervise --config FILE [--socket PATH]   run a config's services on a host
+       keel ctl [--socket PATH] COMMAND   the control client (keelctl; keel ctl --help)
+       keel notify READY=1 [STATUS=...]   sd_notify for scripts of ready = \"notify\" services
        keel --version
        keel --help
 keel is PID 1 when the kernel starts it as /init; as poweroff, reboot or halt it asks PID 1
