@@ -281,8 +281,23 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     let bench_dir = out.join("bench");
     let release = keel_tests::artefacts::kernel_release(&out)?;
     let kernel = keel_tests::artefacts::default_kernel()?;
-    let keel_cpio = out.join("initramfs.cpio");
-    let keel_gz = out.join("initramfs.cpio.gz");
+    // A snapshot, so a rebuild of target/keel during the runs cannot change what boots.
+    std::fs::create_dir_all(&bench_dir)
+        .with_context(|| format!("cannot create {}", bench_dir.display()))?;
+    let keel_cpio = bench_dir.join("keel.cpio");
+    let keel_gz = bench_dir.join("keel.cpio.gz");
+    for (from, to) in [
+        ("initramfs.cpio", &keel_cpio),
+        ("initramfs.cpio.gz", &keel_gz),
+    ] {
+        std::fs::copy(out.join(from), to).with_context(|| {
+            format!(
+                "cannot copy {} to {}: run `cargo xtask image` first",
+                out.join(from).display(),
+                to.display()
+            )
+        })?;
+    }
 
     say("building the baseline appliance from keel's image");
     let base = baseline::build(&keel_cpio, &release, &bench_dir)?;
@@ -459,9 +474,10 @@ fn vm_figures(
                     }
                 };
                 println!(
-                    "    banner after {}, init to sshd ready {}",
+                    "    banner after {}, init to sshd ready {}, {} modules loaded",
                     shown(b.wall_to_banner),
-                    shown(b.init_to_sshd)
+                    shown(b.init_to_sshd),
+                    b.modules.map_or_else(|| "?".into(), |m| m.to_string())
                 );
                 notes.extend(b.notes.iter().cloned());
                 let kb = |v: Option<u64>| v.map(|x| x as f64);

@@ -218,6 +218,8 @@ mod tests {
         assert!(INIT.starts_with("#!/bin/sh\n"));
         assert!(INIT.contains("echo \"bench-baseline: init started\" > /dev/kmsg"));
         assert!(INIT.contains("echo \"bench-baseline: sshd ready\" > /dev/kmsg"));
+        // The bench probes the banner only after this line (see guest.rs).
+        assert!(INIT.contains("echo \"bench-baseline: network up\" > /dev/kmsg"));
         let last = INIT.trim_end().lines().last().unwrap_or_default();
         assert_eq!(last, "done", "PID 1 must end in its endless loop");
     }

@@ -26,7 +26,7 @@ pub(crate) const STATIC_IP: &str = "ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:o
 const DEVKMSG: &str = "printk.devkmsg=on";
 
 /// How long one banner probe waits for the first bytes.
-const PROBE: Duration = Duration::from_millis(500);
+const PROBE: Duration = Duration::from_secs(2);
 
 /// The pause between two banner probes.
 const PROBE_GAP: Duration = Duration::from_millis(50);
@@ -54,6 +54,18 @@ impl Init {
         match self {
             Init::Keel => "keel",
             Init::Baseline => "baseline",
+        }
+    }
+
+    /// The console line that says the guest has its address. The banner is probed only
+    /// after it: QEMU's user network keeps retrying a connection made while the guest had
+    /// no address and delivers it once sshd listens, so probing earlier floods sshd past
+    /// MaxStartups and delays the very banner being timed. Once the guest has an address,
+    /// a probe before sshd listens is refused at once and leaves nothing behind.
+    fn network_up(self) -> &'static str {
+        match self {
+            Init::Keel => "keel: network is ready",
+            Init::Baseline => "bench-baseline: network up",
         }
     }
 
@@ -89,6 +101,8 @@ pub(crate) struct Boot {
     pub vmrss_kb: Option<u64>,
     pub private_kb: Option<u64>,
     pub idle_switches: Option<u64>,
+    /// Kernel modules loaded (/proc/modules), to check both loaded the same set.
+    pub modules: Option<u64>,
     pub sshd_restart_guest: Option<f64>,
     pub sshd_restart_banner: Option<f64>,
     pub cascade_guest: Option<f64>,
@@ -110,6 +124,7 @@ pub(crate) fn measure(plan: &Plan) -> Result<Boot> {
     let mut vm = Vm::boot(opts)?;
     let mut b = Boot::default();
     let port = vm.ssh_port();
+    vm.wait_for(plan.init.network_up(), BOOT_TIMEOUT)?;
     let banner = wait_banner(port, BOOT_TIMEOUT).with_context(|| {
         format!(
             "{} never showed the ssh banner (log: {})",
@@ -120,6 +135,10 @@ pub(crate) fn measure(plan: &Plan) -> Result<Boot> {
     b.wall_to_banner = Some(banner.duration_since(vm.started()).as_secs_f64());
     vm.wait_ssh(Duration::from_secs(60))?;
 
+    b.modules = vm
+        .ssh("grep -c . /proc/modules")
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
     let log = dmesg(&vm)?;
     b.init_to_sshd = stats::interval(&log, INIT_EXEC, plan.init.sshd_ready());
     if b.init_to_sshd.is_none() {

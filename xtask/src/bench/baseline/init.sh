@@ -42,6 +42,7 @@ EOT
 	[ -n "$gw" ] && route add default gw "$gw" dev "${dev:-eth0}"
 	;;
 esac
+echo "bench-baseline: network up" > /dev/kmsg
 
 # Wait for the kernel's random number generator: /dev/random blocks until it is ready.
 dd if=/dev/random of=/dev/null bs=1 count=1 2>/dev/null
