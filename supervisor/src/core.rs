@@ -38,7 +38,7 @@ use crate::graph::Graph;
 use crate::log::{DEFAULT_RING_BYTES, LogRing};
 use crate::proto::{Request, Response, SvcStatus};
 use crate::restart::{self, Decision, Rng};
-use crate::state::{Phase, Svc, Target};
+use crate::state::{Phase, StopHow, Stopped, Svc, Target};
 use crate::types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
 use std::time::Duration;
 
@@ -48,6 +48,20 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 const NEVER: Mono = Mono(u64::MAX);
 /// At most this many connections may follow logs at once.
 pub const MAX_FOLLOWERS: usize = 16;
+
+/// One line of the shutdown report: how a service ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRow {
+    pub name: String,
+    pub stop_signal: Sig,
+    pub stop_timeout: Duration,
+    /// None: still running when the report was made (the shutdown went on without it).
+    pub how: Option<StopHow>,
+    /// From its stop signal to its end, when it was signalled.
+    pub took: Option<Duration>,
+    /// When it ended.
+    pub at: Option<Mono>,
+}
 
 /// The supervisor. Sized at construction; memory does not grow with restarts.
 #[derive(Debug, Clone)]
@@ -132,6 +146,36 @@ impl Supervisor {
             .min()
     }
 
+    /// The last `n` lines `svc` wrote (its log ring), oldest first.
+    pub fn log_tail(&self, svc: SvcId, n: usize) -> Vec<String> {
+        self.logs.get(svc.0).map_or_else(Vec::new, |r| r.tail(n))
+    }
+
+    /// How each service ended in the shutdown, in the order they ended (those still
+    /// running or never recorded last). Empty before a shutdown.
+    pub fn shutdown_report(&self) -> Vec<StopRow> {
+        if self.shutdown.is_none() {
+            return Vec::new();
+        }
+        let mut rows: Vec<StopRow> = self
+            .cfg
+            .iter()
+            .zip(&self.svcs)
+            .map(|(c, s)| StopRow {
+                name: c.name.clone(),
+                stop_signal: c.stop_signal,
+                stop_timeout: c.stop_timeout,
+                how: s.stopped.map(|st| st.how),
+                took: s
+                    .stopped
+                    .and_then(|st| st.signalled_at.map(|t| st.at.since(t))),
+                at: s.stopped.map(|st| st.at),
+            })
+            .collect();
+        rows.sort_by_key(|r| r.at.map_or(u64::MAX, |m| m.0));
+        rows
+    }
+
     /// One row per service, in the order of the config.
     pub fn status(&self) -> Vec<SvcStatus> {
         (0..self.svcs.len())
@@ -194,6 +238,11 @@ impl Supervisor {
                 );
                 self.svcs[i].phase = Phase::Down;
                 self.svcs[i].restart_requested = false;
+                self.svcs[i].stopped = Some(Stopped {
+                    how: StopHow::Abandoned,
+                    signalled_at: self.svcs[i].signalled_at,
+                    at: now,
+                });
             } else if killed {
                 // Outside shutdown keel keeps waiting: starting what it needs again, or a
                 // second instance, while it lives would break the order guarantees.
@@ -341,6 +390,17 @@ impl Supervisor {
         let c = &self.cfg[i];
         let svc = &mut self.svcs[i];
         svc.last_exit = Some(status);
+        if self.shutdown.is_some() && svc.phase.pid() == Some(pid) {
+            let how = match svc.phase {
+                Phase::Stopping { killed: true, .. } => StopHow::Killed(status),
+                _ => StopHow::Exited(status),
+            };
+            svc.stopped = Some(Stopped {
+                how,
+                signalled_at: svc.signalled_at,
+                at: now,
+            });
+        }
         match svc.phase {
             Phase::Stopping { .. } => {
                 svc.phase = Phase::Down;
@@ -457,6 +517,19 @@ impl Supervisor {
         Self::note(out, format!("stopping every service for {kind}"));
         for svc in &mut self.svcs {
             svc.target = Target::Down;
+            svc.stopped = match svc.phase {
+                Phase::Down
+                | Phase::Delayed { .. }
+                | Phase::GaveUp { .. }
+                | Phase::Up { pid: None } => Some(Stopped {
+                    how: StopHow::AlreadyDown,
+                    signalled_at: None,
+                    at: now,
+                }),
+                Phase::Starting { .. } | Phase::Up { pid: Some(_) } | Phase::Stopping { .. } => {
+                    None
+                }
+            };
             svc.note = format!("stopped for {kind}");
             if let Phase::Stopping {
                 pid,
@@ -707,6 +780,7 @@ impl Supervisor {
                     kill_at,
                     killed,
                 };
+                svc.signalled_at = Some(now);
                 Self::note(out, format!("stopping {name} ({why})"));
                 out.push(Action::Kill { pid, sig });
             }

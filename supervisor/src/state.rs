@@ -25,6 +25,29 @@
 use crate::restart::History;
 use crate::types::{Mono, Pid, WaitStatus};
 
+/// How a service ended during shutdown, for the shutdown report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopHow {
+    /// It had no process when the shutdown began (or it was a finished oneshot).
+    AlreadyDown,
+    /// It exited by itself with this status: on its stop signal, or on its own.
+    Exited(WaitStatus),
+    /// It was sent SIGKILL after its `stop_timeout`, then ended with this status.
+    Killed(WaitStatus),
+    /// It survived SIGKILL for the kill grace and the shutdown went on without it.
+    Abandoned,
+}
+
+/// The shutdown record of one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    pub how: StopHow,
+    /// When it was sent its stop signal (None when it was never signalled).
+    pub signalled_at: Option<Mono>,
+    /// When it was known to be down.
+    pub at: Mono,
+}
+
 /// Where a service is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -91,6 +114,10 @@ pub struct Svc {
     pub starts: u32,
     /// Why it is down, stopping, delayed or given up, in words for `keelctl status`.
     pub note: String,
+    /// When its stop signal was last sent.
+    pub signalled_at: Option<Mono>,
+    /// How it ended during shutdown (None before a shutdown, or while it still runs).
+    pub stopped: Option<Stopped>,
 }
 
 impl Svc {
@@ -104,6 +131,8 @@ impl Svc {
             last_exit: None,
             starts: 0,
             note: String::new(),
+            signalled_at: None,
+            stopped: None,
         }
     }
 }

@@ -422,3 +422,101 @@ fn unkillable_process_is_waited_for_but_not_at_shutdown() {
         ",
     );
 }
+
+/// The shutdown report: in the order they ended, how each service stopped and how long
+/// it took from its stop signal.
+#[test]
+fn shutdown_report_says_how_each_service_stopped() {
+    use std::time::Duration;
+    use supervisor::state::StopHow;
+    use supervisor::{Sig, WaitStatus};
+    let cfg = parse_config(
+        r#"
+[services.net]
+exec = ["/net"]
+[services.app]
+exec = ["/app"]
+needs = ["net"]
+stop_timeout = "2s"
+[services.stubborn]
+exec = ["/stubborn"]
+needs = ["net"]
+stop_timeout = "1s"
+[services.once]
+exec = ["/once"]
+kind = "oneshot"
+[services.off]
+exec = ["/off"]
+restart = "never"
+"#,
+    );
+    let mut sim = Sim::new(&cfg);
+    sim.event(supervisor::event::Event::Deadline);
+    sim.line("exit once code=0");
+    sim.line("exit off code=3");
+    assert!(
+        sim.sup.shutdown_report().is_empty(),
+        "no report before shutdown"
+    );
+    sim.line("advance 10ms");
+    sim.line("shutdown poweroff");
+    sim.line("advance 300ms");
+    sim.line("exit app signal=15");
+    // stubborn ignores SIGTERM: SIGKILL after its 1 s stop_timeout.
+    sim.line("advance 1s");
+    sim.line("exit stubborn signal=9");
+    sim.line("advance 50ms");
+    sim.line("exit net code=0");
+    let rows = sim.sup.shutdown_report();
+    let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["once", "off", "app", "stubborn", "net"]);
+    assert_eq!(rows[0].how, Some(StopHow::AlreadyDown));
+    assert_eq!(rows[1].how, Some(StopHow::AlreadyDown));
+    assert_eq!(rows[1].took, None);
+    assert_eq!(
+        rows[2].how,
+        Some(StopHow::Exited(WaitStatus::Signaled(Sig::TERM)))
+    );
+    assert_eq!(rows[2].took, Some(Duration::from_millis(300)));
+    assert_eq!(
+        rows[3].how,
+        Some(StopHow::Killed(WaitStatus::Signaled(Sig::KILL)))
+    );
+    assert_eq!(rows[3].took, Some(Duration::from_millis(1300)));
+    assert_eq!(rows[3].stop_timeout, Duration::from_secs(1));
+    assert_eq!(rows[4].how, Some(StopHow::Exited(WaitStatus::Exited(0))));
+    assert_eq!(rows[4].took, Some(Duration::from_millis(50)));
+}
+
+/// A service that survives SIGKILL is given up on during shutdown, and the report says so;
+/// the log tail of a service is its last lines.
+#[test]
+fn shutdown_report_names_a_process_that_survived_sigkill() {
+    use supervisor::state::StopHow;
+    let cfg = parse_config(
+        r#"
+[services.zombie]
+exec = ["/z"]
+stop_timeout = "1s"
+"#,
+    );
+    let mut sim = Sim::new(&cfg);
+    sim.event(supervisor::event::Event::Deadline);
+    for i in 0..15 {
+        sim.line(&format!("output zombie line {i}"));
+    }
+    let z = sim.id("zombie");
+    assert_eq!(
+        sim.sup.log_tail(z, 2),
+        ["line 13".to_string(), "line 14".to_string()]
+    );
+    sim.line("shutdown halt");
+    sim.line("advance 10s");
+    let rows = sim.sup.shutdown_report();
+    assert_eq!(rows[0].how, Some(StopHow::Abandoned));
+    assert!(
+        sim.trace.iter().any(|l| l.contains("halt")),
+        "{:?}",
+        sim.trace
+    );
+}
