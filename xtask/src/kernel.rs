@@ -60,7 +60,7 @@ const HEARTBEAT: Duration = Duration::from_secs(30);
 /// Lines of the log shown when make fails.
 const TAIL_ON_FAILURE: usize = 60;
 /// A guess at the number of compiled files for a first build, refined after each full build.
-const DEFAULT_CC_COUNT: usize = 1400;
+const DEFAULT_CC_COUNT: usize = 1600;
 
 struct Opts {
     src: Option<PathBuf>,
