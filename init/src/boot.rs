@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 use crate::consoles::{self, Consoles};
+use crate::lifecycle::{Cause, EmergencyOpts};
 use crate::log::Level;
 use crate::modules::{ModDb, normalize};
 use crate::mountplan::{self, Mount, OnFail, Step};
@@ -75,6 +76,11 @@ pub struct Booted {
     pub config: Option<ApplianceConfig>,
     /// The first fatal error, if any: the main loop starts the emergency shell.
     pub fatal: Option<String>,
+    /// What kind of failure `fatal` is (`Cause::Boot` wins over the others, as it cannot
+    /// be redone after the emergency shell).
+    pub cause: Cause,
+    /// `keel.emergency_timeout=SECONDS` from the kernel command line.
+    pub emergency: EmergencyOpts,
     /// `keel.debug` was on the kernel command line.
     pub debug: bool,
     /// `keel.test_panic` was on the kernel command line (see `TEST_PANIC`).
@@ -92,9 +98,13 @@ pub const TEST_PANIC: &str = "keel.test_panic";
 /// Runs the boot sequence. Never fails: a fatal problem is reported in `Booted::fatal`.
 pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     let mut fatal: Option<String> = None;
-    let fail = |fatal: &mut Option<String>, what: String| {
+    let mut cause = Cause::Boot;
+    let mut fail = |fatal: &mut Option<String>, what: String, why: Cause| {
         if fatal.is_none() {
             *fatal = Some(what);
+            cause = why;
+        } else if why == Cause::Boot {
+            cause = Cause::Boot;
         }
     };
 
@@ -108,7 +118,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     sys.log(Level::Info, &format!("keel {VERSION} starting as PID 1"));
 
     if let Some(what) = mount_all(sys) {
-        fail(&mut fatal, what);
+        fail(&mut fatal, what, Cause::Boot);
     }
 
     let cmdline = sys.read_file("/proc/cmdline").unwrap_or_default();
@@ -122,8 +132,12 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         fail(
             &mut fatal,
             format!("emergency shell requested on the kernel command line ({word})"),
+            Cause::Requested,
         );
     }
+    let emergency = EmergencyOpts {
+        timeout_secs: netcfg::cmdline::parse(&cmdline).0.emergency_timeout,
+    };
 
     let consoles = match sys.read_file(consoles::ACTIVE_PATH) {
         Ok(text) => consoles::parse_active(&text),
@@ -156,6 +170,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
             fail(
                 &mut fatal,
                 format!("cannot read appliance config {}: {e}", config::DEFAULT_PATH),
+                Cause::Config,
             );
             None
         }
@@ -168,7 +183,11 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
                 let first = diags
                     .first()
                     .map_or_else(|| "no details".to_string(), ToString::to_string);
-                fail(&mut fatal, format!("invalid appliance config: {first}"));
+                fail(
+                    &mut fatal,
+                    format!("invalid appliance config: {first}"),
+                    Cause::Config,
+                );
                 None
             }
         },
@@ -176,7 +195,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
 
     if let Some(cfg) = &config {
         if let Some(what) = load_modules(sys, cfg) {
-            fail(&mut fatal, what);
+            fail(&mut fatal, what, Cause::Boot);
         }
         let name = &cfg.system.hostname;
         match sys.set_hostname(name) {
@@ -207,10 +226,13 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         }
     }
 
+    let cause = if fatal.is_some() { cause } else { Cause::Boot };
     Booted {
         consoles,
         config,
         fatal,
+        cause,
+        emergency,
         debug,
         test_panic,
     }
@@ -331,7 +353,7 @@ fn ensure_tty_node<S: Sys>(sys: &mut S, name: &str) {
 
 /// Loads the modules the config names, when the kernel is modular. Returns the fatal
 /// problem, if a required module could not be loaded.
-fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option<String> {
+pub(crate) fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option<String> {
     let mut wanted: Vec<String> = cfg.modules.load.clone();
     for r in &cfg.modules.required {
         if !wanted.iter().any(|w| normalize(w) == normalize(r)) {

@@ -19,11 +19,21 @@
 //!   (`StopServices`); it reports `ServicesStopped`, or `SERVICES_GRACE_MS` passes;
 //! - Term: every remaining process gets SIGTERM (and SIGCONT); when none is left, or after
 //!   `TERM_GRACE_MS`, every process gets SIGKILL (phase Kill, `KILL_GRACE_MS`);
-//! - then `Finish`: sync and reboot(2).
+//! - then `Finish`: sync, unmount the state disk (or remount it read-only), the shutdown
+//!   report (`render_report`: how each service stopped, how long each phase took), and
+//!   reboot(2).
 //!
 //! A second request does not restart the sequence; a poweroff request during a reboot or
-//! halt turns it into a poweroff. When the emergency shell exits, the machine reboots; if
-//! it cannot even be spawned, the machine reboots at once.
+//! halt turns it into a poweroff. If the emergency shell cannot even be spawned, the
+//! machine reboots at once.
+//!
+//! The emergency shell: first `Summary` (the driver prints what failed and the failed
+//! service's last log lines), then, with `keel.emergency_timeout`, a gate (`ShellKind::Gate`,
+//! `keel emergency-wait`) that waits for Enter and reboots when nobody comes; then the
+//! shell (behind busybox sulogin when root has a password). When the shell exits, the
+//! boot goes on if the cause can be gone (`Action::Resume`: the config is read again, the
+//! given-up service is started again, a panic is over) and the machine reboots otherwise
+//! (a failed mount or module, or when the driver reports `ResumeFailed`).
 #![forbid(unsafe_code)]
 
 use crate::log::Level;
@@ -48,6 +58,37 @@ pub const REPLACE_WAIT_MS: u64 = 1000;
 pub enum ShellKind {
     Console,
     Emergency,
+    /// `keel emergency-wait SECS` on the tty: exits 0 when someone presses Enter, 1 when
+    /// nobody did within SECS.
+    Gate {
+        secs: u32,
+    },
+}
+
+/// Why the emergency shell was entered: it decides what happens when the shell exits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// `emergency`, `rescue` or `keel.emergency` on the kernel command line.
+    Requested,
+    /// The appliance config could not be read or parsed.
+    Config,
+    /// This service gave up with `on_give_up = "emergency"`.
+    Service(String),
+    /// keel panicked (the loop caught it and goes on).
+    Panic,
+    /// Something the boot cannot redo (a mount, a required module).
+    Boot,
+}
+
+impl Cause {
+    /// True when the boot can go on after the shell exits, if the driver finds the cause
+    /// gone; false means the machine reboots.
+    pub fn can_resume(&self) -> bool {
+        match self {
+            Cause::Requested | Cause::Config | Cause::Service(_) | Cause::Panic => true,
+            Cause::Boot => false,
+        }
+    }
 }
 
 /// What happened.
@@ -68,7 +109,11 @@ pub enum Event {
     /// The reaper found no children at all.
     NoChildren,
     /// Something keel cannot go on from: drop to the emergency shell.
-    Emergency(String),
+    Emergency(String, Cause),
+    /// After `Action::Resume`: the cause is gone and the boot goes on.
+    Resumed,
+    /// After `Action::Resume`: the cause is still there (why); the machine reboots.
+    ResumeFailed(String),
     /// Time passed; deadlines at or before `now` fire.
     Tick,
 }
@@ -77,7 +122,12 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Log(Level, String),
+    /// Print the emergency summary for this cause (e.g. the failed service's last lines).
+    Summary(Cause),
     SpawnShell(ShellKind),
+    /// The emergency shell exited: try to go on from this cause (re-read the config, start
+    /// the service again, give the console back) and answer `Resumed` or `ResumeFailed`.
+    Resume(Cause),
     /// Stop the services that own the console (the emergency shell takes it).
     ReleaseConsole,
     /// Ask the supervisor to stop every service in order.
@@ -101,6 +151,13 @@ enum Shell {
     Running {
         pid: i32,
     },
+    /// The gate (`keel emergency-wait`) is asked for or running (pid 0 until spawned).
+    Gate {
+        pid: i32,
+        secs: u32,
+    },
+    /// The shell exited and the driver is trying to go on (`Action::Resume`).
+    Resuming,
     /// Waiting for the console services to be gone, at most until `until`.
     Replacing {
         until: Mono,
@@ -122,6 +179,41 @@ struct Shutdown {
     kind: PowerKind,
     phase: Phase,
     deadline: Mono,
+    /// When each phase began: services, TERM-all, KILL, finish.
+    began: Mono,
+    term_at: Option<Mono>,
+    kill_at: Option<Mono>,
+    finish_at: Option<Mono>,
+}
+
+impl Shutdown {
+    fn new(kind: PowerKind, phase: Phase, deadline: Mono, now: Mono) -> Shutdown {
+        Shutdown {
+            kind,
+            phase,
+            deadline,
+            began: now,
+            term_at: None,
+            kill_at: None,
+            finish_at: None,
+        }
+    }
+}
+
+/// How long each shutdown phase took, in milliseconds (None: the phase did not run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PhaseTimes {
+    pub services_ms: Option<u64>,
+    pub term_ms: Option<u64>,
+    pub kill_ms: Option<u64>,
+}
+
+/// Options of the emergency shell from the kernel command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EmergencyOpts {
+    /// `keel.emergency_timeout=SECONDS`: reboot when nobody presses Enter in time (0 or
+    /// unset: wait forever).
+    pub timeout_secs: Option<u32>,
 }
 
 /// The lifecycle state machine. See the module docs for the states.
@@ -129,6 +221,8 @@ struct Shutdown {
 pub struct Lifecycle {
     tty: String,
     emergency: bool,
+    cause: Option<Cause>,
+    opts: EmergencyOpts,
     shell: Shell,
     shutdown: Option<Shutdown>,
 }
@@ -137,22 +231,71 @@ impl Lifecycle {
     /// Starts the lifecycle for the console `tty` (a /dev path). With `fatal`, the boot
     /// failed and the emergency shell starts at once; otherwise the console is the
     /// services'.
-    pub fn new(tty: &str, fatal: Option<&str>, now: Mono) -> (Lifecycle, Vec<Action>) {
+    pub fn new(
+        tty: &str,
+        fatal: Option<(&str, Cause)>,
+        opts: EmergencyOpts,
+        now: Mono,
+    ) -> (Lifecycle, Vec<Action>) {
         let mut lc = Lifecycle {
             tty: tty.to_string(),
             emergency: false,
+            cause: None,
+            opts,
             shell: Shell::Idle,
             shutdown: None,
         };
         let mut out = Vec::new();
-        if let Some(what) = fatal {
+        if let Some((what, cause)) = fatal {
             out.push(Action::Log(Level::Info, format!("EMERGENCY: {what}")));
             lc.emergency = true;
-            lc.shell = Shell::Starting;
-            out.push(Action::SpawnShell(ShellKind::Emergency));
+            lc.cause = Some(cause.clone());
+            out.push(Action::Summary(cause));
+            lc.open_shell(&mut out);
         }
         let _ = now;
         (lc, out)
+    }
+
+    /// The cause of the emergency under way, if any.
+    pub fn cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
+    }
+
+    /// How long each shutdown phase took (after `Finish`).
+    pub fn phase_times(&self) -> PhaseTimes {
+        let Some(s) = self.shutdown else {
+            return PhaseTimes::default();
+        };
+        let end = s.finish_at;
+        let services_end = s.term_at.or(end);
+        let term_end = s.kill_at.or(end);
+        PhaseTimes {
+            services_ms: services_end.map(|t| t.since(s.began)),
+            term_ms: s.term_at.zip(term_end).map(|(a, b)| b.since(a)),
+            kill_ms: s.kill_at.zip(end).map(|(a, b)| b.since(a)),
+        }
+    }
+
+    /// Starts the gate when a timeout is set, else the emergency shell itself.
+    fn open_shell(&mut self, out: &mut Vec<Action>) {
+        match self.opts.timeout_secs {
+            Some(secs) if secs > 0 => {
+                out.push(Action::Log(
+                    Level::Info,
+                    format!(
+                        "press Enter on {} within {secs} s for the emergency shell, or the machine reboots",
+                        self.tty
+                    ),
+                ));
+                self.shell = Shell::Gate { pid: 0, secs };
+                out.push(Action::SpawnShell(ShellKind::Gate { secs }));
+            }
+            _ => {
+                self.shell = Shell::Starting;
+                out.push(Action::SpawnShell(ShellKind::Emergency));
+            }
+        }
     }
 
     /// True once an emergency happened (the emergency shell owns the console).
@@ -202,12 +345,13 @@ impl Lifecycle {
                 if let Shell::Replacing { .. } = self.shell
                     && self.shutdown.is_none()
                 {
-                    self.shell = Shell::Starting;
-                    out.push(Action::SpawnShell(ShellKind::Emergency));
+                    self.open_shell(&mut out);
                 }
             }
             Event::Spawned { pid } => {
-                if self.shell == Shell::Starting {
+                if let Shell::Gate { pid: 0, secs } = self.shell {
+                    self.shell = Shell::Gate { pid, secs };
+                } else if self.shell == Shell::Starting {
                     self.shell = Shell::Running { pid };
                     out.push(Action::Log(
                         Level::Info,
@@ -222,12 +366,34 @@ impl Lifecycle {
                     && matches!(s.phase, Phase::Term | Phase::Kill)
                 {
                     out.push(Action::Log(Level::Debug, "no processes left".to_string()));
-                    self.finish(&mut out);
+                    self.finish(now, &mut out);
                 }
             }
-            Event::Emergency(what) => {
+            Event::Resumed => {
+                if self.shell == Shell::Resuming && self.shutdown.is_none() {
+                    out.push(Action::Log(
+                        Level::Info,
+                        "the cause is gone: leaving the emergency shell, the boot goes on"
+                            .to_string(),
+                    ));
+                    self.emergency = false;
+                    self.cause = None;
+                    self.shell = Shell::Idle;
+                }
+            }
+            Event::ResumeFailed(why) => {
+                if self.shell == Shell::Resuming && self.shutdown.is_none() {
+                    out.push(Action::Log(
+                        Level::Info,
+                        format!("cannot go on after the emergency shell: {why}"),
+                    ));
+                    self.shell = Shell::Done;
+                    self.request(PowerKind::Reboot, now, &mut out);
+                }
+            }
+            Event::Emergency(what, cause) => {
                 if self.shutdown.is_none() {
-                    self.enter_emergency(&what, now, &mut out);
+                    self.enter_emergency(&what, cause, now, &mut out);
                 } else {
                     out.push(Action::Log(
                         Level::Info,
@@ -240,13 +406,25 @@ impl Lifecycle {
         out
     }
 
-    fn enter_emergency(&mut self, what: &str, now: Mono, out: &mut Vec<Action>) {
+    fn enter_emergency(&mut self, what: &str, cause: Cause, now: Mono, out: &mut Vec<Action>) {
         out.push(Action::Log(Level::Info, format!("EMERGENCY: {what}")));
+        out.push(Action::Summary(cause.clone()));
         self.emergency = true;
         match self.shell {
-            // The emergency shell is there or on its way; keep it.
-            Shell::Running { .. } | Shell::Starting | Shell::Replacing { .. } | Shell::Done => {}
+            // The emergency shell is there or on its way; keep it (and its first cause,
+            // unless the new one cannot be gone, which then decides).
+            Shell::Running { .. }
+            | Shell::Starting
+            | Shell::Replacing { .. }
+            | Shell::Gate { .. }
+            | Shell::Resuming
+            | Shell::Done => {
+                if !cause.can_resume() {
+                    self.cause = Some(cause);
+                }
+            }
             Shell::Idle => {
+                self.cause = Some(cause);
                 out.push(Action::ReleaseConsole);
                 self.shell = Shell::Replacing {
                     until: now.plus_ms(REPLACE_WAIT_MS),
@@ -259,7 +437,9 @@ impl Lifecycle {
         match &mut self.shutdown {
             None => {
                 out.push(Action::Log(Level::Info, kind.verb().to_string()));
-                if let Shell::Running { pid } = self.shell {
+                if let Shell::Running { pid } | Shell::Gate { pid, .. } = self.shell
+                    && pid > 0
+                {
                     // An interactive shell ignores SIGTERM; a hangup ends its session.
                     out.push(Action::Kill {
                         pid: -pid,
@@ -267,11 +447,12 @@ impl Lifecycle {
                     });
                 }
                 self.shell = Shell::Done;
-                self.shutdown = Some(Shutdown {
+                self.shutdown = Some(Shutdown::new(
                     kind,
-                    phase: Phase::Services,
-                    deadline: now.plus_ms(SERVICES_GRACE_MS),
-                });
+                    Phase::Services,
+                    now.plus_ms(SERVICES_GRACE_MS),
+                    now,
+                ));
                 out.push(Action::StopServices(kind));
             }
             Some(s) if kind == PowerKind::PowerOff && s.kind != PowerKind::PowerOff => {
@@ -295,6 +476,7 @@ impl Lifecycle {
         if let Some(s) = &mut self.shutdown {
             s.phase = Phase::Term;
             s.deadline = now.plus_ms(TERM_GRACE_MS);
+            s.term_at = Some(now);
             out.push(Action::KillAll(Signal::SIGTERM));
             // A stopped process only acts on SIGTERM once it runs again.
             out.push(Action::KillAll(Signal::SIGCONT));
@@ -302,7 +484,7 @@ impl Lifecycle {
     }
 
     fn spawn_failed(&mut self, error: &str, now: Mono, out: &mut Vec<Action>) {
-        if self.shell != Shell::Starting {
+        if self.shell != Shell::Starting && !matches!(self.shell, Shell::Gate { pid: 0, .. }) {
             return;
         }
         out.push(Action::Log(
@@ -313,11 +495,9 @@ impl Lifecycle {
             ),
         ));
         self.shell = Shell::Done;
-        self.shutdown = Some(Shutdown {
-            kind: PowerKind::Reboot,
-            phase: Phase::Finished,
-            deadline: now,
-        });
+        let mut s = Shutdown::new(PowerKind::Reboot, Phase::Finished, now, now);
+        s.finish_at = Some(now);
+        self.shutdown = Some(s);
         out.push(Action::Finish(PowerKind::Reboot));
     }
 
@@ -329,8 +509,35 @@ impl Lifecycle {
                     Level::Info,
                     format!("emergency shell (pid {pid}) exited with code {code}"),
                 ));
-                self.shell = Shell::Done;
-                self.request(PowerKind::Reboot, now, out);
+                match self.cause.clone() {
+                    Some(cause) if cause.can_resume() && self.shutdown.is_none() => {
+                        self.shell = Shell::Resuming;
+                        out.push(Action::Resume(cause));
+                    }
+                    _ => {
+                        out.push(Action::Log(
+                            Level::Info,
+                            "what failed cannot be redone without a boot".to_string(),
+                        ));
+                        self.shell = Shell::Done;
+                        self.request(PowerKind::Reboot, now, out);
+                    }
+                }
+            }
+            Shell::Gate { pid: gate, secs } if gate == pid => {
+                if code == 0 {
+                    self.shell = Shell::Starting;
+                    out.push(Action::SpawnShell(ShellKind::Emergency));
+                } else {
+                    out.push(Action::Log(
+                        Level::Info,
+                        format!(
+                            "nobody took the emergency shell within {secs} s (keel.emergency_timeout)"
+                        ),
+                    ));
+                    self.shell = Shell::Done;
+                    self.request(PowerKind::Reboot, now, out);
+                }
             }
             _ => out.push(Action::Log(
                 Level::Debug,
@@ -367,6 +574,7 @@ impl Lifecycle {
                     self.shutdown = Some(Shutdown {
                         phase: Phase::Kill,
                         deadline: now.plus_ms(KILL_GRACE_MS),
+                        kill_at: Some(now),
                         ..s
                     });
                 }
@@ -375,7 +583,7 @@ impl Lifecycle {
                         Level::Info,
                         "processes remain after SIGKILL; going on".to_string(),
                     ));
-                    self.finish(out);
+                    self.finish(now, out);
                 }
                 Phase::Finished => {}
             }
@@ -389,17 +597,88 @@ impl Lifecycle {
                 "the console services have not stopped; starting the emergency shell anyway"
                     .to_string(),
             ));
-            self.shell = Shell::Starting;
-            out.push(Action::SpawnShell(ShellKind::Emergency));
+            self.open_shell(out);
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<Action>) {
+    fn finish(&mut self, now: Mono, out: &mut Vec<Action>) {
         if let Some(s) = &mut self.shutdown {
             s.phase = Phase::Finished;
+            s.finish_at = Some(now);
             out.push(Action::Finish(s.kind));
         }
     }
+}
+
+/// Milliseconds as seconds with three decimals ("1.300 s").
+fn secs(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+/// The shutdown report, one console line each: a header, each service in the order it
+/// ended with how it stopped, and how long each phase took. `rows` come from
+/// `Supervisor::shutdown_report`; `finish_ms` is the sync and unmount time.
+pub fn render_report(
+    kind: PowerKind,
+    rows: &[supervisor::core::StopRow],
+    times: PhaseTimes,
+    finish_ms: u64,
+) -> Vec<String> {
+    use supervisor::WaitStatus;
+    use supervisor::state::StopHow;
+    let mut out = vec![format!("shutdown report ({}):", kind.verb())];
+    for r in rows {
+        let took = r
+            .took
+            .map(|d| secs(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
+        let how = match (r.how, &took) {
+            (None, _) => "still running: the shutdown went on without it".to_string(),
+            (Some(StopHow::AlreadyDown), _) => "already down".to_string(),
+            (Some(StopHow::Exited(st)), Some(t)) => match st {
+                WaitStatus::Signaled(sig) if sig == r.stop_signal => {
+                    format!("stopped by its stop signal {sig} in {t}")
+                }
+                WaitStatus::Exited(0) => format!("clean exit after {} in {t}", r.stop_signal),
+                other => format!("exited ({other}) after {} in {t}", r.stop_signal),
+            },
+            (Some(StopHow::Exited(st)), None) => format!("exited by itself ({st})"),
+            (Some(StopHow::Killed(_)), t) => format!(
+                "SIGKILL after its stop_timeout of {} (gone after {})",
+                secs(u64::try_from(r.stop_timeout.as_millis()).unwrap_or(u64::MAX)),
+                t.as_deref().unwrap_or("?")
+            ),
+            (Some(StopHow::Abandoned), _) => {
+                "survived SIGKILL: the shutdown went on without it".to_string()
+            }
+        };
+        out.push(format!("  {}: {how}", r.name));
+    }
+    let phase = |ms: Option<u64>| ms.map_or_else(|| "not needed".to_string(), secs);
+    out.push(format!(
+        "shutdown phases: services {}, TERM-all {}, KILL-all {}, sync and unmount {}",
+        phase(times.services_ms),
+        phase(times.term_ms),
+        phase(times.kill_ms),
+        secs(finish_ms)
+    ));
+    out
+}
+
+/// True when `/etc/shadow` text gives root a real password hash (crypt's `$id$...`, or an
+/// old DES hash of 13 characters); false for an empty field, `*`, `!`-locked or no entry.
+pub fn root_has_password(shadow: &str) -> bool {
+    shadow
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(user, _)| *user == "root")
+        .map(|(_, rest)| rest.split(':').next().unwrap_or(""))
+        .is_some_and(|hash| {
+            (hash.starts_with('$') && hash.len() > 3)
+                || (hash.len() == 13
+                    && hash
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/'))
+        })
 }
 
 #[cfg(test)]
@@ -431,7 +710,7 @@ mod tests {
     }
 
     fn normal() -> Lifecycle {
-        let (lc, out) = Lifecycle::new(TTY, None, ms(0));
+        let (lc, out) = Lifecycle::new(TTY, None, EmergencyOpts::default(), ms(0));
         assert!(out.is_empty(), "the console is the services': {out:?}");
         assert_eq!(lc.next_deadline(), None);
         lc
@@ -439,11 +718,17 @@ mod tests {
 
     #[test]
     fn fatal_boot_gives_the_emergency_marker_then_the_shell() {
-        let (mut lc, out) = Lifecycle::new(TTY, Some("invalid appliance config: x"), ms(0));
+        let (mut lc, out) = Lifecycle::new(
+            TTY,
+            Some(("invalid appliance config: x", Cause::Config)),
+            EmergencyOpts::default(),
+            ms(0),
+        );
         assert_eq!(
             out,
             vec![
                 Action::Log(Level::Info, "EMERGENCY: invalid appliance config: x".into()),
+                Action::Summary(Cause::Config),
                 Action::SpawnShell(ShellKind::Emergency)
             ]
         );
@@ -454,7 +739,12 @@ mod tests {
 
     #[test]
     fn emergency_shell_that_cannot_start_reboots_at_once() {
-        let (mut lc, _) = Lifecycle::new(TTY, Some("boom"), ms(0));
+        let (mut lc, _) = Lifecycle::new(
+            TTY,
+            Some(("boom", Cause::Boot)),
+            EmergencyOpts::default(),
+            ms(0),
+        );
         let out = lc.handle(
             Event::SpawnFailed {
                 error: "ENOMEM".into(),
@@ -466,7 +756,12 @@ mod tests {
 
     #[test]
     fn emergency_shell_exit_reboots_in_order() {
-        let (mut lc, _) = Lifecycle::new(TTY, Some("boom"), ms(0));
+        let (mut lc, _) = Lifecycle::new(
+            TTY,
+            Some(("boom", Cause::Boot)),
+            EmergencyOpts::default(),
+            ms(0),
+        );
         lc.handle(Event::Spawned { pid: 7 }, ms(0));
         let out = lc.handle(
             Event::Exited {
@@ -586,9 +881,15 @@ mod tests {
     #[test]
     fn emergency_releases_the_console_before_the_shell_starts() {
         let mut lc = normal();
-        let out = lc.handle(Event::Emergency("keel panicked: oops".into()), ms(5));
+        let out = lc.handle(
+            Event::Emergency("keel panicked: oops".into(), Cause::Panic),
+            ms(5),
+        );
         assert_eq!(logs(&out), vec!["EMERGENCY: keel panicked: oops"]);
-        assert_eq!(non_logs(&out), vec![Action::ReleaseConsole]);
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::Summary(Cause::Panic), Action::ReleaseConsole]
+        );
         assert!(lc.releasing_console());
         assert_eq!(lc.next_deadline(), Some(ms(5 + REPLACE_WAIT_MS)));
         let out = lc.handle(Event::ConsoleReleased, ms(7));
@@ -600,8 +901,8 @@ mod tests {
         assert_eq!(logs(&out), vec!["emergency shell on /dev/ttyS0"]);
         assert_eq!(lc.shutting_down(), None);
         // A second emergency keeps the shell that is there.
-        let out = lc.handle(Event::Emergency("again".into()), ms(9));
-        assert!(non_logs(&out).is_empty());
+        let out = lc.handle(Event::Emergency("again".into(), Cause::Panic), ms(9));
+        assert_eq!(non_logs(&out), vec![Action::Summary(Cause::Panic)]);
         // Powering off hangs up the emergency shell's session.
         let out = lc.handle(Event::Power(PowerKind::PowerOff), ms(10));
         assert_eq!(
@@ -619,7 +920,7 @@ mod tests {
     #[test]
     fn emergency_shell_starts_anyway_when_the_console_lingers() {
         let mut lc = normal();
-        lc.handle(Event::Emergency("oops".into()), ms(0));
+        lc.handle(Event::Emergency("oops".into(), Cause::Panic), ms(0));
         assert!(lc.handle(Event::Tick, ms(REPLACE_WAIT_MS - 1)).is_empty());
         let out = lc.handle(Event::Tick, ms(REPLACE_WAIT_MS));
         assert_eq!(
@@ -649,5 +950,245 @@ mod tests {
                 "reaped pid 99 (exit code 3)".into()
             )]
         );
+    }
+
+    fn emergency_for(cause: Cause, opts: EmergencyOpts) -> Lifecycle {
+        let (mut lc, _) = Lifecycle::new(TTY, Some(("x", cause)), opts, ms(0));
+        let out = lc.handle(Event::Spawned { pid: 30 }, ms(1));
+        assert!(!out.is_empty(), "the shell or gate started");
+        lc
+    }
+
+    #[test]
+    fn shell_exit_resumes_when_the_cause_can_be_gone_else_reboots() {
+        for cause in [
+            Cause::Requested,
+            Cause::Config,
+            Cause::Panic,
+            Cause::Service("web".into()),
+        ] {
+            let mut lc = emergency_for(cause.clone(), EmergencyOpts::default());
+            let out = lc.handle(
+                Event::Exited {
+                    pid: 30,
+                    ended: Ended::Exited(0),
+                },
+                ms(5),
+            );
+            assert_eq!(non_logs(&out), vec![Action::Resume(cause.clone())]);
+            assert_eq!(lc.shutting_down(), None);
+            let out = lc.handle(Event::Resumed, ms(6));
+            assert!(logs(&out)[0].contains("the boot goes on"), "{out:?}");
+            assert!(!lc.in_emergency(), "{cause:?}");
+            assert_eq!(lc.cause(), None);
+            // A later emergency releases the console again, as at first.
+            let out = lc.handle(Event::Emergency("again".into(), Cause::Panic), ms(7));
+            assert!(non_logs(&out).contains(&Action::ReleaseConsole), "{out:?}");
+        }
+        // The cause is still there: reboot in order.
+        let mut lc = emergency_for(Cause::Config, EmergencyOpts::default());
+        lc.handle(
+            Event::Exited {
+                pid: 30,
+                ended: Ended::Exited(1),
+            },
+            ms(5),
+        );
+        let out = lc.handle(
+            Event::ResumeFailed("invalid appliance config: y".into()),
+            ms(6),
+        );
+        assert!(
+            logs(&out)[0].contains("invalid appliance config: y"),
+            "{out:?}"
+        );
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::StopServices(PowerKind::Reboot)]
+        );
+        // A boot step keel cannot redo: reboot without trying.
+        let mut lc = emergency_for(Cause::Boot, EmergencyOpts::default());
+        let out = lc.handle(
+            Event::Exited {
+                pid: 30,
+                ended: Ended::Exited(0),
+            },
+            ms(5),
+        );
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::StopServices(PowerKind::Reboot)]
+        );
+    }
+
+    #[test]
+    fn a_later_cause_that_cannot_be_gone_decides() {
+        let (mut lc, _) = Lifecycle::new(
+            TTY,
+            Some(("x", Cause::Requested)),
+            EmergencyOpts::default(),
+            ms(0),
+        );
+        lc.handle(Event::Spawned { pid: 30 }, ms(1));
+        lc.handle(Event::Emergency("mount".into(), Cause::Boot), ms(2));
+        lc.handle(Event::Emergency("panic".into(), Cause::Panic), ms(3));
+        assert_eq!(lc.cause(), Some(&Cause::Boot));
+    }
+
+    #[test]
+    fn emergency_timeout_gates_the_shell() {
+        let opts = EmergencyOpts {
+            timeout_secs: Some(30),
+        };
+        let (mut lc, out) = Lifecycle::new(TTY, Some(("x", Cause::Config)), opts, ms(0));
+        assert_eq!(
+            non_logs(&out),
+            vec![
+                Action::Summary(Cause::Config),
+                Action::SpawnShell(ShellKind::Gate { secs: 30 })
+            ]
+        );
+        assert!(
+            logs(&out).iter().any(|l| l.contains("within 30 s")),
+            "{out:?}"
+        );
+        lc.handle(Event::Spawned { pid: 40 }, ms(1));
+        // Someone pressed Enter: the shell comes.
+        let out = lc.handle(
+            Event::Exited {
+                pid: 40,
+                ended: Ended::Exited(0),
+            },
+            ms(2),
+        );
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::SpawnShell(ShellKind::Emergency)]
+        );
+        let out = lc.handle(Event::Spawned { pid: 41 }, ms(3));
+        assert_eq!(logs(&out), vec!["emergency shell on /dev/ttyS0"]);
+
+        // Nobody came: reboot in order.
+        let (mut lc, _) = Lifecycle::new(TTY, Some(("x", Cause::Config)), opts, ms(0));
+        lc.handle(Event::Spawned { pid: 40 }, ms(1));
+        let out = lc.handle(
+            Event::Exited {
+                pid: 40,
+                ended: Ended::Exited(1),
+            },
+            ms(30_000),
+        );
+        assert!(logs(&out)[0].contains("keel.emergency_timeout"), "{out:?}");
+        assert_eq!(
+            non_logs(&out),
+            vec![Action::StopServices(PowerKind::Reboot)]
+        );
+
+        // A power request while the gate waits hangs it up.
+        let (mut lc, _) = Lifecycle::new(TTY, Some(("x", Cause::Config)), opts, ms(0));
+        lc.handle(Event::Spawned { pid: 40 }, ms(1));
+        let out = lc.handle(Event::Power(PowerKind::PowerOff), ms(2));
+        assert_eq!(
+            non_logs(&out)[0],
+            Action::Kill {
+                pid: -40,
+                sig: Signal::SIGHUP
+            }
+        );
+        // Zero means no timeout.
+        let (_, out) = Lifecycle::new(
+            TTY,
+            Some(("x", Cause::Config)),
+            EmergencyOpts {
+                timeout_secs: Some(0),
+            },
+            ms(0),
+        );
+        assert!(non_logs(&out).contains(&Action::SpawnShell(ShellKind::Emergency)));
+    }
+
+    #[test]
+    fn phase_times_and_the_report() {
+        use std::time::Duration;
+        use supervisor::core::StopRow;
+        use supervisor::state::StopHow;
+        use supervisor::{Sig, WaitStatus};
+        let mut lc = normal();
+        lc.handle(Event::Power(PowerKind::Reboot), ms(1000));
+        // A poweroff during the reboot wins; the clock of the phases does not restart.
+        lc.handle(Event::Power(PowerKind::PowerOff), ms(1100));
+        lc.handle(Event::ServicesStopped, ms(2500));
+        lc.handle(Event::Tick, ms(2500 + TERM_GRACE_MS));
+        let out = lc.handle(Event::NoChildren, ms(2500 + TERM_GRACE_MS + 20));
+        assert_eq!(non_logs(&out), vec![Action::Finish(PowerKind::PowerOff)]);
+        let t = lc.phase_times();
+        assert_eq!(
+            t,
+            PhaseTimes {
+                services_ms: Some(1500),
+                term_ms: Some(TERM_GRACE_MS),
+                kill_ms: Some(20)
+            }
+        );
+        let row = |name: &str, how: Option<StopHow>, took: Option<u64>| StopRow {
+            name: name.into(),
+            stop_signal: Sig::TERM,
+            stop_timeout: Duration::from_secs(2),
+            how,
+            took: took.map(Duration::from_millis),
+            at: None,
+        };
+        let rows = [
+            row(
+                "web",
+                Some(StopHow::Exited(WaitStatus::Signaled(Sig::TERM))),
+                Some(120),
+            ),
+            row("db", Some(StopHow::Exited(WaitStatus::Exited(0))), Some(5)),
+            row(
+                "hog",
+                Some(StopHow::Killed(WaitStatus::Signaled(Sig::KILL))),
+                Some(2001),
+            ),
+            row("off", Some(StopHow::AlreadyDown), None),
+            row("ghost", Some(StopHow::Abandoned), Some(7000)),
+            row("late", None, None),
+        ];
+        let lines = render_report(PowerKind::PowerOff, &rows, t, 7);
+        assert_eq!(
+            lines,
+            [
+                "shutdown report (powering off):",
+                "  web: stopped by its stop signal SIGTERM in 0.120 s",
+                "  db: clean exit after SIGTERM in 0.005 s",
+                "  hog: SIGKILL after its stop_timeout of 2.000 s (gone after 2.001 s)",
+                "  off: already down",
+                "  ghost: survived SIGKILL: the shutdown went on without it",
+                "  late: still running: the shutdown went on without it",
+                "shutdown phases: services 1.500 s, TERM-all 3.000 s, KILL-all 0.020 s, sync and unmount 0.007 s",
+            ]
+        );
+        // No KILL phase when TERM was enough.
+        let mut lc = normal();
+        lc.handle(Event::Power(PowerKind::Halt), ms(0));
+        lc.handle(Event::ServicesStopped, ms(10));
+        lc.handle(Event::NoChildren, ms(30));
+        let lines = render_report(PowerKind::Halt, &[], lc.phase_times(), 0);
+        assert!(
+            lines[1].contains("TERM-all 0.020 s, KILL-all not needed"),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn root_password_is_a_real_hash_only() {
+        assert!(root_has_password("root:$6$salt$hash:19000:0:99999:7:::\n"));
+        assert!(root_has_password("daemon:*:1::\nroot:abcdefghijklm:1::\n"));
+        assert!(!root_has_password("root::19000:0:99999:7:::"));
+        assert!(!root_has_password("root:*:19000::"));
+        assert!(!root_has_password("root:!:19000::"));
+        assert!(!root_has_password("root:!$6$salt$hash:19000::"));
+        assert!(!root_has_password("admin:$6$x$y:1::"));
+        assert!(!root_has_password(""));
     }
 }

@@ -69,6 +69,8 @@ pub fn main() -> ! {
                 consoles,
                 config: None,
                 fatal: Some(format!("{} during boot", last_panic())),
+                cause: crate::lifecycle::Cause::Boot,
+                emergency: crate::lifecycle::EmergencyOpts::default(),
                 debug: false,
                 test_panic: false,
             }

@@ -13,12 +13,12 @@
 
 use crate::boot::Booted;
 use crate::consoles::term_for;
-use crate::lifecycle::{self, Lifecycle, ShellKind};
+use crate::lifecycle::{self, Cause, Lifecycle, ShellKind};
 use crate::log::{self, Level};
 use crate::sys::control::{Conn, Listener, Overflow};
 use crate::sys::power::{self, PowerKind};
 use crate::sys::spawn::{self, SpawnSpec};
-use crate::sys::{caps, clock, notify, pipe, probe, reap, signals, users};
+use crate::sys::{caps, clock, input, notify, pipe, probe, reap, signals, users};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signalfd::SignalFd;
@@ -46,6 +46,12 @@ pub const MAX_CONNS: usize = 32;
 pub const PROBE_INTERVAL_MS: u64 = 50;
 /// How long one probe connect may stay pending before it is abandoned and retried.
 pub const PROBE_PENDING_MS: u64 = 1000;
+/// How many of the failed service's last log lines the emergency summary shows.
+pub const SUMMARY_LINES: usize = 10;
+/// busybox sulogin, which asks for root's password before the emergency shell.
+pub const SULOGIN: &str = "/sbin/sulogin";
+/// Where root's password hash is looked for.
+pub const SHADOW: &str = "/etc/shadow";
 /// The connection id of keel's own requests (replies to it are dropped).
 const INTERNAL: ConnId = ConnId(0);
 
@@ -63,6 +69,12 @@ pub fn power_request(signo: i32) -> Option<PowerKind> {
 /// The spawn of a console or emergency shell on `tty` (a /dev path): its own session with
 /// the tty as controlling terminal, so job control works.
 pub fn shell_spec(kind: ShellKind, tty: &str) -> SpawnSpec {
+    shell_spec_with(kind, tty, false)
+}
+
+/// As `shell_spec`; with `password`, the emergency shell is busybox sulogin, which asks
+/// for root's password and then runs `$SUSHELL` as a login shell.
+pub fn shell_spec_with(kind: ShellKind, tty: &str, password: bool) -> SpawnSpec {
     let name = tty.strip_prefix("/dev/").unwrap_or(tty);
     let mut env = vec![
         "HOME=/root".to_string(),
@@ -72,14 +84,26 @@ pub fn shell_spec(kind: ShellKind, tty: &str) -> SpawnSpec {
         "USER=root".to_string(),
         "LOGNAME=root".to_string(),
     ];
-    if kind == ShellKind::Emergency {
+    if kind != ShellKind::Console {
         env.push("KEEL_EMERGENCY=1".to_string());
         // The prompt says where the person is, so nobody takes it for a normal boot.
         env.push("PS1=(keel emergency) \\w # ".to_string());
     }
+    let argv = match kind {
+        ShellKind::Gate { secs } => vec![
+            "/init".to_string(),
+            "emergency-wait".to_string(),
+            secs.to_string(),
+        ],
+        ShellKind::Emergency if password => {
+            env.push(format!("SUSHELL={SHELL}"));
+            vec![SULOGIN.to_string()]
+        }
+        ShellKind::Emergency | ShellKind::Console => vec![SHELL.to_string(), "-l".to_string()],
+    };
     SpawnSpec {
         tty: Some(tty.to_string()),
-        ..SpawnSpec::new(vec![SHELL.to_string(), "-l".to_string()], env)
+        ..SpawnSpec::new(argv, env)
     }
 }
 
@@ -182,6 +206,8 @@ pub struct Driver {
     test_panic: bool,
     /// Supervise mode: the loop is over (every service stopped after a stop request).
     finished: bool,
+    /// The power buttons watched (PID 1 only).
+    buttons: Vec<input::Button>,
 }
 
 impl Driver {
@@ -194,8 +220,23 @@ impl Driver {
         let tty = booted.consoles.primary_path();
         let mut d = Driver::bare(Mode::Pid1, tty.clone(), booted.test_panic);
         d.consoles = booted.consoles.all.clone();
-        let (lc, first) = Lifecycle::new(&tty, booted.fatal.as_deref(), clock::now());
+        let fatal = booted.fatal.as_deref().map(|f| (f, booted.cause.clone()));
+        let (lc, first) = Lifecycle::new(&tty, fatal, booted.emergency, clock::now());
         d.lc = Some(lc);
+        let (buttons, notes) = input::open_power_buttons();
+        for n in notes {
+            d.log(Level::Info, &n);
+        }
+        if buttons.is_empty() {
+            d.log(
+                Level::Info,
+                "no power button found (KEY_POWER): ACPI power-off requests will not be seen",
+            );
+        }
+        for b in &buttons {
+            d.log(Level::Debug, &format!("watching power button {}", b.path));
+        }
+        d.buttons = buttons;
         if let (Some(cfg), None) = (&booted.config, &booted.fatal) {
             if let Err(e) = crate::sys::fs::mkdir(RUN_DIR, 0o711) {
                 d.log(Level::Info, &format!("cannot create {RUN_DIR}: {e}"));
@@ -259,6 +300,7 @@ impl Driver {
             stuck: false,
             test_panic,
             finished: false,
+            buttons: Vec::new(),
         }
     }
 
@@ -354,7 +396,7 @@ impl Driver {
 
     /// Drops to the emergency shell (after a panic in keel).
     pub fn emergency(&mut self, what: &str) {
-        self.lc_event(lifecycle::Event::Emergency(what.to_string()));
+        self.lc_event(lifecycle::Event::Emergency(what.to_string(), Cause::Panic));
     }
 
     fn log(&self, level: Level, msg: &str) {
@@ -445,7 +487,10 @@ impl Driver {
                 Vec::new()
             }
             SupAction::Emergency(why) => match self.mode {
-                Mode::Pid1 => self.lc_handle(lifecycle::Event::Emergency(why)),
+                Mode::Pid1 => {
+                    let cause = self.gave_up_service().map_or(Cause::Panic, Cause::Service);
+                    self.lc_handle(lifecycle::Event::Emergency(why, cause))
+                }
                 Mode::Supervise => {
                     self.log(
                         Level::Info,
@@ -483,8 +528,36 @@ impl Driver {
                 self.log(level, &msg);
                 Vec::new()
             }
+            Action::Summary(cause) => {
+                self.summary(&cause);
+                Vec::new()
+            }
+            Action::Resume(cause) => {
+                let ev = match self.resume(&cause) {
+                    Ok(()) => lifecycle::Event::Resumed,
+                    Err(why) => lifecycle::Event::ResumeFailed(why),
+                };
+                let mut w = self.lc_handle(ev);
+                if self.lc.as_ref().is_some_and(|l| !l.in_emergency()) {
+                    w.extend(self.sup_handle(SupEvent::Deadline));
+                }
+                w
+            }
             Action::SpawnShell(kind) => {
-                let ev = match spawn::spawn(&shell_spec(kind, &self.tty)) {
+                let password = kind == ShellKind::Emergency
+                    && crate::sys::fs::read_to_string(SHADOW)
+                        .is_ok_and(|t| lifecycle::root_has_password(&t));
+                if kind == ShellKind::Emergency {
+                    self.log(
+                        Level::Info,
+                        if password {
+                            "root has a password: give it to sulogin for the emergency shell (Ctrl-D leaves it)"
+                        } else {
+                            "no root password is set: the emergency shell opens without one"
+                        },
+                    );
+                }
+                let ev = match spawn::spawn(&shell_spec_with(kind, &self.tty, password)) {
                     Ok(pid) => lifecycle::Event::Spawned { pid },
                     Err(e) => lifecycle::Event::SpawnFailed {
                         error: e.to_string(),
@@ -625,8 +698,26 @@ impl Driver {
     }
 
     fn finish(&mut self, kind: PowerKind) {
+        let began = clock::now();
         self.log(Level::Debug, "syncing filesystems");
-        let e = power::finish(kind, true);
+        power::sync();
+        self.release_state_disk();
+        power::sync();
+        let finish_ms = clock::now().since(began);
+        let rows = self
+            .sup
+            .as_ref()
+            .map(Supervisor::shutdown_report)
+            .unwrap_or_default();
+        let times = self
+            .lc
+            .as_ref()
+            .map(Lifecycle::phase_times)
+            .unwrap_or_default();
+        for line in lifecycle::render_report(kind, &rows, times, finish_ms) {
+            self.log(Level::Info, &line);
+        }
+        let e = power::finish(kind, false);
         self.log(
             Level::Info,
             &format!("reboot(2) for {} failed: {e}", kind.verb()),
@@ -640,6 +731,132 @@ impl Driver {
             "EMERGENCY: the kernel refused to stop the machine; keel keeps running and reaping",
         );
         self.stuck = true;
+    }
+
+    /// Unmounts the state disk, or remounts it read-only when something still holds it.
+    fn release_state_disk(&self) {
+        let dir = crate::applets::state::STATE_DIR;
+        let info = crate::sys::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let Some((source, _)) = crate::applets::state::mounted_at(&info, dir) else {
+            self.log(Level::Debug, &format!("no state disk on {dir}"));
+            return;
+        };
+        match power::release_mount(dir) {
+            Ok(power::Released::Unmounted) => {
+                self.log(
+                    Level::Info,
+                    &format!("unmounted the state disk {source} from {dir}"),
+                );
+            }
+            Ok(power::Released::RemountedReadOnly) => self.log(
+                Level::Info,
+                &format!("the state disk {source} on {dir} is busy: remounted read-only"),
+            ),
+            Err(e) => self.log(
+                Level::Info,
+                &format!(
+                    "cannot unmount or remount read-only the state disk {source} on {dir}: {e}"
+                ),
+            ),
+        }
+    }
+
+    /// The service that gave up with `on_give_up = "emergency"`, by name.
+    fn gave_up_service(&self) -> Option<String> {
+        let sup = self.sup.as_ref()?;
+        sup.status()
+            .into_iter()
+            .enumerate()
+            .find(|(i, st)| {
+                st.state == "gave-up"
+                    && sup
+                        .config(SvcId(*i))
+                        .is_some_and(|c| c.on_give_up == supervisor::config::OnGiveUp::Emergency)
+            })
+            .map(|(_, st)| st.name)
+    }
+
+    /// The emergency summary on every console: the failed service's last log lines, and
+    /// what happens when the shell exits.
+    fn summary(&self, cause: &Cause) {
+        if let (Cause::Service(name), Some(sup)) = (cause, &self.sup)
+            && let Some(svc) = sup.find(name)
+        {
+            let tail = sup.log_tail(svc, SUMMARY_LINES);
+            if tail.is_empty() {
+                self.log(Level::Info, &format!("{name} wrote nothing to its log"));
+            } else {
+                self.log(
+                    Level::Info,
+                    &format!("the last {} lines of {name}'s log:", tail.len()),
+                );
+                for line in tail {
+                    self.log(Level::Info, &format!("  {name}| {line}"));
+                }
+            }
+        }
+        let after = match cause {
+            Cause::Requested => "when the shell exits, the boot goes on",
+            Cause::Config => {
+                "fix the config in the shell: when it exits, keel reads it again and goes on if it is valid, else reboots"
+            }
+            Cause::Service(_) => {
+                "when the shell exits, keel starts the service again (and reboots if it gives up again without a shell)"
+            }
+            Cause::Panic => "when the shell exits, the console comes back and keel goes on",
+            Cause::Boot => "when the shell exits, the machine reboots",
+        };
+        self.log(Level::Info, after);
+    }
+
+    /// Goes on after the emergency shell exited: Err says why it cannot.
+    fn resume(&mut self, cause: &Cause) -> Result<(), String> {
+        match cause {
+            Cause::Boot => Err("the boot failed in a step keel cannot redo".into()),
+            Cause::Requested | Cause::Config if self.sup.is_none() => {
+                let path = supervisor::config::DEFAULT_PATH;
+                let text = crate::sys::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read appliance config {path}: {e}"))?;
+                let mut cfg = supervisor::config::parse(&text, path).map_err(|diags| {
+                    for d in &diags {
+                        self.log(Level::Info, &format!("config error: {d}"));
+                    }
+                    let first = diags
+                        .first()
+                        .map_or_else(|| "no details".into(), ToString::to_string);
+                    format!("invalid appliance config: {first}")
+                })?;
+                cfg.expand_consoles(&self.consoles);
+                if let Some(what) =
+                    crate::boot::load_modules(&mut crate::sys::linux::LinuxSys, &cfg)
+                {
+                    return Err(what);
+                }
+                if let Err(e) = crate::sys::fs::mkdir(RUN_DIR, 0o711) {
+                    self.log(Level::Info, &format!("cannot create {RUN_DIR}: {e}"));
+                }
+                self.start_supervisor(&cfg, CONTROL_PATH, &format!("{RUN_DIR}/notify"));
+                Ok(())
+            }
+            Cause::Requested | Cause::Config | Cause::Panic | Cause::Service(_) => {
+                // The console services were stopped for the shell: start them again, and
+                // the given-up service (a manual start forgets its failures).
+                let mut names: Vec<String> = self
+                    .io
+                    .iter()
+                    .filter(|io| io.owns_tty)
+                    .map(|io| io.name.clone())
+                    .collect();
+                if let Cause::Service(n) = cause {
+                    names.push(n.clone());
+                }
+                for n in names {
+                    let w = self.sup_handle(SupEvent::Control(INTERNAL, Request::Start(n)));
+                    self.run(w.into());
+                }
+                Ok(())
+            }
+        }
     }
 
     fn next_deadline(&self) -> Option<clock::Mono> {
@@ -688,6 +905,7 @@ impl Driver {
         for signo in signals {
             self.on_signal(signo);
         }
+        self.read_buttons(&ready.buttons);
         for i in ready.pipes.into_iter().rev() {
             self.read_pipe(i);
         }
@@ -751,6 +969,10 @@ impl Driver {
                 what.push(Source::Probe(SvcId(i)));
             }
         }
+        for (i, b) in self.buttons.iter().enumerate() {
+            fds.push(PollFd::new(b.file.as_fd(), PollFlags::POLLIN));
+            what.push(Source::Button(i));
+        }
         let timeout = if self.sfd.is_none() && timeout == PollTimeout::NONE {
             // No signalfd: wake up each second to reap.
             PollTimeout::from(1000u16)
@@ -774,6 +996,7 @@ impl Driver {
                 Source::Pipe(i) => ready.pipes.push(i),
                 Source::Notify(s) => ready.notify.push(s),
                 Source::Probe(s) => ready.probes.push(s),
+                Source::Button(i) => ready.buttons.push(i),
             }
         }
         ready
@@ -797,6 +1020,27 @@ impl Driver {
                     self.sup_event(SupEvent::Shutdown(supervisor::PowerKind::PowerOff));
                 }
             }
+        }
+    }
+
+    /// Reads the power buttons that woke up; a press asks for a poweroff.
+    fn read_buttons(&mut self, woken: &[usize]) {
+        let mut pressed = false;
+        for &i in woken.iter().rev() {
+            let Some(b) = self.buttons.get_mut(i) else {
+                continue;
+            };
+            match input::read_button(b) {
+                Ok(p) => pressed |= p,
+                Err(e) => {
+                    self.log(Level::Info, &format!("power button lost: {e}"));
+                    self.buttons.remove(i);
+                }
+            }
+        }
+        if pressed {
+            self.log(Level::Info, "power button pressed");
+            self.lc_event(lifecycle::Event::Power(PowerKind::PowerOff));
         }
     }
 
@@ -1045,6 +1289,7 @@ struct Woken {
     pipes: Vec<usize>,
     notify: Vec<SvcId>,
     probes: Vec<SvcId>,
+    buttons: Vec<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1055,6 +1300,7 @@ enum Source {
     Pipe(usize),
     Notify(SvcId),
     Probe(SvcId),
+    Button(usize),
 }
 
 fn sup_kind(k: PowerKind) -> supervisor::PowerKind {

@@ -7,6 +7,7 @@
 
 pub mod cmdline;
 pub mod dhcp_hook;
+pub mod emergency_wait;
 pub mod entropy;
 pub mod firewall;
 pub mod getty;
@@ -80,6 +81,7 @@ fn ssh_subcommand(args: &[String]) -> Option<Exit> {
         "hostkeys" => hostkeys::main(rest),
         "sshd" => sshd::main(rest),
         "getty" => getty::main(rest),
+        "emergency-wait" => emergency_wait::main(rest),
         _ => return None,
     })
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod console;
 pub mod control;
 pub mod fs;
+pub mod input;
 pub mod kmod;
 pub mod linux;
 pub mod net;

@@ -75,3 +75,28 @@ pub fn finish(kind: PowerKind, do_sync: bool) -> Errno {
         Err(e) => e,
     }
 }
+
+/// What became of the state disk at shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    Unmounted,
+    /// Busy (a process survived SIGKILL with a file open): remounted read-only instead.
+    RemountedReadOnly,
+}
+
+/// Unmounts the filesystem at `path`, or remounts it read-only when it is busy.
+pub fn release_mount(path: &str) -> Result<Released, Errno> {
+    use nix::mount::{MntFlags, MsFlags, mount, umount2};
+    match umount2(path, MntFlags::empty()) {
+        Ok(()) => Ok(Released::Unmounted),
+        Err(Errno::EBUSY) => mount(
+            None::<&str>,
+            path,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map(|()| Released::RemountedReadOnly),
+        Err(e) => Err(e),
+    }
+}
