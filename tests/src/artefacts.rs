@@ -1,14 +1,18 @@
 //! Where the kernel and initrd a VM boots come from.
 //!
-//! Today: the host's Debian kernel whose modules `cargo xtask image` packed
-//! (`/boot/vmlinuz-$(cat target/keel/kernel.release)`) and `target/keel/initramfs.cpio.gz`.
-//! When the single-image kernel lands (issue 8), `locate` returns `target/keel/bzImage` with
-//! no initrd by default and the modular pair on request; callers already take
-//! `initrd: Option`. Env overrides: `KEEL_KERNEL`, `KEEL_INITRD` (`none`: no initrd).
-//! Nothing here builds.
+//! Two ways to boot the same image (issue 8). The default, `Single`, is the single image
+//! `target/keel/bzImage` from `cargo xtask kernel`, with the initramfs built in and no initrd.
+//! `Modular` is the host's Debian kernel whose modules `cargo xtask image` packed
+//! (`/boot/vmlinuz-$(cat target/keel/kernel.release)`) with `target/keel/initramfs.cpio.gz`
+//! as the initrd. `KEEL_VM_KERNEL=single|modular` picks one for every VM that does not pick
+//! its own; `KEEL_KERNEL` and `KEEL_INITRD` (`none`: no initrd) override the files whatever
+//! the kind. Nothing here builds.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
+
+/// The variable that chooses the kernel kind for VMs that do not choose one.
+pub const KIND_VAR: &str = "KEEL_VM_KERNEL";
 
 /// The workspace root, from this crate's manifest directory.
 pub fn project_root() -> PathBuf {
@@ -20,6 +24,47 @@ pub fn project_root() -> PathBuf {
 /// `target/keel/`, where the image build writes its artefacts.
 pub fn out_dir() -> PathBuf {
     project_root().join("target").join("keel")
+}
+
+/// Which kernel boots the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Kind {
+    /// `target/keel/bzImage` with the initramfs built in (no module loading).
+    #[default]
+    Single,
+    /// The Debian kernel plus `initramfs.cpio.gz`, loading the modules the image packed.
+    Modular,
+}
+
+impl Kind {
+    /// The kind `KEEL_VM_KERNEL` names (`single`, `modular`), `Single` when unset or empty.
+    pub fn from_env() -> Result<Kind> {
+        match std::env::var(KIND_VAR) {
+            Err(std::env::VarError::NotPresent) => Ok(Kind::Single),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                bail!("{KIND_VAR}={v:?} is not one of single, modular")
+            }
+            Ok(v) => Kind::parse(&v)
+                .with_context(|| format!("{KIND_VAR}={v:?} is not one of single, modular")),
+        }
+    }
+
+    /// `single` or `modular` (empty: `single`).
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "" | "single" => Some(Kind::Single),
+            "modular" => Some(Kind::Modular),
+            _ => None,
+        }
+    }
+
+    /// `single` or `modular`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Single => "single",
+            Kind::Modular => "modular",
+        }
+    }
 }
 
 /// What to boot.
@@ -49,32 +94,44 @@ pub fn kernel_release(out: &Path) -> Result<String> {
     Ok(release.to_string())
 }
 
-/// The kernel to boot: `KEEL_KERNEL`, else the Debian kernel whose modules the image holds.
-pub fn default_kernel() -> Result<PathBuf> {
-    match std::env::var_os("KEEL_KERNEL") {
-        Some(k) => Ok(PathBuf::from(k)),
-        None => Ok(PathBuf::from(format!(
+/// The single image, `target/keel/bzImage`.
+pub fn single_image() -> PathBuf {
+    out_dir().join("bzImage")
+}
+
+/// The kernel for `kind`: `KEEL_KERNEL`, else the single image or the Debian kernel whose
+/// modules the image holds.
+pub fn kernel(kind: Kind) -> Result<PathBuf> {
+    if let Some(k) = std::env::var_os("KEEL_KERNEL").filter(|k| !k.is_empty()) {
+        return Ok(PathBuf::from(k));
+    }
+    match kind {
+        Kind::Single => Ok(single_image()),
+        Kind::Modular => Ok(PathBuf::from(format!(
             "/boot/vmlinuz-{}",
             kernel_release(&out_dir())?
         ))),
     }
 }
 
-/// The initrd to boot: `KEEL_INITRD` (`none` for a kernel with the initramfs built in),
-/// else the image's `initramfs.cpio.gz`.
-pub fn default_initrd() -> Option<PathBuf> {
+/// The initrd for `kind`: `KEEL_INITRD` (`none` for no initrd), else none for the single
+/// image and the image's `initramfs.cpio.gz` for the modular kernel.
+pub fn initrd(kind: Kind) -> Option<PathBuf> {
     match std::env::var_os("KEEL_INITRD") {
         Some(i) if i == "none" => None,
-        Some(i) => Some(PathBuf::from(i)),
-        None => Some(out_dir().join("initramfs.cpio.gz")),
+        Some(i) if !i.is_empty() => Some(PathBuf::from(i)),
+        _ => match kind {
+            Kind::Single => None,
+            Kind::Modular => Some(out_dir().join("initramfs.cpio.gz")),
+        },
     }
 }
 
-/// The default artefacts, after the `KEEL_KERNEL` / `KEEL_INITRD` overrides.
-pub fn locate() -> Result<Artefacts> {
+/// The artefacts for `kind`, after the `KEEL_KERNEL` / `KEEL_INITRD` overrides, checked.
+pub fn locate(kind: Kind) -> Result<Artefacts> {
     let a = Artefacts {
-        kernel: default_kernel()?,
-        initrd: default_initrd(),
+        kernel: kernel(kind)?,
+        initrd: initrd(kind),
     };
     a.check()?;
     Ok(a)
@@ -84,10 +141,12 @@ impl Artefacts {
     /// Fails naming the missing file and what makes it.
     pub fn check(&self) -> Result<()> {
         if !self.kernel.is_file() {
-            bail!(
-                "kernel {} not found: install linux-image-amd64 and run `cargo xtask image`, or set KEEL_KERNEL",
-                self.kernel.display()
-            );
+            let hint = if self.kernel.ends_with("bzImage") {
+                "run `cargo xtask image` then `cargo xtask kernel`, or set KEEL_VM_KERNEL=modular for the Debian kernel"
+            } else {
+                "install linux-image-amd64 and run `cargo xtask image`, or set KEEL_KERNEL"
+            };
+            bail!("kernel {} not found: {hint}", self.kernel.display());
         }
         if let Some(initrd) = &self.initrd {
             if !initrd.is_file() {
@@ -138,6 +197,31 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("/nonexistent/vmlinuz")
+        );
+    }
+
+    #[test]
+    fn kinds_parse_and_default_to_the_single_image() {
+        assert_eq!(Kind::default(), Kind::Single);
+        assert_eq!(Kind::parse(""), Some(Kind::Single));
+        assert_eq!(Kind::parse("single"), Some(Kind::Single));
+        assert_eq!(Kind::parse("modular"), Some(Kind::Modular));
+        assert_eq!(Kind::parse("Modular"), None);
+        for k in [Kind::Single, Kind::Modular] {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+    }
+
+    #[test]
+    fn a_missing_single_image_says_how_to_build_it() {
+        let a = Artefacts {
+            kernel: "/nonexistent/bzImage".into(),
+            initrd: None,
+        };
+        let err = a.check().unwrap_err().to_string();
+        assert!(
+            err.contains("cargo xtask kernel") && err.contains("KEEL_VM_KERNEL=modular"),
+            "{err}"
         );
     }
 }

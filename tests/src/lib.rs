@@ -1,7 +1,9 @@
 //! VM test harness: QEMU with a serial console you can expect on and type into.
 //!
 //! `Vm::boot(BootOpts::new("test_name"))` starts `qemu-system-x86_64 -accel tcg` with the
-//! image from `cargo xtask image`, a virtio NIC forwarding a free host port to the guest's
+//! single image `target/keel/bzImage` from `cargo xtask kernel` (or, with
+//! `KEEL_VM_KERNEL=modular` or `BootOpts::kind`, the Debian kernel and the initramfs from
+//! `cargo xtask image`; see `artefacts`), a virtio NIC forwarding a free host port to the guest's
 //! 2222, virtio-rng, `-no-reboot` and a monitor socket; the console goes to
 //! `target/keel/vm-logs/<test_name>.log`. Then `wait_for`, `run`, `send_line`,
 //! `wait_exit`, `monitor` and `ssh` drive it, and dropping the `Vm` kills QEMU.

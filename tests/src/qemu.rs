@@ -196,7 +196,9 @@ pub fn cpu_has_virt(cpuinfo: &str) -> bool {
 }
 
 /// Boots `kernel` under KVM with no initrd and waits up to `limit` for the kernel to
-/// start and give up on a root fs (then panic=-1 and -no-reboot end QEMU). `true` only if
+/// start and give up on a root fs (then panic=-1 and -no-reboot end QEMU). A nonexistent
+/// `rdinit=` makes a kernel with a built-in initramfs (the single image) give up the same
+/// way instead of starting keel. `true` only if
 /// that happened: a guest that hangs (seen: "Probing EDD" forever) proves nothing.
 pub fn probe_kvm(kernel: &Path, limit: Duration) -> bool {
     let readable = std::fs::OpenOptions::new()
@@ -212,6 +214,7 @@ pub fn probe_kvm(kernel: &Path, limit: Duration) -> bool {
     let mut spec = Spec::new(kernel.to_path_buf(), port);
     spec.accel = Accel::Kvm;
     spec.memory_mb = 128;
+    spec.append = vec!["rdinit=/keel-kvm-probe-has-no-init".to_string()];
     let dir = std::env::temp_dir().join(format!("keel-kvm-probe-{}", std::process::id()));
     if std::fs::create_dir_all(&dir).is_err() {
         return false;

@@ -6,7 +6,7 @@
 //! failed assertion never leaves a guest running. It must not assert timings: TCG speed
 //! varies with the host's load.
 
-use crate::artefacts::{self, Artefacts};
+use crate::artefacts::{self, Artefacts, Kind};
 use crate::console::{self, KERNEL_PANIC, Pattern, Transcript};
 use crate::cpio::{self, Archive, Node};
 use crate::monitor;
@@ -34,7 +34,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// Which initrd the guest gets before the overlay.
 #[derive(Debug, Clone)]
 enum Base {
-    /// The image from `cargo xtask image` (or `KEEL_INITRD`).
+    /// The image's initrd for the kernel kind: none for the single image (its initramfs is
+    /// built in), `initramfs.cpio.gz` for the modular kernel (or `KEEL_INITRD`).
     Image,
     /// A given file.
     File(PathBuf),
@@ -47,6 +48,8 @@ enum Base {
 pub struct BootOpts {
     name: String,
     kernel: Option<PathBuf>,
+    /// `None`: `KEEL_VM_KERNEL`, else the single image.
+    kind: Option<Kind>,
     base: Base,
     append: Vec<String>,
     overlay: Archive,
@@ -59,12 +62,14 @@ pub struct BootOpts {
 }
 
 impl BootOpts {
-    /// Defaults for test `name` (which also names the log file): the image's kernel and
-    /// initrd, 512 MiB, TCG unless `KEEL_ACCEL` says otherwise.
+    /// Defaults for test `name` (which also names the log file): the kernel kind that
+    /// `KEEL_VM_KERNEL` names (default the single image `target/keel/bzImage`, no initrd),
+    /// 512 MiB, TCG unless `KEEL_ACCEL` says otherwise.
     pub fn new(name: &str) -> Self {
         BootOpts {
             name: name.to_string(),
             kernel: None,
+            kind: None,
             base: Base::Image,
             append: Vec::new(),
             overlay: Archive::new(),
@@ -78,6 +83,13 @@ impl BootOpts {
     /// Boots this kernel instead of the default.
     pub fn kernel(mut self, path: impl Into<PathBuf>) -> Self {
         self.kernel = Some(path.into());
+        self
+    }
+
+    /// Boots the image with this kernel kind whatever `KEEL_VM_KERNEL` says: the single image,
+    /// or the Debian kernel with `initramfs.cpio.gz` (`KEEL_KERNEL`/`KEEL_INITRD` still win).
+    pub fn kind(mut self, kind: Kind) -> Self {
+        self.kind = Some(kind);
         self
     }
 
@@ -302,12 +314,18 @@ fn guarded(spec: &Spec) -> std::process::Command {
 impl Vm {
     /// Starts QEMU and returns once its monitor answers (the guest is then booting).
     pub fn boot(opts: BootOpts) -> Result<Vm> {
+        let kind = match opts.kind {
+            Some(k) => k,
+            None => Kind::from_env()?,
+        };
         let kernel = match &opts.kernel {
             Some(k) => k.clone(),
-            None => artefacts::default_kernel()?,
+            None => artefacts::kernel(kind)?,
         };
+        // With the single image and no initrd, an overlay becomes the whole initrd and the
+        // kernel unpacks it over the built-in initramfs, so later files replace the image's.
         let base = match &opts.base {
-            Base::Image => artefacts::default_initrd(),
+            Base::Image => artefacts::initrd(kind),
             Base::File(p) => Some(p.clone()),
             Base::None => None,
         };

@@ -12,13 +12,17 @@ use std::time::Duration;
 
 const BUSYBOX: &str = "/bin/busybox";
 
-/// The newest /boot/vmlinuz-* (or KEEL_KERNEL): the harness needs no image.
+/// The Debian kernel the image's modules came from, else the newest /boot/vmlinuz-* (or
+/// KEEL_KERNEL): the harness needs no image, and a busybox-only guest must not sit on the
+/// single image's built-in initramfs.
 fn host_kernel() -> Result<PathBuf> {
     if let Some(k) = std::env::var_os("KEEL_KERNEL") {
         return Ok(k.into());
     }
-    if let Ok(a) = keel_tests::artefacts::locate() {
-        return Ok(a.kernel);
+    if let Ok(k) = keel_tests::artefacts::kernel(keel_tests::artefacts::Kind::Modular) {
+        if k.is_file() {
+            return Ok(k);
+        }
     }
     let mut kernels: Vec<PathBuf> = std::fs::read_dir("/boot")?
         .filter_map(|e| e.ok().map(|e| e.path()))

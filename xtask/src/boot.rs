@@ -1,5 +1,6 @@
 //! `cargo xtask boot`: builds the image and boots it under QEMU with the serial console on
-//! this terminal, for a person to use.
+//! this terminal, for a person to use: the single image `target/keel/bzImage` by default,
+//! the Debian kernel with the separate initramfs with `--modular`.
 //!
 //! The QEMU command line comes from the VM harness (`keel_tests::qemu::Spec`), so a manual
 //! boot has the same devices as the VM tests. This module only parses options, picks the
@@ -7,22 +8,26 @@
 
 use crate::prereq::{self, need};
 use anyhow::{Context, Result, bail};
-use keel_tests::artefacts;
+use keel_tests::artefacts::{self, Kind};
 use keel_tests::qemu::{self, Accel, GUEST_SSH_PORT, Serial, Spec};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 const USAGE: &str = "\
-usage: cargo xtask boot [--kernel FILE] [--initrd FILE|none] [--no-build] [-- KERNEL_ARGS...]
+usage: cargo xtask boot [--modular] [--kernel FILE] [--initrd FILE|none] [--no-build]
+                        [-- KERNEL_ARGS...]
 
-Builds the image (cargo xtask image) and boots it under QEMU with the serial console on
+Builds the image and the single-image kernel (cargo xtask image, cargo xtask kernel) and
+boots target/keel/bzImage, the initramfs built in, under QEMU with the serial console on
 this terminal. Quit with Ctrl-A X; Ctrl-A C switches to the QEMU monitor.
 
-  --kernel FILE     kernel to boot (default: $KEEL_KERNEL, else
-                    /boot/vmlinuz-$(cat target/keel/kernel.release))
-  --initrd FILE     initrd (default: $KEEL_INITRD, else target/keel/initramfs.cpio.gz);
-                    `none` (or KEEL_INITRD=none) for a kernel with the initramfs built in
+  --modular         boot the Debian kernel /boot/vmlinuz-$(cat target/keel/kernel.release)
+                    with target/keel/initramfs.cpio.gz as the initrd, loading modules
+                    (builds only the image; also KEEL_VM_KERNEL=modular)
+  --kernel FILE     boot this kernel instead (also $KEEL_KERNEL); no kernel build
+  --initrd FILE     initrd (also $KEEL_INITRD; default: none for the single image,
+                    initramfs.cpio.gz with --modular); `none` for no initrd
   --no-build        boot what is already built
   -- ARGS...        extra kernel arguments, e.g. `-- ip=dhcp keel.debug`
 
@@ -34,6 +39,7 @@ const PREFERRED_PORT: u16 = 2222;
 /// What the command line asked for.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Opts {
+    modular: bool,
     kernel: Option<PathBuf>,
     /// `None`: the default; `Some(None)`: no initrd; `Some(Some(f))`: this file.
     initrd: Option<Option<PathBuf>>,
@@ -59,6 +65,7 @@ fn parse(args: Vec<String>) -> Result<Opts> {
                 o.initrd = Some((f != "none").then(|| PathBuf::from(f)));
             }
             "--no-build" => o.no_build = true,
+            "--modular" => o.modular = true,
             "-h" | "--help" => o.help = true,
             other => bail!("unknown option {other:?} (kernel arguments go after `--`)\n\n{USAGE}"),
         }
@@ -73,14 +80,23 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         return Ok(());
     }
     prereq::ensure(&[need("/usr/bin/qemu-system-x86_64", "qemu-system-x86")])?;
+    let kind = if opts.modular {
+        Kind::Modular
+    } else {
+        Kind::from_env()?
+    };
+    let own_kernel = opts.kernel.is_some() || std::env::var_os("KEEL_KERNEL").is_some();
     if !opts.no_build {
         crate::image::run(vec![])?;
+        if kind == Kind::Single && !own_kernel {
+            crate::kernel::run(Vec::new())?;
+        }
     }
     let kernel = match opts.kernel {
         Some(k) => k,
-        None => artefacts::default_kernel()?,
+        None => artefacts::kernel(kind)?,
     };
-    let initrd = opts.initrd.unwrap_or_else(artefacts::default_initrd);
+    let initrd = opts.initrd.unwrap_or_else(|| artefacts::initrd(kind));
     artefacts::Artefacts {
         kernel: kernel.clone(),
         initrd: initrd.clone(),
@@ -107,6 +123,16 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     spec.append = opts.append;
     spec.serial = Serial::Interactive;
 
+    eprintln!(
+        "xtask boot: {}",
+        match (kind, own_kernel) {
+            (_, true) => "the kernel given with --kernel or KEEL_KERNEL",
+            (Kind::Single, false) =>
+                "the single image (initramfs built in; --modular for the Debian kernel)",
+            (Kind::Modular, false) =>
+                "the modular path: the Debian kernel with the separate initramfs",
+        }
+    );
     eprintln!("xtask boot: {}", spec.shown());
     eprintln!(
         "xtask boot: accelerator {} ({})",
@@ -157,6 +183,13 @@ mod tests {
             ["ip=dhcp", "--no-build"],
             "everything after -- is the kernel's"
         );
+    }
+
+    #[test]
+    fn modular_is_a_flag_and_single_the_default() {
+        assert!(!parse(args(&[])).unwrap().modular);
+        let o = parse(args(&["--modular", "--no-build"])).unwrap();
+        assert!(o.modular && o.no_build);
     }
 
     #[test]
