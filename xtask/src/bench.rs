@@ -280,7 +280,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     let out = out_dir();
     let bench_dir = out.join("bench");
     let release = keel_tests::artefacts::kernel_release(&out)?;
-    let kernel = keel_tests::artefacts::default_kernel()?;
+    let kernel = keel_tests::artefacts::kernel(keel_tests::artefacts::Kind::Modular)?;
     // A snapshot, so a rebuild of target/keel during the runs cannot change what boots.
     std::fs::create_dir_all(&bench_dir)
         .with_context(|| format!("cannot create {}", bench_dir.display()))?;
