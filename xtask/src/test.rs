@@ -1,23 +1,36 @@
 //! `cargo xtask test`: every test, in phases: unit and integration tests, the image build,
-//! the image tests that are `#[ignore]`d in plain `cargo test`, and the VM tests.
+//! the single-image kernel build, the image tests that are `#[ignore]`d in plain
+//! `cargo test`, every VM test on the single image, and the VM tests of the modular path
+//! (the Debian kernel with the separate initramfs) on a subset, then the image sizes.
 //!
 //! It installs what the phases need first (as root), runs each phase with a summary line
-//! and its duration, and fails if any phase failed. A phase that needs the image is
-//! skipped when the image build failed. It must not hide a failure or retry a test.
+//! and its duration, and fails if any phase failed. A phase that needs the image or the
+//! kernel is skipped when that build failed. It must not hide a failure or retry a test.
 
 use crate::prereq::{self, need};
+use crate::util::out_dir;
 use anyhow::{Result, bail};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
 usage: cargo xtask test [--no-vm]
 
-Runs, in order: cargo test --workspace; cargo xtask image; cargo test -p xtask -- --ignored
-(image tests); KEEL_VM_TESTS=1 cargo test -p keel-tests (VM tests under QEMU).
+Runs, in order: cargo test --workspace; cargo xtask image; cargo xtask kernel (the single
+image, cached in $KEEL_CACHE or ~/.cache/keel); cargo test -p xtask -- --ignored (image
+tests); every VM test under QEMU on target/keel/bzImage (KEEL_VM_TESTS=1
+KEEL_VM_KERNEL=single cargo test -p keel-tests); the modular path, the Debian kernel with
+initramfs.cpio.gz, on the boot and network tests (KEEL_VM_KERNEL=modular ... --test vm_boot
+--test vm_network); then the image sizes.
 
-  --no-vm     skip the VM tests
+  --no-vm     skip the kernel build and the VM tests
 Environment: KEEL_VM_THREADS (VM tests run at once, default 2), KEEL_ACCEL (tcg|kvm|auto).";
+
+/// The VM test targets the modular path runs: booting to a console and the network, what
+/// differs between the two kernels (module loading, virtio drivers); the rest of keel is the
+/// same binary on both.
+const MODULAR_TESTS: [&str; 2] = ["vm_boot", "vm_network"];
 
 /// How a phase ended.
 #[derive(Debug)]
@@ -126,6 +139,17 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         run_cargo(&["test", "--workspace"], &[])
     });
     let image = phase(&mut phases, "image build", || crate::image::run(vec![]));
+    let kernel = if !vm {
+        skip(&mut phases, "kernel build", "--no-vm");
+        false
+    } else if image {
+        phase(&mut phases, "kernel build", || {
+            crate::kernel::run(Vec::new())
+        })
+    } else {
+        skip(&mut phases, "kernel build", "the image build failed");
+        false
+    };
     if image {
         phase(&mut phases, "image tests (ignored ones)", || {
             run_cargo(&["test", "-p", "xtask", "--", "--ignored"], &[])
@@ -137,18 +161,38 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
             "the image build failed",
         );
     }
+    let threads_arg = format!("--test-threads={threads}");
+    const SINGLE: &str = "VM tests, single image";
+    const MODULAR: &str = "VM tests, modular (subset)";
     if !vm {
-        skip(&mut phases, "VM tests", "--no-vm");
-    } else if image {
-        let threads_arg = format!("--test-threads={threads}");
-        phase(&mut phases, "VM tests", || {
-            run_cargo(
-                &["test", "-p", "keel-tests", "--", &threads_arg],
-                &[("KEEL_VM_TESTS", "1")],
-            )
-        });
+        skip(&mut phases, SINGLE, "--no-vm");
+        skip(&mut phases, MODULAR, "--no-vm");
     } else {
-        skip(&mut phases, "VM tests", "the image build failed");
+        if kernel {
+            phase(&mut phases, SINGLE, || {
+                run_cargo(
+                    &["test", "-p", "keel-tests", "--", &threads_arg],
+                    &[("KEEL_VM_TESTS", "1"), ("KEEL_VM_KERNEL", "single")],
+                )
+            });
+        } else {
+            skip(&mut phases, SINGLE, "the image or kernel build failed");
+        }
+        if image {
+            let mut args = vec!["test", "-p", "keel-tests"];
+            for t in MODULAR_TESTS {
+                args.extend(["--test", t]);
+            }
+            args.extend(["--", &threads_arg]);
+            phase(&mut phases, MODULAR, || {
+                run_cargo(
+                    &args,
+                    &[("KEEL_VM_TESTS", "1"), ("KEEL_VM_KERNEL", "modular")],
+                )
+            });
+        } else {
+            skip(&mut phases, MODULAR, "the image build failed");
+        }
     }
 
     eprintln!("\nxtask test: summary");
@@ -161,6 +205,9 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         .map(|p| p.name)
         .collect();
     eprintln!("  total {:.1}s", total.elapsed().as_secs_f64());
+    for l in sizes(&out_dir()) {
+        eprintln!("  {l}");
+    }
     if !failed.is_empty() {
         bail!(
             "failed: {} (see above; VM console logs in target/keel/vm-logs/)",
@@ -168,6 +215,51 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn len(p: &Path) -> Option<u64> {
+    std::fs::metadata(p).ok().map(|m| m.len())
+}
+
+fn mib(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // File sizes, shown with one decimal.
+    let m = bytes as f64 / f64::from(1u32 << 20);
+    format!("{m:.1} MiB")
+}
+
+/// The size lines of the summary: what each way of booting copies to a guest.
+fn sizes(out: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    let gz = len(&out.join("initramfs.cpio.gz"));
+    let raw = len(&out.join("initramfs.cpio"));
+    if let Some(bz) = len(&out.join("bzImage")) {
+        lines.push(format!(
+            "size single image: target/keel/bzImage {} (kernel and initramfs in one; the kernel build above splits it)",
+            mib(bz)
+        ));
+    }
+    let release = keel_tests::artefacts::kernel_release(out).ok();
+    let vmlinuz = release
+        .as_ref()
+        .and_then(|r| len(Path::new(&format!("/boot/vmlinuz-{r}"))));
+    match (vmlinuz, gz) {
+        (Some(k), Some(i)) => lines.push(format!(
+            "size modular: kernel vmlinuz-{} {} + initramfs.cpio.gz {} = {}",
+            release.as_deref().unwrap_or("?"),
+            mib(k),
+            mib(i),
+            mib(k + i)
+        )),
+        (None, Some(i)) => lines.push(format!("size modular: initramfs.cpio.gz {}", mib(i))),
+        _ => {}
+    }
+    if let Some(r) = raw {
+        lines.push(format!(
+            "size initramfs.cpio (raw, with modules): {}",
+            mib(r)
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -194,5 +286,18 @@ mod tests {
             took: Duration::ZERO,
         };
         assert!(line(&s).starts_with("skipped  VM tests") && line(&s).ends_with("--no-vm"));
+    }
+
+    #[test]
+    fn sizes_name_each_artefact_and_add_up_the_modular_pair() {
+        let dir = std::env::temp_dir().join(format!("keel-test-sizes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(sizes(&dir).is_empty(), "nothing built, nothing shown");
+        std::fs::write(dir.join("bzImage"), vec![0u8; 3 << 20]).unwrap();
+        std::fs::write(dir.join("initramfs.cpio.gz"), vec![0u8; 1 << 20]).unwrap();
+        let lines = sizes(&dir);
+        assert!(lines[0].contains("bzImage 3.0 MiB"), "{lines:?}");
+        assert_eq!(lines[1], "size modular: initramfs.cpio.gz 1.0 MiB");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
