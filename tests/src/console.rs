@@ -152,8 +152,34 @@ pub fn extract_marked(text: &str, id: u32) -> Option<(i32, String, usize)> {
         .parse()
         .ok()?;
     // `end` is the newline printed before the end marker; the output ends just before it.
-    let output = text[start..end].to_string();
+    // The console is shared: keel and the kernel may log a line while the command runs, so
+    // whole log lines are not part of the command's output.
+    let output = text[start..end]
+        .split_inclusive('\n')
+        .filter(|l| !is_log_line(l))
+        .collect::<String>();
     Some((code, output, code_start + code_len + 1))
+}
+
+/// A line printed by the kernel or keel's log: `[    1.234567] ...` (printk's timestamp).
+/// `Vm::run` leaves these out of a command's output; read dmesg over ssh instead.
+pub fn is_log_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix('[') else {
+        return false;
+    };
+    let Some((stamp, _)) = rest.split_once("] ") else {
+        return false;
+    };
+    let stamp = stamp.trim_start();
+    let mut parts = stamp.split('.');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(secs), Some(frac), None)
+            if !secs.is_empty()
+                && secs.bytes().all(|b| b.is_ascii_digit())
+                && frac.len() == 6
+                && frac.bytes().all(|b| b.is_ascii_digit())
+    )
 }
 
 /// The message the kernel prints when it panics; no VM test may see it.
@@ -188,6 +214,18 @@ mod tests {
         );
         assert!(Pattern::regex("(").is_err());
         assert!(Pattern::from("nope").find(text).is_none());
+    }
+
+    #[test]
+    fn log_lines_that_land_inside_a_command_are_not_its_output() {
+        let console = "KEELRUN_5\n[   17.048915] keel: hostkeys finished\ninit\n[    1.000000] x\n\nKEELEND_5:0\n";
+        let (code, out, _) = extract_marked(console, 5).unwrap();
+        assert_eq!(code, 0);
+        assert_eq!(out, "init\n");
+        assert!(is_log_line("[    1.234567] keel: x\n"));
+        assert!(!is_log_line("[1] not a stamp"));
+        assert!(!is_log_line("[ 1.2] short fraction"));
+        assert!(!is_log_line("init"));
     }
 
     #[test]
