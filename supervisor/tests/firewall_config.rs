@@ -4,32 +4,8 @@
 use std::net::IpAddr;
 use supervisor::config::{self, Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
-/// Parses `text` and returns its diagnostics as `line:col: message` strings.
-fn errors(text: &str) -> Vec<String> {
-    match config::parse(text, "t.toml") {
-        Ok(_) => Vec::new(),
-        Err(d) => d
-            .iter()
-            .map(|d| d.to_string().trim_start_matches("t.toml:").to_string())
-            .collect(),
-    }
-}
-
-/// Asserts there is exactly one diagnostic, at `at` (`line:col`), containing `needle`.
-fn one(text: &str, at: &str, needle: &str) {
-    let e = errors(text);
-    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
-    assert!(
-        e[0].starts_with(&format!("{at}: ")),
-        "wrong place: {}",
-        e[0]
-    );
-    assert!(
-        e[0].contains(needle),
-        "{:?} does not contain {needle:?}",
-        e[0]
-    );
-}
+mod common;
+use common::{errors, one};
 
 fn firewall(text: &str) -> Firewall {
     match config::parse(text, "t.toml") {
