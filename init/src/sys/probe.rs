@@ -61,38 +61,30 @@ pub fn finish(fd: &OwnedFd) -> bool {
 mod tests {
     use super::*;
 
+    /// One whole probe of `port`: start, wait up to 2 s for the connect, finish.
+    fn connects(port: u16) -> bool {
+        match start(port, false) {
+            Attempt::Open => true,
+            Attempt::Pending(fd) => {
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&fd),
+                    nix::poll::PollFlags::POLLOUT,
+                )];
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(2000u16));
+                finish(&fd)
+            }
+            Attempt::Failed(_) => false,
+        }
+    }
+
     #[test]
     fn an_open_port_connects_and_a_closed_one_does_not() {
         let Ok(l) = std::net::TcpListener::bind("127.0.0.1:0") else {
             return;
         };
         let port = l.local_addr().map(|a| a.port()).unwrap_or(0);
-        let ok = match start(port, false) {
-            Attempt::Open => true,
-            Attempt::Pending(fd) => {
-                let mut fds = [nix::poll::PollFd::new(
-                    std::os::fd::AsFd::as_fd(&fd),
-                    nix::poll::PollFlags::POLLOUT,
-                )];
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(2000u16));
-                finish(&fd)
-            }
-            Attempt::Failed(_) => false,
-        };
-        assert!(ok, "port {port} is listening");
+        assert!(connects(port), "port {port} is listening");
         drop(l);
-        let closed = match start(port, false) {
-            Attempt::Open => true,
-            Attempt::Pending(fd) => {
-                let mut fds = [nix::poll::PollFd::new(
-                    std::os::fd::AsFd::as_fd(&fd),
-                    nix::poll::PollFlags::POLLOUT,
-                )];
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(2000u16));
-                finish(&fd)
-            }
-            Attempt::Failed(_) => false,
-        };
-        assert!(!closed, "port {port} is closed");
+        assert!(!connects(port), "port {port} is closed");
     }
 }
