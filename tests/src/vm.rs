@@ -585,6 +585,26 @@ impl Vm {
         })
     }
 
+    /// The row of service `name` in `keelctl status`, typed on the console: its state and
+    /// pid (`None` when keel has no such service).
+    pub fn service_row(&mut self, name: &str) -> Result<Option<(String, Option<i32>)>> {
+        let out = self.run(
+            &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
+            crate::CMD_TIMEOUT,
+        )?;
+        let Some(line) = out
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("ROW "))
+        else {
+            return Ok(None);
+        };
+        let mut f = line.split_whitespace();
+        let state = f.next().unwrap_or_default().to_string();
+        let pid = f.next().and_then(|p| p.parse().ok());
+        Ok(Some((state, pid)))
+    }
+
     /// Runs `cmd` in the console shell and returns what it printed; fails if it exits non-zero.
     pub fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         let (code, out) = self.run_status(cmd, timeout)?;

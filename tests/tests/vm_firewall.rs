@@ -21,25 +21,6 @@ const CLOSED: u16 = 8080;
 /// The port the shipped [firewall] allows.
 const SSH: u16 = 2222;
 
-/// One row of `keelctl status`: (state, pid).
-fn row(vm: &mut Vm, name: &str) -> Result<Option<(String, Option<i32>)>> {
-    let out = vm.run(
-        &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
-        CMD_TIMEOUT,
-    )?;
-    let Some(line) = out
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("ROW "))
-    else {
-        return Ok(None);
-    };
-    let mut f = line.split_whitespace();
-    let state = f.next().unwrap_or_default().to_string();
-    let pid = f.next().and_then(|p| p.parse().ok());
-    Ok(Some((state, pid)))
-}
-
 /// What a TCP connection to the host's `port` reads within `wait` (slirp accepts on the
 /// host side whatever the guest does, so "closed" shows as no data, not as a refusal).
 fn banner(port: u16, wait: Duration) -> String {
@@ -95,7 +76,7 @@ fn only_allowed_ports_answer() -> Result<()> {
         "the ruleset is not the shipped one:\n{rules}"
     );
     // Port 2222: sshd when the image has it, else a listener of our own.
-    let ssh_want = if row(&mut vm, "sshd")?.is_some() {
+    let ssh_want = if vm.service_row("sshd")?.is_some() {
         "SSH-2.0"
     } else {
         vm.run(
@@ -164,13 +145,15 @@ fn a_rejected_ruleset_keeps_dependents_down() -> Result<()> {
     );
     // Give the supervisor time to do anything wrong, then look.
     std::thread::sleep(Duration::from_secs(3));
-    let fw = row(&mut vm, "firewall")?.context("no firewall row in keelctl status")?;
+    let fw = vm
+        .service_row("firewall")?
+        .context("no firewall row in keelctl status")?;
     ensure!(
         fw.0 != "done" && fw.0 != "up",
         "firewall is {fw:?} after nft failed"
     );
     for dependent in ["network", "sshd"] {
-        if let Some((state, pid)) = row(&mut vm, dependent)? {
+        if let Some((state, pid)) = vm.service_row(dependent)? {
             ensure!(
                 pid.is_none() && state != "up" && state != "starting",
                 "{dependent} is {state} (pid {pid:?}) without a firewall"

@@ -16,31 +16,11 @@ use std::time::{Duration, Instant};
 const CONSOLE_SHELL: &str = "keel: console shell on /dev/ttyS0";
 const NETWORK_READY: &str = "keel: network is ready";
 
-/// One row of `keelctl status`: (state, pid).
-fn row(vm: &mut Vm, name: &str) -> Result<Option<(String, Option<i32>)>> {
-    // The console also carries keel's log lines: keep only the awk output line.
-    let out = vm.run(
-        &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
-        CMD_TIMEOUT,
-    )?;
-    let Some(line) = out
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("ROW "))
-    else {
-        return Ok(None);
-    };
-    let mut f = line.split_whitespace();
-    let state = f.next().unwrap_or_default().to_string();
-    let pid = f.next().and_then(|p| p.parse().ok());
-    Ok(Some((state, pid)))
-}
-
 /// The pid of an `up` service, polling until it is up.
 fn up_pid(vm: &mut Vm, name: &str) -> Result<i32> {
     let start = Instant::now();
     loop {
-        let r = row(vm, name)?;
+        let r = vm.service_row(name)?;
         if let Some((state, Some(pid))) = &r
             && state == "up"
         {
@@ -162,7 +142,7 @@ fn kill_9_of_dhclient_brings_the_network_back() -> Result<()> {
     }
     let mut vm = boot(BootOpts::new("kill_9_of_dhclient_brings_the_network_back"))?;
     let old = up_pid(&mut vm, "network")?;
-    let sshd = row(&mut vm, "sshd")?.is_some();
+    let sshd = vm.service_row("sshd")?.is_some();
     let old_sshd = if sshd {
         Some(up_pid(&mut vm, "sshd")?)
     } else {

@@ -34,22 +34,10 @@ crash_loop = { limit = 1000, within = "1s" }
 stop_signal = "HUP"
 "#;
 
-/// One row of `keelctl status`: (state, pid).
+/// One row of `keelctl status`: (state, pid); an error when keel has no such service.
 fn row(vm: &mut Vm, name: &str) -> Result<(String, Option<i32>)> {
-    // The console also carries keel's log lines: keep only the awk output line.
-    let out = vm.run(
-        &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
-        CMD_TIMEOUT,
-    )?;
-    let line = out
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("ROW "))
-        .with_context(|| format!("keelctl status has no row for {name}: {out:?}"))?;
-    let mut f = line.split_whitespace();
-    let state = f.next().unwrap_or_default().to_string();
-    let pid = f.next().and_then(|p| p.parse().ok());
-    Ok((state, pid))
+    vm.service_row(name)?
+        .with_context(|| format!("keelctl status has no row for {name}"))
 }
 
 /// Polls `keelctl status` until `cond` holds for the rows of `names`.
