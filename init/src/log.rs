@@ -4,9 +4,11 @@
 //! as the kernel's own stamps); /dev/kmsg gets `<7>keel: <message>`, debug level, so the
 //! kernel does not echo it to the console a second time.
 //!
-//! Invariant: logging never blocks and never fails. Every fd is non-blocking; a write that
-//! would block (or is cut short) is dropped and counted, and the count is reported on that
-//! console once it accepts writes again. Before /dev is mounted and the consoles are known,
+//! Invariant: in PID 1, logging never blocks and never fails. Every fd is non-blocking; a
+//! write that would block (or is cut short) is dropped and counted, and the count is
+//! reported on that console once it accepts writes again. Applets that print to the
+//! consoles themselves (`use_consoles_waiting`) are ordinary processes: they wait, bounded,
+//! for a busy console rather than drop a line a person needs to read. Before /dev is mounted and the consoles are known,
 //! lines go to `/dev/console` (the node the initramfs carries). The state is one global
 //! behind a mutex so that the panic hook can log too; a poisoned mutex is still used.
 #![forbid(unsafe_code)]
@@ -49,7 +51,15 @@ struct Logger {
     /// into it once it opens so that dmesg has the whole boot. At most `EARLY_MAX`.
     early: Vec<String>,
     verbose: bool,
+    /// How many rounds of `WAIT_ROUND_MS` a write may wait for a busy console: 0 in PID 1,
+    /// which never waits; applets that print to the consoles themselves may wait.
+    patience_rounds: u8,
 }
+
+/// One wait for a busy console, in an applet.
+const WAIT_ROUND_MS: u16 = 250;
+/// How many rounds an applet waits for a busy console before it drops a line (2 s).
+const APPLET_PATIENCE_ROUNDS: u8 = 8;
 
 /// How many early lines are kept for /dev/kmsg; more are counted, not kept.
 const EARLY_MAX: usize = 32;
@@ -60,6 +70,7 @@ static LOGGER: Mutex<Logger> = Mutex::new(Logger {
     kmsg_dropped: 0,
     early: Vec::new(),
     verbose: false,
+    patience_rounds: 0,
 });
 
 /// The logger, or `None` when this thread already holds it: keel is single-threaded, so
@@ -129,6 +140,16 @@ pub fn use_consoles(names: &[String]) {
     }
 }
 
+/// Like `use_consoles`, for an applet that prints to the consoles itself (`keel hostkeys`,
+/// `keel getty`): it is an ordinary process, not PID 1, so a line waits up to 2 s for a busy
+/// console (the fingerprint block, a console login banner) instead of being dropped.
+pub fn use_consoles_waiting(names: &[String]) {
+    if let Some(mut l) = logger() {
+        l.patience_rounds = APPLET_PATIENCE_ROUNDS;
+    }
+    use_consoles(names);
+}
+
 /// Turns debug lines on the consoles on or off (`keel.debug` on the command line).
 pub fn set_verbose(on: bool) {
     if let Some(mut l) = logger() {
@@ -168,6 +189,7 @@ impl Logger {
     fn write_line(&mut self, level: Level, secs: u64, micros: u32, msg: &str) {
         if level >= Level::Info || self.verbose {
             let line = console_line(secs, micros, msg);
+            let patience = self.patience_rounds;
             for sink in &mut self.consoles {
                 if sink.dropped > 0 {
                     let note = console_line(
@@ -178,11 +200,11 @@ impl Logger {
                             sink.dropped, sink.name
                         ),
                     );
-                    if write_all_or_drop(sink, &note) {
+                    if write_all_or_drop(sink, &note, patience) {
                         sink.dropped = 0;
                     }
                 }
-                if !write_all_or_drop(sink, &line) {
+                if !write_all_or_drop(sink, &line, patience) {
                     sink.dropped += 1;
                 }
             }
@@ -210,25 +232,89 @@ impl Logger {
     }
 }
 
-/// Writes a whole line with one write(2); false if it would block or was cut short.
+/// Writes a whole line; false if it was dropped.
+///
+/// With no patience (PID 1) that is one write(2), and a line that would block or is cut
+/// short is dropped. With patience (an applet), a busy console is waited for, at most
+/// `patience` rounds of `WAIT_ROUND_MS`, and the rest of a cut-short line is written after.
 ///
 /// When the session that had this tty as its controlling terminal ends (a shell exits),
 /// the kernel hangs the tty up and every open fd on it returns EIO from then on; the
 /// console is then opened again and the write tried once more.
-fn write_all_or_drop(sink: &mut Sink, line: &str) -> bool {
-    let mut result = console::write_once(&sink.fd, line.as_bytes());
-    if result == Err(nix::errno::Errno::EIO)
-        && let Ok(fresh) = Sink::open(&sink.name)
-    {
-        sink.fd = fresh.fd;
-        result = console::write_once(&sink.fd, line.as_bytes());
+fn write_all_or_drop(sink: &mut Sink, line: &str, patience: u8) -> bool {
+    let bytes = line.as_bytes();
+    let mut done = 0;
+    let mut reopened = false;
+    let mut waits = 0;
+    loop {
+        match console::write_once(&sink.fd, &bytes[done..]) {
+            Ok(n) if done + n == bytes.len() => return true,
+            Ok(n) if n > 0 => done += n,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EIO) if !reopened => {
+                reopened = true;
+                match Sink::open(&sink.name) {
+                    Ok(fresh) => sink.fd = fresh.fd,
+                    Err(_) => return false,
+                }
+                continue;
+            }
+            Err(nix::errno::Errno::EAGAIN) => {}
+            Err(_) => return false,
+        }
+        if waits >= patience {
+            return false;
+        }
+        waits += 1;
+        console::wait_writable(&sink.fd, WAIT_ROUND_MS);
     }
-    matches!(result, Ok(n) if n == line.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pid1_drops_a_line_on_a_full_console_and_an_applet_waits_for_it() {
+        use nix::fcntl::OFlag;
+        use std::io::Read;
+        let Ok((r, w)) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC) else {
+            panic!("pipe2");
+        };
+        let mut sink = Sink {
+            name: "test-pipe".into(),
+            fd: w,
+            dropped: 0,
+        };
+        // Fill the pipe as a stuck console would be.
+        let chunk = [b'x'; 4096];
+        while console::write_once(&sink.fd, &chunk).is_ok() {}
+        let line = "[    1.000000] keel: a line a person must see\n";
+        assert!(
+            !write_all_or_drop(&mut sink, line, 0),
+            "PID 1 must not wait"
+        );
+        let reader = std::thread::spawn(move || {
+            let mut f = std::fs::File::from(r);
+            let mut all = Vec::new();
+            let mut buf = [0u8; 65536];
+            while !all.ends_with(b"see\n") {
+                match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => all.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        console::wait_readable_for_test(&f)
+                    }
+                    Err(_) => break,
+                }
+            }
+            all
+        });
+        assert!(write_all_or_drop(&mut sink, line, APPLET_PATIENCE_ROUNDS));
+        drop(sink);
+        let all = reader.join().unwrap_or_default();
+        assert!(all.ends_with(line.as_bytes()));
+    }
 
     #[test]
     fn console_line_matches_the_kernel_stamp() {

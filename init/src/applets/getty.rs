@@ -55,7 +55,7 @@ pub fn main(args: &[String]) -> Exit {
         eprintln!("keel getty: {tty:?} is not a tty name under /dev (e.g. ttyS0 or hvc0)");
         return Exit::Permanent;
     }
-    log::use_consoles(std::slice::from_ref(tty));
+    log::use_consoles_waiting(std::slice::from_ref(tty));
     let shadow = crate::sys::fs::read_to_string(SHADOW).unwrap_or_default();
     let password = root_has_password(&shadow);
     if password {

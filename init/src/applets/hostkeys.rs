@@ -24,7 +24,7 @@ use std::path::Path;
 /// Moves this process's log to every active console and /dev/kmsg, as PID 1's log.
 pub fn log_to_consoles() {
     let active = fs::read_to_string(consoles::ACTIVE_PATH).unwrap_or_default();
-    log::use_consoles(&consoles::parse_active(&active).all);
+    log::use_consoles_waiting(&consoles::parse_active(&active).all);
 }
 
 /// Writes `text` once to every active console, without blocking (a busy console misses it;

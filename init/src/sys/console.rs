@@ -23,6 +23,26 @@ pub fn write_once<F: AsFd>(fd: F, buf: &[u8]) -> Result<usize, Errno> {
     nix::unistd::write(fd, buf)
 }
 
+/// Waits up to `ms` for `fd` to accept a write. Only applets call this; PID 1 never waits
+/// on a console.
+pub fn wait_writable<F: AsFd>(fd: F, ms: u16) {
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLOUT,
+    )];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+}
+
+/// Waits up to 1 s for `fd` to have data: for tests that drain a pipe standing in for a tty.
+#[cfg(test)]
+pub fn wait_readable_for_test<F: AsFd>(fd: F) {
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(1000u16));
+}
+
 /// Points fds 0, 1 and 2 at /dev/null, so nothing in keel can block on the console it
 /// was started with. Errors are returned; the caller logs them.
 pub fn stdio_to_null() -> Result<(), Errno> {
