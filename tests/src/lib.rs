@@ -18,10 +18,12 @@ pub mod console;
 pub mod cpio;
 pub mod monitor;
 pub mod qemu;
+pub mod scratch;
 pub mod ssh;
 pub mod vm;
 
 pub use console::Pattern;
+pub use scratch::Scratch;
 pub use vm::{BootOpts, Vm};
 
 use std::time::Duration;

@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use keel_tests::{
-    BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Pattern, Vm, vm_tests_enabled,
+    BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Pattern, Scratch, Vm, vm_tests_enabled,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -62,25 +62,6 @@ fn read_host_key(vm: &mut Vm) -> Result<HostKeyLines> {
         public,
         fingerprint,
     })
-}
-
-/// A private scratch directory under the system temp dir, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("keel-vm-ssh-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A known_hosts file for the forwarded port holding `public`.
@@ -199,7 +180,7 @@ fn ssh_checks_the_host_key_the_console_printed() -> Result<()> {
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    let scratch = Scratch::new("strict")?;
+    let scratch = Scratch::new("vm-ssh-strict")?;
     let mut vm = Vm::boot(BootOpts::new(name).authorize_test_key()?)?;
     let host = read_host_key(&mut vm)?;
     ensure!(
@@ -296,7 +277,7 @@ fn state_disk_keeps_host_key_password_and_keys() -> Result<()> {
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    let scratch = Scratch::new("state")?;
+    let scratch = Scratch::new("vm-ssh-state")?;
     let disk = state_disk(&scratch.0)?;
 
     // Boot 1, found by label, no key in the image: root's key comes from the state disk.

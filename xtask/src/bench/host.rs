@@ -6,8 +6,9 @@
 //! starts is stopped by pid before it returns. It measures; it never asserts a timing.
 
 use anyhow::{Context, Result, bail};
+use keel_tests::Scratch;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -36,25 +37,6 @@ impl Sup {
             Sup::Runsv => "runsv",
             Sup::S6 => "s6-supervise",
         }
-    }
-}
-
-/// A scratch directory removed on drop.
-pub(crate) struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub(crate) fn new(what: &str) -> Result<Scratch> {
-        let dir = std::env::temp_dir().join(format!("keel-bench-{what}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -139,7 +121,7 @@ fn keel_supervise(keel: &Path, dir: &Path, config: &str) -> Result<Guard> {
 /// them in the background and exits, so they are re-parented to keel (a child subreaper);
 /// then one kill(1) sends SIGKILL to all, and the clock runs until keel has no child left.
 pub(crate) fn reap_orphans(keel: &Path) -> Result<f64> {
-    let dir = Scratch::new("orphans")?;
+    let dir = Scratch::new("bench-orphans")?;
     let config = format!(
         "[services.forker]\n\
          exec = [\"/bin/sh\", \"-c\", \"i=0; while [ $i -lt {ORPHANS} ]; do /bin/busybox sleep 1000 & i=$((i+1)); done\"]\n\
@@ -187,7 +169,7 @@ pub(crate) fn reap_orphans(keel: &Path) -> Result<f64> {
 /// `launches` launches, `launches - 1` periods. The service writes a line to a FIFO the
 /// bench holds open, so each launch is timed when it happens, with no polling.
 pub(crate) fn restart_periods(sup: Sup, keel: &Path, launches: usize) -> Result<Vec<f64>> {
-    let dir = Scratch::new(sup.name())?;
+    let dir = Scratch::new(&format!("bench-{}", sup.name()))?;
     let fifo = dir.0.join("starts");
     crate::util::run(Command::new("mkfifo").arg(&fifo))?;
     let svc = dir.0.join("svc");
