@@ -130,12 +130,27 @@ pub fn last_lines(text: &str, n: usize) -> &str {
     &body[from + 1..]
 }
 
-/// The line typed for `Vm::run`: the command between two markers, the second with `$?`.
+/// The line typed for `Vm::run`: the command between two markers, with its output saved to
+/// a file and printed back one tagged line at a time, then `$?` and whether the output
+/// ended in a newline.
+///
+/// The console is shared: keel, the kernel and the services print there whenever they like
+/// (a host key's randomart block, a log line), so text between the markers is not all the
+/// command's. Only lines tagged `KEELOUT_<id> ` are. Each tagged line is one `write` to the
+/// tty, and the tty never splits one `write` with another, so a line cannot be cut in two.
 ///
 /// The markers are printed by `printf` from two words, so the echo of the typed line holds
-/// `KEELRUN 7` while only the output holds `KEELRUN_7`: the echo can never match.
+/// `KEELRUN 7` while only the output holds `KEELRUN_7` (and `KEELOUT_7`, built from `$t`):
+/// the echo can never match. The
+/// command runs in a `{ ...; }` group in the shell itself, so `jobs`, `cd` and `tty` (stdin
+/// stays the console) behave as typed.
 pub fn wrap_command(cmd: &str, id: u32) -> String {
-    format!("printf '%s_%s\\n' KEELRUN {id}; {cmd}; printf '\\n%s_%s:%d\\n' KEELEND {id} \"$?\"")
+    let out = format!("/tmp/.keelrun.{id}");
+    format!(
+        "printf '%s_%s\\n' KEELRUN {id}; {{ {cmd}; }} >{out} 2>&1; r=$?; t=KEELOUT; \
+         sed \"s/^/${{t}}_{id} /\" {out}; n=$(tail -c1 {out} | wc -l); rm -f {out}; \
+         printf '\\n%s_%s:%d:%d\\n' KEELEND {id} \"$r\" \"$n\""
+    )
 }
 
 /// Finds the output of command `id` in `text`: its exit status, what it printed, and the
@@ -143,43 +158,25 @@ pub fn wrap_command(cmd: &str, id: u32) -> String {
 pub fn extract_marked(text: &str, id: u32) -> Option<(i32, String, usize)> {
     let start_marker = format!("KEELRUN_{id}\n");
     let end_marker = format!("\nKEELEND_{id}:");
+    let tag = format!("KEELOUT_{id} ");
     let start = text.find(&start_marker)? + start_marker.len();
     let end = start + text[start..].find(&end_marker)?;
-    let code_start = end + end_marker.len();
-    let code_len = text[code_start..].find('\n')?;
-    let code = text[code_start..code_start + code_len]
+    let status_start = end + end_marker.len();
+    let status_len = text[status_start..].find('\n')?;
+    let (code, newline) = text[status_start..status_start + status_len]
         .trim()
-        .parse()
-        .ok()?;
-    // `end` is the newline printed before the end marker; the output ends just before it.
-    // The console is shared: keel and the kernel may log a line while the command runs, so
-    // whole log lines are not part of the command's output.
-    let output = text[start..end]
-        .split_inclusive('\n')
-        .filter(|l| !is_log_line(l))
-        .collect::<String>();
-    Some((code, output, code_start + code_len + 1))
-}
-
-/// A line printed by the kernel or keel's log: `[    1.234567] ...` (printk's timestamp).
-/// `Vm::run` leaves these out of a command's output; read dmesg over ssh instead.
-pub fn is_log_line(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix('[') else {
-        return false;
-    };
-    let Some((stamp, _)) = rest.split_once("] ") else {
-        return false;
-    };
-    let stamp = stamp.trim_start();
-    let mut parts = stamp.split('.');
-    matches!(
-        (parts.next(), parts.next(), parts.next()),
-        (Some(secs), Some(frac), None)
-            if !secs.is_empty()
-                && secs.bytes().all(|b| b.is_ascii_digit())
-                && frac.len() == 6
-                && frac.bytes().all(|b| b.is_ascii_digit())
-    )
+        .split_once(':')?;
+    let code = code.parse().ok()?;
+    // Everything else between the markers was printed by someone else.
+    let lines: Vec<&str> = text[start..end]
+        .split('\n')
+        .filter_map(|l| l.strip_prefix(&tag))
+        .collect();
+    let mut output = lines.join("\n");
+    if newline == "1" && !lines.is_empty() {
+        output.push('\n');
+    }
+    Some((code, output, status_start + status_len + 1))
 }
 
 /// The message the kernel prints when it panics; no VM test may see it.
@@ -217,15 +214,15 @@ mod tests {
     }
 
     #[test]
-    fn log_lines_that_land_inside_a_command_are_not_its_output() {
-        let console = "KEELRUN_5\n[   17.048915] keel: hostkeys finished\ninit\n[    1.000000] x\n\nKEELEND_5:0\n";
+    fn text_that_lands_inside_a_command_is_not_its_output() {
+        // A keel log line and a host key's randomart block (no timestamp) arrive while
+        // `cat /proc/1/comm` runs.
+        let console = "KEELRUN_5\n[   17.048915] keel: hostkeys finished\n+--[ED25519 256]--+\n\
+                       |    .=.          |\n+----[SHA256]-----+\nKEELOUT_5 init\n\
+                       [    1.000000] x\n\nKEELEND_5:0:1\n";
         let (code, out, _) = extract_marked(console, 5).unwrap();
         assert_eq!(code, 0);
         assert_eq!(out, "init\n");
-        assert!(is_log_line("[    1.234567] keel: x\n"));
-        assert!(!is_log_line("[1] not a stamp"));
-        assert!(!is_log_line("[ 1.2] short fraction"));
-        assert!(!is_log_line("init"));
     }
 
     #[test]
@@ -236,40 +233,58 @@ mod tests {
         assert_eq!(last_lines("", 3), "");
     }
 
+    /// The typed line, run by a real shell, with text from elsewhere spliced in.
+    fn shell_console(cmd: &str, id: u32) -> String {
+        let typed = wrap_command(cmd, id);
+        let out = std::process::Command::new("sh")
+            .args(["-c", &typed])
+            .output()
+            .expect("run sh");
+        let printed = String::from_utf8(out.stdout).unwrap();
+        // What the console shows: the echo of the line, then what the shell printed.
+        format!("~ # {typed}\n{printed}~ # ")
+    }
+
     #[test]
     fn marked_output_ignores_the_echo() {
         let typed = wrap_command("echo $((6*7))", 3);
         assert!(
-            !typed.contains("KEELRUN_3"),
-            "typed line must not hold the marker"
+            !typed.contains("KEELRUN_3") && !typed.contains("KEELOUT_3 "),
+            "typed line must not hold the markers: {typed}"
         );
-        // What the console shows: the echo of the line, then the output.
-        let console = format!("~ # {typed}\nKEELRUN_3\n42\n\nKEELEND_3:0\n~ # ");
+        let console = shell_console("echo $((6*7))", 3);
         let (code, out, end) = extract_marked(&console, 3).unwrap();
-        assert_eq!((code, out.as_str()), (0, "42\n"));
+        assert_eq!((code, out.as_str()), (0, "42\n"), "{console}");
         assert_eq!(&console[end..], "~ # ");
     }
 
     #[test]
-    fn marked_output_without_newline_and_with_status() {
-        let console = "KEELRUN_12\nno newline\nKEELEND_12:1\n";
-        assert_eq!(extract_marked(console, 12).unwrap().0, 1);
-        assert_eq!(extract_marked(console, 12).unwrap().1, "no newline");
+    fn marked_output_keeps_status_stderr_and_a_missing_newline() {
+        let (code, out, _) =
+            extract_marked(&shell_console("printf 'a\\nb'; false", 12), 12).unwrap();
+        assert_eq!((code, out.as_str()), (1, "a\nb"));
+        let (code, out, _) = extract_marked(
+            &shell_console("echo; echo err >&2; exit_127_please", 13),
+            13,
+        )
+        .unwrap();
+        assert_eq!(code, 127);
+        assert!(out.starts_with("\nerr\n"), "{out:?}");
+        let (code, out, _) = extract_marked(&shell_console("true", 14), 14).unwrap();
+        assert_eq!((code, out.as_str()), (0, ""));
         // Another id's markers do not match.
-        assert!(extract_marked(console, 1).is_none());
+        assert!(extract_marked(&shell_console("true", 14), 1).is_none());
     }
 
     #[test]
     fn marked_output_waits_for_the_complete_end_line() {
-        assert!(extract_marked("KEELRUN_1\n42\n", 1).is_none());
-        assert!(extract_marked("KEELRUN_1\n42\n\nKEELEND_1:12", 1).is_none());
+        assert!(extract_marked("KEELRUN_1\nKEELOUT_1 42\n", 1).is_none());
+        assert!(extract_marked("KEELRUN_1\nKEELOUT_1 42\n\nKEELEND_1:12", 1).is_none());
         assert_eq!(
-            extract_marked("KEELRUN_1\n\nKEELEND_1:127\n", 1).unwrap().0,
+            extract_marked("KEELRUN_1\n\nKEELEND_1:127:0\n", 1)
+                .unwrap()
+                .0,
             127
-        );
-        assert_eq!(
-            extract_marked("KEELRUN_1\n\nKEELEND_1:0\n", 1).unwrap().1,
-            ""
         );
     }
 }
