@@ -50,6 +50,8 @@ pub struct Spec {
     pub qemu: PathBuf,
     pub accel: Accel,
     pub memory_mb: u32,
+    /// Virtual CPUs (`-smp`); under TCG more than one runs on as many host threads.
+    pub cpus: u32,
     pub kernel: PathBuf,
     /// `None` once the kernel has the initramfs built in (the single-image kernel).
     pub initrd: Option<PathBuf>,
@@ -73,6 +75,7 @@ impl Spec {
             qemu: qemu_binary(),
             accel: Accel::Tcg,
             memory_mb: 512,
+            cpus: 1,
             kernel,
             initrd: None,
             append: Vec::new(),
@@ -99,6 +102,10 @@ impl Spec {
         push(self.accel.as_str());
         push("-m");
         push(&self.memory_mb.to_string());
+        if self.cpus > 1 {
+            push("-smp");
+            push(&self.cpus.to_string());
+        }
         push("-nographic");
         push("-no-reboot");
         push("-device");

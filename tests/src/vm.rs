@@ -54,6 +54,7 @@ pub struct BootOpts {
     append: Vec<String>,
     overlay: Archive,
     memory_mb: u32,
+    cpus: u32,
     accel: Option<Accel>,
     /// Raw disk images for virtio-blk (`drive`).
     drives: Vec<PathBuf>,
@@ -74,6 +75,7 @@ impl BootOpts {
             append: Vec::new(),
             overlay: Archive::new(),
             memory_mb: 512,
+            cpus: 1,
             accel: None,
             drives: Vec::new(),
             forwards: Vec::new(),
@@ -176,6 +178,12 @@ impl BootOpts {
     /// Guest memory in MiB.
     pub fn memory_mb(mut self, mb: u32) -> Self {
         self.memory_mb = mb;
+        self
+    }
+
+    /// Virtual CPUs (default 1, what the smallest cloud guests have).
+    pub fn cpus(mut self, n: u32) -> Self {
+        self.cpus = n.max(1);
         self
     }
 
@@ -364,6 +372,7 @@ impl Vm {
             let mut spec = Spec::new(kernel.clone(), port);
             spec.accel = accel;
             spec.memory_mb = opts.memory_mb;
+            spec.cpus = opts.cpus;
             spec.initrd = initrd.clone();
             spec.append = opts.append.clone();
             spec.drives = opts.drives.clone();

@@ -18,6 +18,7 @@ use crate::util::out_dir;
 use anyhow::{Context, Result, bail};
 use guest::{Init, Plan};
 use host::Sup;
+use keel_tests::artefacts::Kind;
 use stats::Summary;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,13 @@ options:
   --launches N    launches per supervisor in the restart comparison (default 6)
   --no-build      use the image already in target/keel instead of running `xtask image`
   --only vm|host  run only the guest or only the host figures
+  --cpus N        virtual CPUs of each guest (default 1: the smallest cloud guests have
+                  one, and then parallel services share it)
+  --kernel single|modular
+                  single (default): both boot target/keel/bzImage, the firmware users
+                  ship, whose drivers are built in; the baseline's /init and files are
+                  an initrd unpacked over the built-in initramfs. modular: both boot the
+                  Debian kernel with their own initramfs and load the same modules.
   -h, --help      this text
 
 The figures and how each is taken: docs/performance.md.";
@@ -58,6 +66,8 @@ struct Opts {
     build: bool,
     vm: bool,
     host: bool,
+    kernel: Kind,
+    cpus: u32,
 }
 
 fn parse(args: Vec<String>) -> Result<Option<Opts>> {
@@ -69,6 +79,8 @@ fn parse(args: Vec<String>) -> Result<Option<Opts>> {
         build: true,
         vm: true,
         host: true,
+        kernel: Kind::Single,
+        cpus: 1,
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -107,6 +119,20 @@ fn parse(args: Vec<String>) -> Result<Option<Opts>> {
                 "host" => o.vm = false,
                 other => bail!("--only {other:?}: give vm or host"),
             },
+            "--cpus" => {
+                let v = value("--cpus")?;
+                o.cpus = u32::try_from(number("--cpus", v)?)?;
+                if o.cpus == 0 {
+                    bail!("--cpus 0: a guest needs at least one CPU");
+                }
+            }
+            "--kernel" => {
+                o.kernel = match value("--kernel")?.as_str() {
+                    "single" => Kind::Single,
+                    "modular" => Kind::Modular,
+                    other => bail!("--kernel {other:?}: give single or modular"),
+                }
+            }
             other => bail!("unknown option {other:?}\n\n{USAGE}"),
         }
     }
@@ -280,10 +306,24 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     let out = out_dir();
     let bench_dir = out.join("bench");
     let release = keel_tests::artefacts::kernel_release(&out)?;
-    let kernel = keel_tests::artefacts::kernel(keel_tests::artefacts::Kind::Modular)?;
     // A snapshot, so a rebuild of target/keel during the runs cannot change what boots.
     std::fs::create_dir_all(&bench_dir)
         .with_context(|| format!("cannot create {}", bench_dir.display()))?;
+    let kernel = match opts.kernel {
+        Kind::Modular => keel_tests::artefacts::kernel(Kind::Modular)?,
+        Kind::Single => {
+            let bz = bench_dir.join("bzImage");
+            std::fs::copy(out.join("bzImage"), &bz).with_context(|| {
+                format!(
+                    "cannot copy {} to {}: run `cargo xtask kernel` first, or bench the \
+                     Debian kernel with --kernel modular",
+                    out.join("bzImage").display(),
+                    bz.display()
+                )
+            })?;
+            bz
+        }
+    };
     let keel_cpio = bench_dir.join("keel.cpio");
     let keel_gz = bench_dir.join("keel.cpio.gz");
     for (from, to) in [
@@ -300,19 +340,32 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     }
 
     say("building the baseline appliance from keel's image");
-    let base = baseline::build(&keel_cpio, &release, &bench_dir)?;
+    let base = baseline::build(&keel_cpio, &release, &bench_dir, opts.kernel)?;
     println!(
-        "    {} ({} modules in its list), {}",
+        "    {} ({} modules in its list), {}, {}",
         base.cpio.display(),
         base.modules,
-        base.gz.display()
+        base.gz.display(),
+        base.overlay.display()
     );
     let keel_bin = extract_keel(&keel_cpio, &bench_dir)?;
 
     let mut figures = sizes(&keel_bin, &keel_cpio, &keel_gz, &base)?;
     let mut notes = Vec::new();
     if opts.vm {
-        figures.extend(vm_figures(&opts, &kernel, &keel_gz, &base.gz, &mut notes));
+        // The single image carries keel's initramfs; the baseline's files are unpacked
+        // over it. The modular kernel gets each appliance's whole initramfs.
+        let (keel_initrd, base_initrd) = match opts.kernel {
+            Kind::Single => (None, base.overlay.clone()),
+            Kind::Modular => (Some(keel_gz.clone()), base.gz.clone()),
+        };
+        figures.extend(vm_figures(
+            &opts,
+            &kernel,
+            keel_initrd.as_deref(),
+            &base_initrd,
+            &mut notes,
+        ));
     }
     if opts.host {
         figures.extend(host_figures(&opts, &keel_bin, &mut notes));
@@ -422,8 +475,8 @@ fn sizes(
 fn vm_figures(
     opts: &Opts,
     kernel: &Path,
-    keel_gz: &Path,
-    base_gz: &Path,
+    keel_initrd: Option<&Path>,
+    base_initrd: &Path,
     notes: &mut Vec<String>,
 ) -> Vec<Figure> {
     let pair = || (Series::new("keel"), Series::new("baseline"));
@@ -456,10 +509,11 @@ fn vm_figures(
                     init,
                     kernel: kernel.to_path_buf(),
                     initrd: match init {
-                        Init::Keel => keel_gz.to_path_buf(),
-                        Init::Baseline => base_gz.to_path_buf(),
+                        Init::Keel => keel_initrd.map(Path::to_path_buf),
+                        Init::Baseline => Some(base_initrd.to_path_buf()),
                     },
                     static_ip,
+                    cpus: opts.cpus,
                     idle_secs: if static_ip { 0 } else { opts.idle },
                     restarts: init == Init::Keel && !static_ip,
                     name: name.clone(),
@@ -683,6 +737,7 @@ struct Machine {
     duration_secs: f64,
     runs: usize,
     idle_secs: u64,
+    guest_cpus: u32,
 }
 
 impl Machine {
@@ -729,6 +784,7 @@ impl Machine {
             duration_secs,
             runs: opts.runs,
             idle_secs: opts.idle,
+            guest_cpus: opts.cpus,
         }
     }
 }
@@ -828,13 +884,15 @@ fn render_table(figures: &[Figure], m: &Machine, notes: &[String]) -> String {
     let _ = writeln!(
         t,
         "\nmachine: {} ({} cpus, {} MiB), host kernel {}, {}; guest kernel {}; \
-         {} runs, {} s idle window; load average {} before, {} after; took {:.0} s",
+         {} guest cpu(s); {} runs, {} s idle window; load average {} before, {} after; \
+         took {:.0} s",
         m.cpu,
         m.cpus,
         m.mem_total_kb / 1024,
         m.host_kernel,
         m.qemu,
         m.guest_kernel,
+        m.guest_cpus,
         m.runs,
         m.idle_secs,
         m.load_before,
@@ -885,7 +943,8 @@ fn render_json(figures: &[Figure], m: &Machine, notes: &[String]) -> String {
         j,
         "  \"machine\": {{\"cpu\": {}, \"cpus\": {}, \"mem_total_kb\": {}, \"host_kernel\": {}, \
          \"guest_kernel\": {}, \"qemu\": {}, \"accel\": \"tcg\", \"load_before\": {}, \
-         \"load_after\": {}, \"duration_secs\": {:.1}, \"runs\": {}, \"idle_secs\": {}}},",
+         \"load_after\": {}, \"duration_secs\": {:.1}, \"runs\": {}, \"idle_secs\": {}, \
+         \"guest_cpus\": {}}},",
         js(&m.cpu),
         m.cpus,
         m.mem_total_kb,
@@ -896,7 +955,8 @@ fn render_json(figures: &[Figure], m: &Machine, notes: &[String]) -> String {
         js(&m.load_after),
         m.duration_secs,
         m.runs,
-        m.idle_secs
+        m.idle_secs,
+        m.guest_cpus
     );
     j.push_str("  \"figures\": [\n");
     for (i, f) in figures.iter().enumerate() {
@@ -999,6 +1059,12 @@ mod tests {
         .expect("parse")
         .expect("not help");
         assert_eq!((o.runs, o.vm, o.host), (2, false, true));
+        assert_eq!(o.kernel, Kind::Single, "the firmware is the default");
+        let o = parse(vec!["--kernel".into(), "modular".into()])
+            .expect("parse")
+            .expect("not help");
+        assert_eq!(o.kernel, Kind::Modular);
+        assert!(parse(vec!["--kernel".into(), "xen".into()]).is_err());
         assert!(parse(vec!["--runs".into(), "0".into()]).is_err());
         assert!(parse(vec!["--frob".into()]).is_err());
         assert!(parse(vec!["--help".into()]).expect("help").is_none());

@@ -6,11 +6,16 @@
 //! `Tree`, swaps /init, drops keel's links and config, and adds the module list, the
 //! dhclient hook and the nftables ruleset keel would load. It writes only under
 //! `target/keel/bench/` and never changes keel's own artefacts.
+//!
+//! For the single image, whose initramfs is built into the kernel, it also writes an
+//! overlay: only the files that differ (/init, /etc/bench, the power links), which the
+//! kernel unpacks over keel's built-in initramfs. keel's own files stay there, unused.
 
 use crate::cpio::Kind;
 use crate::image::Tree;
 use anyhow::{Context, Result, bail};
 use keel::modules::ModDb;
+use keel_tests::artefacts::Kind as KernelKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -37,12 +42,20 @@ const KEEL_ONLY: &[&str] = &[
 pub(crate) struct Baseline {
     pub cpio: PathBuf,
     pub gz: PathBuf,
+    /// The files that differ from keel's image, to unpack over the single image's.
+    pub overlay: PathBuf,
     /// How many modules its /init loads.
     pub modules: usize,
 }
 
-/// Builds the baseline from keel's `image_cpio` into `out`.
-pub(crate) fn build(image_cpio: &Path, release: &str, out: &Path) -> Result<Baseline> {
+/// Builds the baseline from keel's `image_cpio` into `out`, to boot on `kernel`: only the
+/// modular kernel has modules to load.
+pub(crate) fn build(
+    image_cpio: &Path,
+    release: &str,
+    out: &Path,
+    kernel: KernelKind,
+) -> Result<Baseline> {
     let data = std::fs::read(image_cpio).with_context(|| {
         format!(
             "cannot read {}: run `cargo xtask image` first",
@@ -66,38 +79,51 @@ pub(crate) fn build(image_cpio: &Path, release: &str, out: &Path) -> Result<Base
     let config = supervisor::config::parse(&config_text, "/etc/keel/appliance.toml")
         .map_err(|d| anyhow::anyhow!("the image's appliance config does not parse: {d:?}"))?;
 
-    let modules = module_list(&tree, release, &config.modules.load)?;
+    let modules = match kernel {
+        KernelKind::Modular => module_list(&tree, release, &config.modules.load)?,
+        KernelKind::Single => Vec::new(),
+    };
     let ruleset = netcfg::firewall::render(&config.firewall);
 
     for path in KEEL_ONLY {
         tree.entries.remove(*path);
     }
+    // What the baseline adds or replaces; also the whole overlay for the single image.
+    let mut own = Tree::default();
     for name in ["poweroff", "reboot", "halt"] {
-        tree.insert(
+        own.insert(
             &format!("sbin/{name}"),
             0o777,
             Kind::Symlink("/bin/busybox".into()),
         )?;
     }
-    tree.insert("init", 0o755, Kind::File(INIT.as_bytes().to_vec()))?;
-    tree.insert(
+    own.insert("init", 0o755, Kind::File(INIT.as_bytes().to_vec()))?;
+    own.insert(
         "etc/bench/dhclient-script",
         0o755,
         Kind::File(DHCLIENT_SCRIPT.as_bytes().to_vec()),
     )?;
-    tree.insert(
+    own.insert(
         "etc/bench/ruleset.nft",
         0o644,
         Kind::File(ruleset.into_bytes()),
     )?;
     let list: String = modules.iter().map(|m| format!("{m}\n")).collect();
-    tree.insert("etc/bench/modules", 0o644, Kind::File(list.into_bytes()))?;
+    own.insert("etc/bench/modules", 0o644, Kind::File(list.into_bytes()))?;
+    for (path, (perm, kind)) in &own.entries {
+        if !matches!(kind, Kind::Dir) {
+            tree.entries.insert(path.clone(), (*perm, kind.clone()));
+        }
+    }
 
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let archive = tree.write_cpio(mtime)?;
     let cpio = out.join("baseline.cpio");
     let gz = out.join("baseline.cpio.gz");
+    let overlay = out.join("baseline-overlay.cpio");
     std::fs::write(&cpio, &archive).with_context(|| format!("cannot write {}", cpio.display()))?;
+    std::fs::write(&overlay, own.write_cpio(mtime)?)
+        .with_context(|| format!("cannot write {}", overlay.display()))?;
     let mut enc = flate2::GzBuilder::new()
         .mtime(0)
         .write(Vec::new(), flate2::Compression::best());
@@ -106,6 +132,7 @@ pub(crate) fn build(image_cpio: &Path, release: &str, out: &Path) -> Result<Base
     Ok(Baseline {
         cpio,
         gz,
+        overlay,
         modules: modules.len(),
     })
 }

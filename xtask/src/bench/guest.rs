@@ -83,8 +83,11 @@ impl Init {
 pub(crate) struct Plan {
     pub init: Init,
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    /// None: the kernel's built-in initramfs only (the single image).
+    pub initrd: Option<PathBuf>,
     pub static_ip: bool,
+    /// Virtual CPUs.
+    pub cpus: u32,
     /// Measure memory and idle wakeups (seconds of idle; 0: skip).
     pub idle_secs: u64,
     /// Also kill sshd and dhclient and time the restarts (keel only).
@@ -113,11 +116,13 @@ pub(crate) struct Boot {
 
 /// Boots and measures; an error means the boot itself failed (no banner, no ssh).
 pub(crate) fn measure(plan: &Plan) -> Result<Boot> {
-    let mut opts = BootOpts::new(&plan.name)
-        .kernel(&plan.kernel)
-        .initrd(&plan.initrd)
-        .append(DEVKMSG)
-        .authorize_test_key()?;
+    let mut opts = BootOpts::new(&plan.name).kernel(&plan.kernel);
+    opts = match &plan.initrd {
+        Some(initrd) => opts.initrd(initrd),
+        // The test key's overlay is then the whole initrd, unpacked over the built-in one.
+        None => opts.overlay_only(),
+    };
+    opts = opts.cpus(plan.cpus).append(DEVKMSG).authorize_test_key()?;
     if plan.static_ip {
         opts = opts.append(STATIC_IP);
     }
