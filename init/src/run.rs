@@ -381,6 +381,72 @@ impl Driver {
         self.finished
     }
 
+    /// `keel supervise`, after every service stopped: the processes its services left
+    /// behind (orphans re-parented to keel, the subreaper) get SIGTERM, SIGKILL after
+    /// `grace`, and are reaped, so keel exits leaving nothing of its services running and
+    /// no zombie. PID 1 does the same at shutdown with kill(-1) (the lifecycle's KillAll).
+    pub fn end_orphans(&mut self, grace: std::time::Duration) {
+        let left = reap::children();
+        if left.is_empty() {
+            return;
+        }
+        self.log(
+            Level::Info,
+            &format!(
+                "{} process(es) left behind by services ({}): sending SIGTERM, SIGKILL after {} s",
+                left.len(),
+                left.iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                grace.as_secs_f32()
+            ),
+        );
+        for &pid in &left {
+            let _ = power::kill_one(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        let mut deadline = clock::now().plus_ms(grace_ms);
+        let mut killed = false;
+        loop {
+            let drained = reap::drain();
+            if drained.no_children || reap::children().is_empty() {
+                return;
+            }
+            let now = clock::now();
+            if now >= deadline {
+                if killed {
+                    // SIGKILL cannot be refused; what is left is in the kernel's hands.
+                    self.log(Level::Info, "processes survived SIGKILL; exiting anyway");
+                    return;
+                }
+                let still = reap::children();
+                self.log(
+                    Level::Info,
+                    &format!("{} process(es) ignored SIGTERM: SIGKILL", still.len()),
+                );
+                for pid in still {
+                    let _ = power::kill_one(pid, nix::sys::signal::Signal::SIGKILL);
+                }
+                killed = true;
+                deadline = now.plus_ms(grace_ms);
+                continue;
+            }
+            // Sleep until a child ends (SIGCHLD on the signalfd) or the deadline.
+            let wait = u16::try_from(deadline.since(now).min(1000)).unwrap_or(1000);
+            match &self.sfd {
+                Some(sfd) => {
+                    let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+                    let _ = poll(&mut fds, PollTimeout::from(wait));
+                    let _ = signals::read_pending(sfd);
+                }
+                None => {
+                    let _ = poll(&mut [], PollTimeout::from(wait.min(20)));
+                }
+            }
+        }
+    }
+
     /// Removes the sockets `keel supervise` made (PID 1's live in a tmpfs).
     pub fn cleanup(&mut self) {
         if let Some(l) = self.listener.take() {

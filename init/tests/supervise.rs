@@ -639,6 +639,50 @@ needs = ["mid"]
 }
 
 #[test]
+fn on_exit_keel_ends_the_orphans_its_services_left() {
+    let mut k = Keel::start(
+        "orphans-at-exit",
+        r#"
+[services.leaver]
+exec = ["/bin/sh", "-c", "(exec sleep 1001 &); (trap '' TERM; exec sleep 1002) & echo left two"]
+kind = "oneshot"
+"#,
+    );
+    k.until("the oneshot done", |r| r[0].state == "done");
+    let mine = |comm_args: &str| {
+        processes()
+            .into_iter()
+            .filter(|(_, _, ppid, comm)| *ppid == k.pid() && comm == "sleep")
+            .map(|p| p.0)
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(comm_args))
+            })
+            .collect::<Vec<_>>()
+    };
+    let polite = k.wait("the first orphan", || mine("1001").first().copied());
+    let stubborn = k.wait("the orphan ignoring SIGTERM", || {
+        mine("1002").first().copied()
+    });
+    assert_eq!(k.stop(), Some(0), "{}", k.log());
+    let log = k.log();
+    assert!(
+        log.contains("2 process(es) left behind by services"),
+        "{log}"
+    );
+    assert!(
+        log.contains("1 process(es) ignored SIGTERM: SIGKILL"),
+        "{log}"
+    );
+    for pid in [polite, stubborn] {
+        assert!(
+            !processes().iter().any(|p| p.0 == pid),
+            "orphan {pid} outlived keel supervise:\n{log}"
+        );
+    }
+}
+
+#[test]
 fn ten_thousand_double_forked_orphans_leave_no_zombie() {
     let k = Keel::start(
         "orphans",

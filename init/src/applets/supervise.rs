@@ -5,7 +5,7 @@
 //! no consoles, no emergency shell, no reboot. keel becomes a child subreaper so orphans
 //! of its services are re-parented to it and reaped. Logs go to stderr. SIGTERM, SIGINT
 //! and SIGHUP (or `keelctl poweroff|reboot`) stop every service in reverse dependency
-//! order, and then it exits 0.
+//! order; the orphans they left get SIGTERM, then SIGKILL after 2 s; then it exits 0.
 #![forbid(unsafe_code)]
 
 use crate::exit::Exit;
@@ -17,8 +17,12 @@ runs the services of an appliance config under keel's supervisor, as an ordinary
   --config FILE   the appliance config ([services.*] tables; see docs/services.md)
   --socket PATH   the control socket for keelctl --socket PATH [/run/keel/control];
                   notify sockets go to notify/ next to it
-SIGTERM or SIGINT stops every service in reverse dependency order, then keel exits 0.
+SIGTERM or SIGINT stops every service in reverse dependency order; processes the
+services left behind get SIGTERM (SIGKILL after 2 s); then keel exits 0.
 ";
+
+/// How long orphans left by services get between SIGTERM and SIGKILL when keel exits.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +111,7 @@ pub fn main(args: &[String]) -> Exit {
     while !driver.finished() {
         driver.step();
     }
+    driver.end_orphans(ORPHAN_GRACE);
     driver.cleanup();
     Exit::Ok
 }

@@ -66,6 +66,28 @@ pub fn drain() -> Drained {
     out
 }
 
+/// The pids of this process's living children (zombies included), from
+/// `/proc/self/task/*/children`: for `keel supervise`, which after its services stopped
+/// still holds the orphans they left behind (it is their subreaper). Empty when the
+/// kernel lacks CONFIG_PROC_CHILDREN.
+pub fn children() -> Vec<i32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
