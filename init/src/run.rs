@@ -1,5 +1,6 @@
-//! The main loop: poll the signalfd, the control socket, the log pipes, the notify sockets
-//! and the readiness probes; turn what arrived into events for the two pure cores (the
+//! The main loop: poll the signalfd, the control socket, the log pipes and the notify
+//! sockets, and look at the TCP readiness probes when their time comes; turn what arrived
+//! into events for the two pure cores (the
 //! supervisor and, in PID 1, the lifecycle); carry out their actions.
 //!
 //! The driver has no policy: which service starts, stops or restarts when is
@@ -42,10 +43,8 @@ pub const CONTROL_PATH: &str = "/run/keel/control";
 pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// At most this many control connections at once; more get an error and are closed.
 pub const MAX_CONNS: usize = 32;
-/// How often a TCP readiness probe is tried again (alternating 127.0.0.1 and ::1).
+/// How often a TCP readiness probe looks at the socket tables again.
 pub const PROBE_INTERVAL_MS: u64 = 50;
-/// How long one probe connect may stay pending before it is abandoned and retried.
-pub const PROBE_PENDING_MS: u64 = 1000;
 /// How many of the failed service's last log lines the emergency summary shows.
 pub const SUMMARY_LINES: usize = 10;
 /// busybox sulogin, which asks for root's password before the emergency shell.
@@ -143,13 +142,11 @@ pub enum Mode {
     Supervise,
 }
 
-/// One TCP readiness probe.
+/// One TCP readiness probe: look for a listener on `port` at `next_at`.
 #[derive(Debug)]
 struct Probe {
     port: u16,
-    attempts: u32,
     next_at: clock::Mono,
-    pending: Option<(OwnedFd, clock::Mono)>,
 }
 
 /// What the driver keeps per service, beside the supervisor's state.
@@ -750,9 +747,7 @@ impl Driver {
                     io.probe = match ready {
                         Ready::Tcp(port) => Some(Probe {
                             port,
-                            attempts: 0,
                             next_at: clock::now(),
-                            pending: None,
                         }),
                         Ready::Started | Ready::Notify | Ready::Exit => None,
                     };
@@ -936,10 +931,7 @@ impl Driver {
             .io
             .iter()
             .filter_map(|io| io.probe.as_ref())
-            .map(|p| match &p.pending {
-                Some((_, since)) => since.plus_ms(PROBE_PENDING_MS),
-                None => p.next_at,
-            })
+            .map(|p| p.next_at)
             .min();
         [lc, sup, probes].into_iter().flatten().min()
     }
@@ -979,7 +971,7 @@ impl Driver {
         for svc in ready.notify {
             self.read_notify(svc);
         }
-        self.run_probes(&ready.probes);
+        self.run_probes();
         for id in ready.conns {
             self.read_conn(id);
         }
@@ -1026,14 +1018,6 @@ impl Driver {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 what.push(Source::Notify(SvcId(i)));
             }
-            if let Some(Probe {
-                pending: Some((fd, _)),
-                ..
-            }) = &io.probe
-            {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
-                what.push(Source::Probe(SvcId(i)));
-            }
         }
         for (i, b) in self.buttons.iter().enumerate() {
             fds.push(PollFd::new(b.file.as_fd(), PollFlags::POLLIN));
@@ -1061,7 +1045,6 @@ impl Driver {
                 Source::Conn(id) => ready.conns.push(id),
                 Source::Pipe(i) => ready.pipes.push(i),
                 Source::Notify(s) => ready.notify.push(s),
-                Source::Probe(s) => ready.probes.push(s),
                 Source::Button(i) => ready.buttons.push(i),
             }
         }
@@ -1177,34 +1160,18 @@ impl Driver {
         }
     }
 
-    fn run_probes(&mut self, answered: &[SvcId]) {
+    fn run_probes(&mut self) {
         let now = clock::now();
         let mut ready = Vec::new();
         for (i, io) in self.io.iter_mut().enumerate() {
             let Some(p) = &mut io.probe else { continue };
-            if let Some((fd, since)) = &p.pending {
-                let timed_out = now >= since.plus_ms(PROBE_PENDING_MS);
-                if answered.contains(&SvcId(i)) {
-                    if probe::finish(fd) {
-                        ready.push(SvcId(i));
-                        continue;
-                    }
-                    p.pending = None;
-                    p.next_at = now.plus_ms(PROBE_INTERVAL_MS);
-                } else if timed_out {
-                    p.pending = None;
-                    p.next_at = now;
-                }
-                continue;
-            }
             if now < p.next_at {
                 continue;
             }
-            p.attempts = p.attempts.wrapping_add(1);
-            match probe::start(p.port, p.attempts % 2 == 0) {
-                probe::Attempt::Open => ready.push(SvcId(i)),
-                probe::Attempt::Pending(fd) => p.pending = Some((fd, now)),
-                probe::Attempt::Failed(_) => p.next_at = now.plus_ms(PROBE_INTERVAL_MS),
+            if probe::listening(p.port) {
+                ready.push(SvcId(i));
+            } else {
+                p.next_at = now.plus_ms(PROBE_INTERVAL_MS);
             }
         }
         for svc in ready {
@@ -1354,7 +1321,6 @@ struct Woken {
     conns: Vec<u64>,
     pipes: Vec<usize>,
     notify: Vec<SvcId>,
-    probes: Vec<SvcId>,
     buttons: Vec<usize>,
 }
 
@@ -1365,7 +1331,6 @@ enum Source {
     Conn(u64),
     Pipe(usize),
     Notify(SvcId),
-    Probe(SvcId),
     Button(usize),
 }
 
