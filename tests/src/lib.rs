@@ -41,6 +41,18 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable that turns the VM tests on.
 pub const ENABLE_VAR: &str = "KEEL_VM_TESTS";
 
+/// A root password for the tests that log in on the console, and its hash
+/// (`openssl passwd -6 -salt keeltest console-pw-42`).
+pub const TEST_PASSWORD: &str = "console-pw-42";
+pub const TEST_PASSWORD_HASH: &str = "$6$keeltest$0EcwHmC75c1ihh901ua8JMDRIHRe6pekyvbwegQsUDHyaGBtbBmMX5XuXY/JllZPWm/gD237oYkaSMFwY/qaZ0";
+
+/// An /etc/shadow that gives root `TEST_PASSWORD` (and locks sshd and nobody).
+pub fn shadow_with_test_password() -> String {
+    format!(
+        "root:{TEST_PASSWORD_HASH}::0:99999:7:::\nsshd:*::0:99999:7:::\nnobody:*::0:99999:7:::\n"
+    )
+}
+
 /// Are VM tests enabled (`KEEL_VM_TESTS=1`)? If not, prints why `test` is skipped.
 pub fn vm_tests_enabled(test: &str) -> bool {
     if std::env::var(ENABLE_VAR).is_ok_and(|v| v == "1") {

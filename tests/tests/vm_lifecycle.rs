@@ -5,6 +5,8 @@
 //! its stop_timeout and the report says so; `keel.emergency` gives a shell with job
 //! control; a service that gives up with on_give_up = "emergency" brings the summary with
 //! its last log lines, the shell, and when the shell exits the service is started again.
+//! With a root password the emergency shell is behind sulogin, which refuses a wrong one;
+//! with `keel.emergency_timeout` nobody pressing Enter reboots the machine.
 //!
 //! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log. No timing is asserted.
@@ -65,6 +67,13 @@ fn in_order(text: &str, needles: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Boots with `keel.emergency` added to `opts` and waits for keel to say so.
+fn boot_emergency(opts: BootOpts) -> Result<Vm> {
+    let mut vm = Vm::boot(opts.append("keel.emergency"))?;
+    vm.wait_for("keel: EMERGENCY: emergency shell requested", BOOT_TIMEOUT)?;
+    Ok(vm)
 }
 
 fn boot_chain(name: &str) -> Result<Vm> {
@@ -183,8 +192,7 @@ fn keel_emergency_gives_a_shell_with_job_control() -> Result<()> {
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    let mut vm = Vm::boot(BootOpts::new(name).append("keel.emergency"))?;
-    vm.wait_for("keel: EMERGENCY: emergency shell requested", BOOT_TIMEOUT)?;
+    let mut vm = boot_emergency(BootOpts::new(name))?;
     vm.wait_for(
         "no root password is set: the emergency shell opens without one",
         BOOT_TIMEOUT,
@@ -242,5 +250,75 @@ fn a_service_that_gives_up_brings_its_summary_and_the_shell() -> Result<()> {
             .contains("keel: starting flaky"),
         "flaky was not started again"
     );
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn with_a_root_password_the_emergency_shell_asks_for_it() -> Result<()> {
+    let name = "with_a_root_password_the_emergency_shell_asks_for_it";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let mut vm = boot_emergency(
+        BootOpts::new(name).overlay("/etc/shadow", keel_tests::shadow_with_test_password()),
+    )?;
+    vm.wait_for(
+        "root has a password: give it to sulogin for the emergency shell",
+        BOOT_TIMEOUT,
+    )?;
+    // busybox sulogin: "Give root password for system maintenance".
+    vm.wait_for("root password", BOOT_TIMEOUT)?;
+    vm.send_line("not-the-password")?;
+    vm.wait_for("Login incorrect", CMD_TIMEOUT)?;
+    vm.wait_for("root password", CMD_TIMEOUT)?;
+    ensure!(
+        !vm.console_text().contains("(keel emergency)"),
+        "a shell prompt appeared before the right password"
+    );
+    vm.send_line(keel_tests::TEST_PASSWORD)?;
+    vm.wait_for("(keel emergency)", CMD_TIMEOUT)?;
+    let out = vm.run("echo $((6*7)) $KEEL_EMERGENCY; id -un", CMD_TIMEOUT)?;
+    ensure!(out == "42 1\nroot\n", "the emergency shell printed {out:?}");
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn nobody_at_the_emergency_shell_reboots_after_the_timeout() -> Result<()> {
+    let name = "nobody_at_the_emergency_shell_reboots_after_the_timeout";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let mut vm = boot_emergency(BootOpts::new(name).append("keel.emergency_timeout=3"))?;
+    vm.wait_for(
+        "press Enter on /dev/ttyS0 within 3 s for the emergency shell, or the machine reboots",
+        BOOT_TIMEOUT,
+    )?;
+    vm.wait_for(
+        "nobody took the emergency shell within 3 s (keel.emergency_timeout)",
+        BOOT_TIMEOUT,
+    )?;
+    // QEMU runs with -no-reboot: the guest's reboot ends it.
+    vm.wait_for("keel: rebooting", EXIT_TIMEOUT)?;
+    let status = vm.wait_exit(EXIT_TIMEOUT)?;
+    ensure!(status.success(), "qemu exited with {status}");
+    ensure!(
+        !vm.console_text().contains("(keel emergency)"),
+        "a shell was opened although nobody pressed Enter"
+    );
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn enter_within_the_timeout_opens_the_emergency_shell() -> Result<()> {
+    let name = "enter_within_the_timeout_opens_the_emergency_shell";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let mut vm = boot_emergency(BootOpts::new(name).append("keel.emergency_timeout=60"))?;
+    vm.wait_for("within 60 s for the emergency shell", BOOT_TIMEOUT)?;
+    vm.send_line("")?;
+    vm.wait_for("keel: emergency shell on /dev/ttyS0", CMD_TIMEOUT)?;
+    let out = vm.run("echo $((6*7)) $KEEL_EMERGENCY", CMD_TIMEOUT)?;
+    ensure!(out == "42 1\n", "the emergency shell printed {out:?}");
     vm.assert_no_kernel_panic()
 }

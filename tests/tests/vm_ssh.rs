@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// `openssl passwd -6 -salt keeltest console-pw-42`.
-const PASSWORD: &str = "console-pw-42";
-const PASSWORD_HASH: &str = "$6$keeltest$0EcwHmC75c1ihh901ua8JMDRIHRe6pekyvbwegQsUDHyaGBtbBmMX5XuXY/JllZPWm/gD237oYkaSMFwY/qaZ0";
+use keel_tests::TEST_PASSWORD as PASSWORD;
 
 /// The state disk's label and uuid, as the kernel command line names them.
 const LABEL: &str = "keel-state";
@@ -249,9 +247,7 @@ fn console_login_with_a_password() -> Result<()> {
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    let shadow = format!(
-        "root:{PASSWORD_HASH}::0:99999:7:::\nsshd:*::0:99999:7:::\nnobody:*::0:99999:7:::\n"
-    );
+    let shadow = keel_tests::shadow_with_test_password();
     let mut vm = Vm::boot(BootOpts::new(name).overlay("/etc/shadow", shadow))?;
     vm.wait_for("keel: login prompt on /dev/ttyS0", BOOT_TIMEOUT)?;
     // A wrong password is refused and the prompt comes back.
