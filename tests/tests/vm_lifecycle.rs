@@ -91,13 +91,23 @@ fn boot_chain(name: &str) -> Result<Vm> {
     Ok(vm)
 }
 
-/// Waits for QEMU to exit by itself, then checks the order and the report.
-fn check_poweroff(mut vm: Vm, mark: usize) -> Result<()> {
+/// Waits for the shutdown report and for QEMU to exit by itself; returns the console
+/// from `mark` on.
+fn powered_off(vm: &mut Vm, mark: usize) -> Result<String> {
     vm.wait_for("keel: shutdown report (powering off):", EXIT_TIMEOUT)?;
     let status = vm.wait_exit(EXIT_TIMEOUT)?;
     ensure!(status.success(), "qemu exited with {status}");
-    let text = vm.console_text();
-    let tail = text.get(mark..).unwrap_or_default();
+    Ok(vm
+        .console_text()
+        .get(mark..)
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Waits for QEMU to exit by itself, then checks the order and the report.
+fn check_poweroff(mut vm: Vm, mark: usize) -> Result<()> {
+    let tail = powered_off(&mut vm, mark)?;
+    let tail = tail.as_str();
     in_order(
         tail,
         &[
@@ -164,11 +174,8 @@ fn poweroff_over_ssh_ends_qemu_with_a_report() -> Result<()> {
     let mark = vm.console_text().len();
     // The connection may end before ssh sees poweroff's status: only the console counts.
     let _ = vm.ssh_output("/sbin/poweroff");
-    vm.wait_for("keel: shutdown report (powering off):", EXIT_TIMEOUT)?;
-    let status = vm.wait_exit(EXIT_TIMEOUT)?;
-    ensure!(status.success(), "qemu exited with {status}");
-    let text = vm.console_text();
-    let tail = text.get(mark..).unwrap_or_default();
+    let tail = powered_off(&mut vm, mark)?;
+    let tail = tail.as_str();
     // sshd needs the network, which needs the firewall: they stop in reverse.
     in_order(
         tail,

@@ -182,16 +182,9 @@ fn connect(socket: &str) -> Result<UnixStream, String> {
 
 /// Runs `keelctl`.
 pub fn main(args: &[String]) -> Exit {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return Exit::Ok;
-    }
-    let opts = match parse(args) {
+    let opts = match super::options("keelctl", args, USAGE, parse) {
         Ok(o) => o,
-        Err(e) => {
-            eprint!("keelctl: {e}\n{USAGE}");
-            return Exit::Permanent;
-        }
+        Err(code) => return code,
     };
     let mut stream = match connect(&opts.socket) {
         Ok(s) => s,
@@ -295,10 +288,7 @@ fn show(resp: Response) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::applets::args;
 
     #[test]
     fn commands_parse() {

@@ -23,6 +23,31 @@ pub mod supervise;
 
 use crate::exit::Exit;
 
+/// The start of an applet with options: `-h`/`--help` prints `usage` and ends with
+/// `Exit::Ok`; an option `parse` refuses is named on stderr, after `who:`, with the usage,
+/// and ends with `Exit::Permanent`. Otherwise the options.
+pub fn options<T>(
+    who: &str,
+    args: &[String],
+    usage: &str,
+    parse: impl FnOnce(&[String]) -> Result<T, String>,
+) -> Result<T, Exit> {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{usage}");
+        return Err(Exit::Ok);
+    }
+    parse(args).map_err(|e| {
+        eprint!("{who}: {e}\n{usage}");
+        Exit::Permanent
+    })
+}
+
+/// `&["a", "b"]` as owned arguments, for the applets' tests.
+#[cfg(test)]
+pub fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
 /// What argv[0] asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applet {

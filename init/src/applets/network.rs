@@ -339,10 +339,7 @@ pub fn main(args: &[String]) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::applets::args;
 
     #[test]
     fn options() {

@@ -25,16 +25,9 @@ pub fn message(args: &[String]) -> Result<String, String> {
 
 /// Runs the applet.
 pub fn main(args: &[String]) -> Exit {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return Exit::Ok;
-    }
-    let msg = match message(args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprint!("keel notify: {e}\n{USAGE}");
-            return Exit::Permanent;
-        }
+    let msg = match super::options("keel notify", args, USAGE, message) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
         eprintln!(

@@ -84,10 +84,7 @@ pub fn main(argv0: &str, kind: PowerKind, args: &[String]) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::applets::args;
 
     #[test]
     fn options() {

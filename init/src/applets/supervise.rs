@@ -63,16 +63,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
 
 /// Runs the applet.
 pub fn main(args: &[String]) -> Exit {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return Exit::Ok;
-    }
-    let opts = match parse(args) {
+    let opts = match super::options("keel supervise", args, USAGE, parse) {
         Ok(o) => o,
-        Err(e) => {
-            eprint!("keel supervise: {e}\n{USAGE}");
-            return Exit::Permanent;
-        }
+        Err(code) => return code,
     };
     let text = match std::fs::read_to_string(&opts.config) {
         Ok(t) => t,
@@ -119,10 +112,7 @@ pub fn main(args: &[String]) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::applets::args;
 
     #[test]
     fn options() {
