@@ -970,24 +970,21 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// Prints the sizes: the bzImage, and the initramfs inside it (raw, and xz-compressed the
-/// way the kernel payload is, to split the total into kernel and initramfs).
+/// Prints the sizes: the bzImage, and the initramfs inside it (raw, and gzip -9 compressed
+/// as the kernel payload is, to split the total into kernel and initramfs).
 fn report_sizes(image: &Path, cpio: &Path, build: &Path) -> Result<()> {
     let total = file_len(image);
     let raw = file_len(cpio);
-    let compressed = Command::new("xz")
-        .args(["--check=crc32", "--lzma2=,dict=32MiB", "-T1", "-c"])
-        .arg(cpio)
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| o.stdout.len() as u64);
+    let compressed = fs::read(cpio).ok().and_then(|data| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&data).ok()?;
+        enc.finish().ok().map(|gz| gz.len() as u64)
+    });
     let vmlinux = file_len(&build.join("vmlinux"));
     let digest = hex(&Sha256::digest(fs::read(image)?));
     match compressed {
         Some(c) => phase(&format!(
-            "sizes: bzImage {} = kernel ~{} + initramfs ~{} (xz; {} raw); vmlinux {}",
+            "sizes: bzImage {} = kernel ~{} + initramfs ~{} (gzip; {} raw); vmlinux {}",
             human(total),
             human(total.saturating_sub(c)),
             human(c),
