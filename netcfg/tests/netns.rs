@@ -9,21 +9,19 @@
 //! (192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32) are used, and only inside our namespaces.
 #![allow(clippy::disallowed_methods)] // A test harness, not PID 1: it may wait on `ip`.
 
+mod fw;
+
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use netcfg::dhcp::{self, Lease};
 use netcfg::netlink::{self, LinkWait, Links, Netlink, WaitState};
 use netcfg::plan;
 use serde_json::Value;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A network namespace with a veth pair kv0 (ours to configure) and kv1 (its peer, up).
+/// A network namespace (`fw::Ns`, deleted on drop) with a veth pair kv0 (ours to
+/// configure) and kv1 (its peer, up).
 struct Ns {
-    name: String,
+    ns: fw::Ns,
 }
 
 impl Ns {
@@ -33,14 +31,13 @@ impl Ns {
             eprintln!("skipped: network namespace tests need root");
             return None;
         }
-        if Command::new("ip").arg("-V").output().is_err() {
+        if std::process::Command::new("ip").arg("-V").output().is_err() {
             eprintln!("skipped: the ip tool (iproute2) is not installed");
             return None;
         }
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let name = format!("keelnc-{}-{n}", std::process::id());
-        let ns = Ns { name };
-        sh(&["netns", "add", &ns.name]);
+        let ns = Ns {
+            ns: fw::Ns::new("nc"),
+        };
         ns.ip(&["link", "add", "kv0", "type", "veth", "peer", "name", "kv1"]);
         ns.ip(&["link", "set", "kv1", "up"]);
         Some(ns)
@@ -48,9 +45,7 @@ impl Ns {
 
     /// Runs `ip -n <ns> ARGS` and returns its stdout; fails the test if it fails.
     fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        sh(&all)
+        self.ns.ip(args)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -63,17 +58,7 @@ impl Ns {
     /// Runs `f` on a thread that has entered the namespace: a netlink socket opened there
     /// talks to the namespace's kernel tables. Only that thread changes namespace.
     fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let path = format!("/run/netns/{}", self.name);
-                let fd = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-                f()
-            })
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-        })
+        self.ns.run(f)
     }
 
     /// The addresses of a link, as `addr/prefix` strings, link-local IPv6 left out.
@@ -114,27 +99,6 @@ impl Ns {
     fn link(&self, dev: &str) -> Value {
         self.json(&["link", "show", "dev", dev])[0].clone()
     }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -1,5 +1,5 @@
-//! Shared by the firewall tests: configs from TOML, network namespaces of our own, and `nft`
-//! run inside them. Nothing here touches the host's own network or ruleset: every `nft`
+//! Shared by the firewall and netlink tests: configs from TOML, network namespaces of our own,
+//! and `nft` run inside them. Nothing here touches the host's own network or ruleset: every `nft`
 //! runs in a namespace this process made, and every namespace is deleted on drop, also when
 //! a test fails.
 #![allow(dead_code)] // Each test file uses a different part.
