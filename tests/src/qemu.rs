@@ -66,6 +66,8 @@ pub struct Spec {
     pub monitor: Option<PathBuf>,
     /// Raw disk images attached as virtio-blk, in order (/dev/vda, /dev/vdb, ...).
     pub drives: Vec<PathBuf>,
+    /// More QEMU arguments, before `-kernel` (devices such as a virtio console).
+    pub extra: Vec<OsString>,
 }
 
 impl Spec {
@@ -84,6 +86,7 @@ impl Spec {
             serial: Serial::Stdio,
             monitor: None,
             drives: Vec::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -144,6 +147,7 @@ impl Spec {
             a.push("-drive".into());
             a.push(arg);
         }
+        a.extend(self.extra.iter().cloned());
         a.push("-kernel".into());
         a.push(self.kernel.clone().into_os_string());
         if let Some(initrd) = &self.initrd {

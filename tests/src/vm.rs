@@ -58,6 +58,7 @@ pub struct BootOpts {
     accel: Option<Accel>,
     /// Raw disk images for virtio-blk (`drive`).
     drives: Vec<PathBuf>,
+    qemu_args: Vec<std::ffi::OsString>,
     /// Guest TCP ports forwarded from a free host port each, besides ssh's.
     forwards: Vec<u16>,
 }
@@ -78,6 +79,7 @@ impl BootOpts {
             cpus: 1,
             accel: None,
             drives: Vec::new(),
+            qemu_args: Vec::new(),
             forwards: Vec::new(),
         }
     }
@@ -172,6 +174,15 @@ impl BootOpts {
     /// Attaches a raw disk image as the next virtio-blk disk (/dev/vda, then /dev/vdb...).
     pub fn drive(mut self, image: impl Into<PathBuf>) -> Self {
         self.drives.push(image.into());
+        self
+    }
+
+    /// Adds QEMU arguments (a device, a chardev...), placed before `-kernel`.
+    pub fn qemu_args<S: Into<std::ffi::OsString>>(
+        mut self,
+        args: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.qemu_args.extend(args.into_iter().map(Into::into));
         self
     }
 
@@ -376,6 +387,7 @@ impl Vm {
             spec.initrd = initrd.clone();
             spec.append = opts.append.clone();
             spec.drives = opts.drives.clone();
+            spec.extra = opts.qemu_args.clone();
             for &guest in &opts.forwards {
                 let host = qemu::free_port().context("cannot find a free TCP port on 127.0.0.1")?;
                 spec.forwards.push((host, guest));

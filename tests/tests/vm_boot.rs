@@ -1,11 +1,13 @@
 //! VM tests for issue 2: the image boots keel as PID 1 to a console shell, powers off on
 //! request, and a broken appliance config reaches the emergency shell, never a kernel
-//! panic. They boot `target/keel/initramfs.cpio.gz` (build it with `cargo xtask image`)
-//! and run only with KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
+//! panic; a second console (hvc0) gets the log and a getty of its own. They boot
+//! target/keel/bzImage (`cargo xtask kernel`; KEEL_VM_KERNEL=modular: the Debian kernel
+//! with target/keel/initramfs.cpio.gz) and run only with KEEL_VM_TESTS=1; logs are in
+//! target/keel/vm-logs/<test>.log.
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use keel_tests::{
-    BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Pattern, Vm, vm_tests_enabled,
+    BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Pattern, Scratch, Vm, vm_tests_enabled,
 };
 
 /// keel's first line, `keel: keel <version> starting as PID 1`.
@@ -114,5 +116,69 @@ fn broken_config_reaches_the_emergency_shell() -> Result<()> {
         out.trim() == "42",
         "the emergency shell printed {out:?}, not 42"
     );
+    vm.assert_no_kernel_panic()
+}
+
+/// A second console, hvc0 (a virtio console: the name Xen's console has), named last on
+/// the command line so it is /dev/console: keel finds both in
+/// /sys/class/tty/console/active, logs to both, and runs a getty on each.
+#[test]
+#[allow(clippy::disallowed_methods)] // A test, not PID 1: it polls a file QEMU writes.
+fn a_second_console_gets_the_log_and_its_own_getty() -> Result<()> {
+    let name = "a_second_console_gets_the_log_and_its_own_getty";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let scratch = Scratch::new("vm-hvc")?;
+    let hvc = scratch.0.join("hvc0.log");
+    // The single image whatever KEEL_VM_KERNEL says: Debian's kernel has virtio_console as
+    // a module, loaded after keel has read the active consoles (Xen's hvc0 is built in).
+    let mut vm = Vm::boot(
+        BootOpts::new(name)
+            .kind(keel_tests::artefacts::Kind::Single)
+            .qemu_args([
+                "-device".to_string(),
+                "virtio-serial-pci".to_string(),
+                "-chardev".to_string(),
+                format!("file,id=hvc,path={}", hvc.display()),
+                "-device".to_string(),
+                "virtconsole,chardev=hvc".to_string(),
+            ])
+            .append("console=hvc0"),
+    )?;
+    vm.wait_for(
+        "keel: consoles: ttyS0 hvc0 (shell on /dev/hvc0)",
+        BOOT_TIMEOUT,
+    )?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    // Both gettys are services of their own, up.
+    for svc in ["getty@ttyS0", "getty@hvc0"] {
+        match vm.service_row(svc)? {
+            Some((state, Some(_))) if state == "up" => {}
+            other => bail!("{svc} is not up with a pid: {other:?}"),
+        }
+    }
+    // hvc0 got keel's log and a shell of its own. Each getty says what it opens on its own
+    // console only, so read the file QEMU writes hvc0 to until that line is there.
+    let deadline = std::time::Instant::now() + CMD_TIMEOUT;
+    let text = loop {
+        let text = String::from_utf8_lossy(&std::fs::read(&hvc)?).into_owned();
+        if text.contains("keel: console shell on /dev/hvc0") || std::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    for want in [
+        "keel: keel ",
+        "keel: consoles: ttyS0 hvc0 (shell on /dev/hvc0)",
+        "keel: starting firewall",
+        "keel: console shell on /dev/hvc0",
+    ] {
+        ensure!(
+            text.contains(want),
+            "hvc0 never showed {want:?}; it showed:\n{text}"
+        );
+    }
     vm.assert_no_kernel_panic()
 }

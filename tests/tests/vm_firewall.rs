@@ -4,7 +4,8 @@
 //! names the config rule, keeps what needs the firewall (network, sshd) stopped, and the
 //! console still works.
 //!
-//! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
+//! They boot target/keel/bzImage (KEEL_VM_KERNEL=modular: the Debian kernel and
+//! target/keel/initramfs.cpio.gz; `cargo xtask test` builds both) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
 #![allow(clippy::disallowed_methods)] // A host test: it polls the guest and reads the clock.
 

@@ -8,7 +8,8 @@
 //! With a root password the emergency shell is behind sulogin, which refuses a wrong one;
 //! with `keel.emergency_timeout` nobody pressing Enter reboots the machine.
 //!
-//! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
+//! They boot target/keel/bzImage (KEEL_VM_KERNEL=modular: the Debian kernel and
+//! target/keel/initramfs.cpio.gz; `cargo xtask test` builds both) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log. No timing is asserted.
 
 use anyhow::{Result, bail, ensure};

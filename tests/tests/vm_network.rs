@@ -4,7 +4,8 @@
 //! DHCP client at all; `kill -9` of dhclient brings the network back with a new process (and
 //! sshd after it, when the image has an sshd service).
 //!
-//! They boot `target/keel/initramfs.cpio.gz` (`cargo xtask image`) and run only with
+//! They boot target/keel/bzImage (KEEL_VM_KERNEL=modular: the Debian kernel and
+//! target/keel/initramfs.cpio.gz; `cargo xtask test` builds both) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
 
 #![allow(clippy::disallowed_methods)] // A host test: it polls the guest and reads the clock.
