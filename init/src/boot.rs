@@ -11,7 +11,9 @@
 //! 4. the consoles from `/sys/class/tty/console/active` (their nodes made from sysfs when
 //!    /dev lacks them), and the log moves to them and /dev/kmsg;
 //! 5. the appliance config (unreadable or invalid: emergency);
-//! 6. kernel modules, on a modular kernel only (a required one failing: emergency);
+//! 6. kernel modules, on a modular kernel only (a required one failing: emergency), then
+//!    the consoles again: one whose driver is a module (virtio_console's hvc0) is active
+//!    only now, and the log and the per-console services move to the new list;
 //! 7. the hostname, `lo` up, Ctrl-Alt-Del to SIGINT, /run/sshd and /var/lib/keel.
 //!
 //! A fatal error does not stop the sequence: steps that do not need what failed still run
@@ -139,31 +141,8 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         timeout_secs: netcfg::cmdline::parse(&cmdline).0.emergency_timeout,
     };
 
-    let consoles = match sys.read_file(consoles::ACTIVE_PATH) {
-        Ok(text) => consoles::parse_active(&text),
-        Err(e) => {
-            sys.log(
-                Level::Info,
-                &format!(
-                    "cannot read {}: {e}; using /dev/console",
-                    consoles::ACTIVE_PATH
-                ),
-            );
-            consoles::parse_active("")
-        }
-    };
-    for name in &consoles.all {
-        ensure_tty_node(sys, name);
-    }
-    sys.use_consoles(&consoles.all);
-    sys.log(
-        Level::Info,
-        &format!(
-            "consoles: {} (shell on /dev/{})",
-            consoles.all.join(" "),
-            consoles.primary()
-        ),
-    );
+    let mut consoles = read_consoles(sys);
+    adopt_consoles(sys, &consoles, "consoles");
 
     let config = match sys.read_file(config::DEFAULT_PATH) {
         Err(e) => {
@@ -196,6 +175,13 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     if let Some(cfg) = &config {
         if let Some(what) = load_modules(sys, cfg) {
             fail(&mut fatal, what, Cause::Boot);
+        }
+        // A console whose driver is a module (virtio_console's hvc0 on a modular kernel)
+        // becomes active only now.
+        let now = read_consoles(sys);
+        if now != consoles {
+            adopt_consoles(sys, &now, "consoles after loading modules");
+            consoles = now;
         }
         let name = &cfg.system.hostname;
         match sys.set_hostname(name) {
@@ -236,6 +222,39 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         debug,
         test_panic,
     }
+}
+
+/// The active consoles from sysfs; `/dev/console` when they cannot be read.
+fn read_consoles<S: Sys>(sys: &mut S) -> Consoles {
+    match sys.read_file(consoles::ACTIVE_PATH) {
+        Ok(text) => consoles::parse_active(&text),
+        Err(e) => {
+            sys.log(
+                Level::Info,
+                &format!(
+                    "cannot read {}: {e}; using /dev/console",
+                    consoles::ACTIVE_PATH
+                ),
+            );
+            consoles::parse_active("")
+        }
+    }
+}
+
+/// Makes sure each console has its node, moves the log to them, and says so.
+fn adopt_consoles<S: Sys>(sys: &mut S, consoles: &Consoles, what: &str) {
+    for name in &consoles.all {
+        ensure_tty_node(sys, name);
+    }
+    sys.use_consoles(&consoles.all);
+    sys.log(
+        Level::Info,
+        &format!(
+            "{what}: {} (shell on /dev/{})",
+            consoles.all.join(" "),
+            consoles.primary()
+        ),
+    );
 }
 
 /// Carries out the mount plan. Returns what failed fatally, if anything.
@@ -477,6 +496,8 @@ mod tests {
         paths: BTreeSet<String>,
         fail_mounts: BTreeMap<&'static str, Errno>,
         fail_modules: BTreeMap<String, Errno>,
+        /// What /sys/class/tty/console/active says once a module has loaded.
+        active_after_modules: Option<String>,
         calls: Vec<String>,
     }
 
@@ -580,6 +601,9 @@ mod tests {
         }
         fn load_module(&mut self, path: &str) -> Result<(), Errno> {
             self.calls.push(format!("load_module {path}"));
+            if let Some(active) = self.active_after_modules.take() {
+                self.file(consoles::ACTIVE_PATH, &active);
+            }
             let name = crate::modules::name_of_path(path);
             match self.fail_modules.get(&name) {
                 Some(e) => Err(*e),
@@ -749,6 +773,43 @@ kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
 kernel/drivers/input/evdev.ko:
 ";
+
+    #[test]
+    fn a_console_that_a_module_brings_is_adopted_after_loading() {
+        let mut f = Fake::new();
+        f.modular(
+            "kernel/drivers/char/virtio_console.ko:\n",
+            &[],
+            &["virtio_console"],
+        );
+        f.paths.insert("/dev/hvc0".into());
+        f.active_after_modules = Some("ttyS0 hvc0\n".into());
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        assert_eq!(b.consoles.all, ["ttyS0", "hvc0"]);
+        assert_eq!(b.consoles.primary(), "hvc0");
+        assert!(
+            f.index("load_module") < f.index("use_consoles ttyS0 hvc0"),
+            "{:#?}",
+            f.calls
+        );
+        assert!(
+            f.logs()
+                .contains(&"consoles after loading modules: ttyS0 hvc0 (shell on /dev/hvc0)"),
+            "{:#?}",
+            f.calls
+        );
+        // Without a change, nothing is said twice.
+        let mut g = Fake::new();
+        boot(&mut g);
+        assert_eq!(
+            g.calls
+                .iter()
+                .filter(|c| c.starts_with("use_consoles"))
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn modules_load_dependencies_first_and_skip_loaded_ones() {
