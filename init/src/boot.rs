@@ -48,6 +48,8 @@ pub trait Sys {
     fn use_consoles(&mut self, names: &[String]);
     /// Reads a whole file.
     fn read_file(&mut self, path: &str) -> Result<String, Errno>;
+    /// Writes to an existing file (a sysctl under /proc/sys).
+    fn write_file(&mut self, path: &str, text: &str) -> Result<(), Errno>;
     /// Whether a path exists.
     fn exists(&mut self, path: &str) -> bool;
     /// Creates a directory (and parents) with exactly this mode, unless it exists.
@@ -140,6 +142,17 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     let emergency = EmergencyOpts {
         timeout_secs: netcfg::cmdline::parse(&cmdline).0.emergency_timeout,
     };
+    // The kernel rate-limits writers of /dev/kmsg (10 records per 5 s) unless
+    // printk.devkmsg says otherwise, so dmesg lost two thirds of keel's boot log. A choice
+    // made on the command line stands (the kernel then refuses the write anyway).
+    if !words.iter().any(|w| w.starts_with("printk.devkmsg=")) {
+        if let Err(e) = sys.write_file(DEVKMSG_SYSCTL, "on\n") {
+            sys.log(
+                Level::Debug,
+                &format!("cannot set {DEVKMSG_SYSCTL} to on: {e}; dmesg may miss lines"),
+            );
+        }
+    }
 
     let mut consoles = read_consoles(sys);
     adopt_consoles(sys, &consoles, "consoles");
@@ -223,6 +236,9 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         test_panic,
     }
 }
+
+/// Turns the kernel's rate limit of /dev/kmsg writers off (`printk.devkmsg=on`).
+pub const DEVKMSG_SYSCTL: &str = "/proc/sys/kernel/printk_devkmsg";
 
 /// The active consoles from sysfs; `/dev/console` when they cannot be read.
 fn read_consoles<S: Sys>(sys: &mut S) -> Consoles {
@@ -572,6 +588,11 @@ mod tests {
         fn read_file(&mut self, path: &str) -> Result<String, Errno> {
             self.files.get(path).cloned().ok_or(Errno::ENOENT)
         }
+        fn write_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
+            self.calls
+                .push(format!("write_file {path} {}", text.trim_end()));
+            Ok(())
+        }
         fn exists(&mut self, path: &str) -> bool {
             self.paths.contains(path) || self.files.contains_key(path)
         }
@@ -644,6 +665,7 @@ mod tests {
             "mount tmpfs /dev/shm",
             "mount tmpfs /run",
             "mount tmpfs /tmp",
+            "write_file /proc/sys/kernel/printk_devkmsg on",
             "use_consoles ttyS0",
             "set_hostname box",
             "loopback_up",
@@ -773,6 +795,18 @@ kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko
 kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko
 kernel/drivers/input/evdev.ko:
 ";
+
+    #[test]
+    fn a_devkmsg_choice_on_the_command_line_is_left_alone() {
+        let mut f = Fake::new();
+        f.file("/proc/cmdline", "console=ttyS0 printk.devkmsg=ratelimit\n");
+        boot(&mut f);
+        assert!(
+            !f.calls.iter().any(|c| c.contains("printk_devkmsg")),
+            "{:#?}",
+            f.calls
+        );
+    }
 
     #[test]
     fn a_console_that_a_module_brings_is_adopted_after_loading() {

@@ -20,6 +20,17 @@ pub fn read_to_string(path: &str) -> Result<String, Errno> {
         .map_err(|e| io_errno(&e))
 }
 
+/// Writes `text` to an existing file such as a sysctl under /proc/sys (no create, no
+/// truncate beyond what the file itself does).
+pub fn write_existing(path: &str, text: &str) -> Result<(), Errno> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_errno(&e))?;
+    f.write_all(text.as_bytes()).map_err(|e| io_errno(&e))
+}
+
 /// Whether `path` exists (a dangling symlink counts as existing).
 pub fn exists(path: &str) -> bool {
     Path::new(path).symlink_metadata().is_ok()

@@ -34,6 +34,10 @@ impl Sys for LinuxSys {
         fs::read_to_string(path)
     }
 
+    fn write_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
+        fs::write_existing(path, text)
+    }
+
     fn exists(&mut self, path: &str) -> bool {
         fs::exists(path)
     }
