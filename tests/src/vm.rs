@@ -661,6 +661,16 @@ impl Vm {
         }
     }
 
+    /// Waits for QEMU to exit by itself, and fails unless it exited with status 0 (a guest
+    /// poweroff or reboot under -no-reboot).
+    pub fn wait_clean_exit(&mut self, timeout: Duration) -> Result<()> {
+        let status = self.wait_exit(timeout)?;
+        if !status.success() {
+            bail!("qemu exited with {status}");
+        }
+        Ok(())
+    }
+
     /// Sends a command to the QEMU monitor (e.g. `system_powerdown`) and returns its reply.
     pub fn monitor(&self, cmd: &str) -> Result<String> {
         self.note(&format!("monitor: {cmd}"));

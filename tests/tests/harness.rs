@@ -118,8 +118,7 @@ fn harness_drives_a_busybox_guest() -> Result<()> {
     );
 
     vm.send_line("poweroff -f")?;
-    let status = vm.wait_exit(EXIT_TIMEOUT)?;
-    ensure!(status.success(), "qemu exited with {status}");
+    vm.wait_clean_exit(EXIT_TIMEOUT)?;
     vm.assert_no_kernel_panic()
 }
 
@@ -148,7 +147,7 @@ fn harness_fails_fast_on_a_kernel_panic() -> Result<()> {
         vm.assert_no_kernel_panic().is_err(),
         "assert_no_kernel_panic missed it"
     );
-    ensure!(vm.wait_exit(EXIT_TIMEOUT)?.success());
+    vm.wait_clean_exit(EXIT_TIMEOUT)?;
     Ok(())
 }
 

@@ -96,8 +96,7 @@ fn boot_chain(name: &str) -> Result<Vm> {
 /// from `mark` on.
 fn powered_off(vm: &mut Vm, mark: usize) -> Result<String> {
     vm.wait_for("keel: shutdown report (powering off):", EXIT_TIMEOUT)?;
-    let status = vm.wait_exit(EXIT_TIMEOUT)?;
-    ensure!(status.success(), "qemu exited with {status}");
+    vm.wait_clean_exit(EXIT_TIMEOUT)?;
     Ok(vm
         .console_text()
         .get(mark..)
@@ -307,8 +306,7 @@ fn nobody_at_the_emergency_shell_reboots_after_the_timeout() -> Result<()> {
     )?;
     // QEMU runs with -no-reboot: the guest's reboot ends it.
     vm.wait_for("keel: rebooting", EXIT_TIMEOUT)?;
-    let status = vm.wait_exit(EXIT_TIMEOUT)?;
-    ensure!(status.success(), "qemu exited with {status}");
+    vm.wait_clean_exit(EXIT_TIMEOUT)?;
     ensure!(
         !vm.console_text().contains("(keel emergency)"),
         "a shell was opened although nobody pressed Enter"

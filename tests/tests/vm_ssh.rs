@@ -167,8 +167,7 @@ fn console_login(vm: &mut Vm, password: &str) -> Result<()> {
 fn power_off(vm: &mut Vm) -> Result<()> {
     vm.send_line("poweroff")?;
     vm.wait_for("keel: powering off", EXIT_TIMEOUT)?;
-    let status = vm.wait_exit(EXIT_TIMEOUT)?;
-    ensure!(status.success(), "qemu exited with {status}");
+    vm.wait_clean_exit(EXIT_TIMEOUT)?;
     vm.assert_no_kernel_panic()
 }
 

@@ -125,8 +125,7 @@ fn keelctl_poweroff_stops_services_in_reverse_order() -> Result<()> {
     vm.wait_for("keel: b stopped", EXIT_TIMEOUT)?;
     vm.wait_for("keel: stopping a", EXIT_TIMEOUT)?;
     vm.wait_for("keel: every service is stopped", EXIT_TIMEOUT)?;
-    let status = vm.wait_exit(EXIT_TIMEOUT)?;
-    ensure!(status.success(), "qemu exited with {status}");
+    vm.wait_clean_exit(EXIT_TIMEOUT)?;
     vm.assert_no_kernel_panic()
 }
 
