@@ -1,7 +1,7 @@
 //! The main loop: poll the signalfd, the control socket, the log pipes and the notify
 //! sockets, and look at the TCP readiness probes when their time comes; turn what arrived
-//! into events for the two pure cores (the
-//! supervisor and, in PID 1, the lifecycle); carry out their actions.
+//! into events for the two pure cores (the supervisor and, in PID 1, the lifecycle); carry
+//! out their actions.
 //!
 //! The driver has no policy: which service starts, stops or restarts when is
 //! `supervisor::core`; the emergency shell and the end of the machine are `lifecycle.rs`.
@@ -406,8 +406,9 @@ impl Driver {
         let mut deadline = clock::now().plus_ms(grace_ms);
         let mut killed = false;
         loop {
-            let drained = reap::drain();
-            if drained.no_children || reap::children().is_empty() {
+            reap::drain();
+            let still = reap::children();
+            if still.is_empty() {
                 return;
             }
             let now = clock::now();
@@ -417,7 +418,6 @@ impl Driver {
                     self.log(Level::Info, "processes survived SIGKILL; exiting anyway");
                     return;
                 }
-                let still = reap::children();
                 self.log(
                     Level::Info,
                     &format!("{} process(es) ignored SIGTERM: SIGKILL", still.len()),
