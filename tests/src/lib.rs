@@ -41,6 +41,19 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The variable that turns the VM tests on.
 pub const ENABLE_VAR: &str = "KEEL_VM_TESTS";
 
+/// Checks that `needles` appear in `text` in this order (each after the end of the one
+/// before); the error names the first one missing and shows `text`.
+pub fn in_order(text: &str, needles: &[&str]) -> anyhow::Result<()> {
+    let mut at = 0;
+    for needle in needles {
+        match text[at..].find(needle) {
+            Some(i) => at += i + needle.len(),
+            None => anyhow::bail!("{needle:?} missing or out of order:\n{text}"),
+        }
+    }
+    Ok(())
+}
+
 /// A root password for the tests that log in on the console, and its hash
 /// (`openssl passwd -6 -salt keeltest console-pw-42`).
 pub const TEST_PASSWORD: &str = "console-pw-42";

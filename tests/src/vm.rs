@@ -626,6 +626,46 @@ impl Vm {
         Ok(Some((state, pid)))
     }
 
+    /// Polls `keelctl status` on the console until `cond` holds for the rows of `names`
+    /// (each row (state, pid); an error when keel has no such service), at most
+    /// `crate::BOOT_TIMEOUT`. Returns the rows that satisfied it.
+    #[allow(clippy::disallowed_methods)] // The harness, not PID 1: it polls with a clock.
+    pub fn wait_services(
+        &mut self,
+        what: &str,
+        names: &[&str],
+        cond: impl Fn(&[(String, Option<i32>)]) -> bool,
+    ) -> Result<Vec<(String, Option<i32>)>> {
+        let start = Instant::now();
+        loop {
+            let rows = names
+                .iter()
+                .map(|n| {
+                    self.service_row(n)?
+                        .with_context(|| format!("keelctl status has no row for {n}"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if cond(&rows) {
+                return Ok(rows);
+            }
+            if start.elapsed() > crate::BOOT_TIMEOUT {
+                bail!("timed out waiting for {what}; last rows {rows:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// keel's own log lines from the kernel's ring buffer (`dmesg` on the console), from
+    /// `keel: ` on, one per line. Unlike the console, where PID 1 drops a line rather than
+    /// wait for a busy tty, this is complete: keel turns the kernel's kmsg rate limit off.
+    pub fn keel_log(&mut self) -> Result<String> {
+        let out = self.run("dmesg", crate::CMD_TIMEOUT)?;
+        Ok(out
+            .lines()
+            .filter_map(|l| l.find("keel: ").map(|i| format!("{}\n", &l[i..])))
+            .collect())
+    }
+
     /// Runs `cmd` in the console shell and returns what it printed; fails if it exits non-zero.
     pub fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         let (code, out) = self.run_status(cmd, timeout)?;

@@ -12,8 +12,10 @@
 //! target/keel/initramfs.cpio.gz; `cargo xtask test` builds both) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log. No timing is asserted.
 
-use anyhow::{Result, bail, ensure};
-use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Vm, vm_tests_enabled};
+use anyhow::{Result, ensure};
+use keel_tests::{
+    BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Vm, in_order, vm_tests_enabled,
+};
 
 /// A chain `a` <- `b`, a service that ignores SIGTERM, and the console shell.
 const CONFIG: &str = r#"
@@ -57,18 +59,6 @@ exec = ["/bin/sh", "-l"]
 console = true
 stop_signal = "HUP"
 "#;
-
-/// Checks that `needles` appear in `text` in this order.
-fn in_order(text: &str, needles: &[&str]) -> Result<()> {
-    let mut at = 0;
-    for needle in needles {
-        match text[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => bail!("{needle:?} missing or out of order:\n{text}"),
-        }
-    }
-    Ok(())
-}
 
 /// Boots with `keel.emergency` added to `opts` and waits for keel to say so.
 fn boot_emergency(opts: BootOpts) -> Result<Vm> {

@@ -8,45 +8,28 @@
 //! target/keel/initramfs.cpio.gz; `cargo xtask test` builds both) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
 
-#![allow(clippy::disallowed_methods)] // A host test: it polls the guest and reads the clock.
-
-use anyhow::{Context, Result, bail, ensure};
-use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, Vm, vm_tests_enabled};
-use std::time::{Duration, Instant};
+use anyhow::{Context, Result, ensure};
+use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, Vm, in_order, vm_tests_enabled};
 
 const CONSOLE_SHELL: &str = "keel: console shell on /dev/ttyS0";
 const NETWORK_READY: &str = "keel: network is ready";
 
-/// The pid of an `up` service, polling until it is up.
+/// The pid of `name` once it is up.
 fn up_pid(vm: &mut Vm, name: &str) -> Result<i32> {
-    let start = Instant::now();
-    loop {
-        let r = vm.service_row(name)?;
-        if let Some((state, Some(pid))) = &r
-            && state == "up"
-        {
-            return Ok(*pid);
-        }
-        if start.elapsed() > BOOT_TIMEOUT {
-            bail!("{name} never came up; last status row {r:?}");
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let rows = vm.wait_services(&format!("{name} up"), &[name], |r| {
+        r[0].0 == "up" && r[0].1.is_some()
+    })?;
+    Ok(rows[0].1.unwrap_or_default())
 }
 
 /// The pid of `name` once it is up again with a pid other than `old`.
 fn up_again(vm: &mut Vm, name: &str, old: i32) -> Result<i32> {
-    let start = Instant::now();
-    loop {
-        let pid = up_pid(vm, name)?;
-        if pid != old {
-            return Ok(pid);
-        }
-        if start.elapsed() > BOOT_TIMEOUT {
-            bail!("{name} is still up with its old pid {old}");
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let rows = vm.wait_services(
+        &format!("{name} up with a pid other than {old}"),
+        &[name],
+        |r| r[0].0 == "up" && r[0].1.is_some_and(|p| p != old),
+    )?;
+    Ok(rows[0].1.unwrap_or_default())
 }
 
 /// The network service's log ring (`keelctl logs network`). PID 1 drops a console line
@@ -54,16 +37,6 @@ fn up_again(vm: &mut Vm, name: &str, old: i32) -> Result<i32> {
 /// nothing is dropped.
 fn network_log(vm: &mut Vm) -> Result<String> {
     vm.run("keelctl logs network -n 200", CMD_TIMEOUT)
-}
-
-/// keel's own log lines from the kernel's ring buffer (complete: keel turns the kernel's
-/// rate limit of /dev/kmsg writers off), without their timestamps, in order.
-fn keel_dmesg(vm: &mut Vm) -> Result<Vec<String>> {
-    let out = vm.run("dmesg", CMD_TIMEOUT)?;
-    Ok(out
-        .lines()
-        .filter_map(|l| l.find("keel: ").map(|i| l[i..].to_string()))
-        .collect())
 }
 
 fn boot(opts: BootOpts) -> Result<Vm> {
@@ -199,18 +172,12 @@ fn kill_9_of_dhclient_brings_the_network_back() -> Result<()> {
     }
     check_slirp_lease(&mut vm)?;
     // The cascade, in order, from keel's log in the kernel's ring buffer.
-    let log = keel_dmesg(&mut vm)?;
-    let Some(from) = log
-        .iter()
-        .rposition(|l| l.starts_with("keel: network exited (killed by SIGKILL)"))
-    else {
-        bail!(
-            "keel never logged the network's SIGKILL:\n{}",
-            log.join("\n")
-        );
-    };
-    let after = &log[from..];
-    let mut order = vec!["keel: network exited (killed by SIGKILL)"];
+    let log = vm.keel_log()?;
+    let kill = "keel: network exited (killed by SIGKILL)";
+    let from = log
+        .rfind(kill)
+        .with_context(|| format!("keel never logged the network's SIGKILL:\n{log}"))?;
+    let mut order = vec![kill];
     if sshd {
         order.extend(["keel: stopping sshd", "keel: sshd stopped"]);
     }
@@ -218,16 +185,7 @@ fn kill_9_of_dhclient_brings_the_network_back() -> Result<()> {
     if sshd {
         order.push("keel: starting sshd");
     }
-    let mut at = 0;
-    for needle in order {
-        match after[at..].iter().position(|l| l.starts_with(needle)) {
-            Some(i) => at += i + 1,
-            None => bail!(
-                "{needle:?} missing or out of order after the kill:\n{}",
-                after.join("\n")
-            ),
-        }
-    }
+    in_order(&log[from..], &order)?;
     vm.assert_no_kernel_panic()
 }
 

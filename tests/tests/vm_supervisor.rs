@@ -1,17 +1,17 @@
 //! VM tests for issue 3: keel's supervisor as PID 1. A test appliance config (overlaid on
 //! /etc/keel/appliance.toml) runs a chain `a` <- `b` and the console shell as a service;
 //! `kill -9` of a's pid must show b stopped in `keelctl status`, then both running again
-//! with new pids, and the console log must show the cascade in order. `keelctl poweroff`
+//! with new pids, and keel's log (dmesg) must show the cascade in order. `keelctl poweroff`
 //! must stop the services in reverse order and end QEMU.
 //!
 //! They boot target/keel/bzImage (KEEL_VM_KERNEL=modular: the Debian kernel and
 //! target/keel/initramfs.cpio.gz; `cargo xtask test` builds both) and run only with
 //! KEEL_VM_TESTS=1; logs are in target/keel/vm-logs/<test>.log.
-#![allow(clippy::disallowed_methods)] // A host test: it polls the guest with a clock and pauses.
 
-use anyhow::{Context, Result, bail, ensure};
-use keel_tests::{BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Vm, vm_tests_enabled};
-use std::time::{Duration, Instant};
+use anyhow::{Context, Result, ensure};
+use keel_tests::{
+    BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Vm, in_order, vm_tests_enabled,
+};
 
 /// The chain, and a console shell so the test can type. `a` waits 3 s before it comes
 /// back, so the state in between is there to see.
@@ -35,35 +35,6 @@ crash_loop = { limit = 1000, within = "1s" }
 stop_signal = "HUP"
 "#;
 
-/// One row of `keelctl status`: (state, pid); an error when keel has no such service.
-fn row(vm: &mut Vm, name: &str) -> Result<(String, Option<i32>)> {
-    vm.service_row(name)?
-        .with_context(|| format!("keelctl status has no row for {name}"))
-}
-
-/// Polls `keelctl status` until `cond` holds for the rows of `names`.
-fn until(
-    vm: &mut Vm,
-    what: &str,
-    names: &[&str],
-    cond: impl Fn(&[(String, Option<i32>)]) -> bool,
-) -> Result<Vec<(String, Option<i32>)>> {
-    let start = Instant::now();
-    loop {
-        let rows = names
-            .iter()
-            .map(|n| row(vm, n))
-            .collect::<Result<Vec<_>>>()?;
-        if cond(&rows) {
-            return Ok(rows);
-        }
-        if start.elapsed() > BOOT_TIMEOUT {
-            bail!("timed out waiting for {what}; last rows {rows:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn boot(name: &str) -> Result<Vm> {
     let mut vm = Vm::boot(BootOpts::new(name).overlay("/etc/keel/appliance.toml", CONFIG))?;
     vm.wait_for("keel: console shell on /dev/ttyS0", BOOT_TIMEOUT)?;
@@ -77,36 +48,36 @@ fn kill_9_of_a_dependency_restarts_the_chain_in_order() -> Result<()> {
     }
     let mut vm = boot("kill_9_of_a_dependency_restarts_the_chain_in_order")?;
     let up = |r: &[(String, Option<i32>)]| r.iter().all(|(s, p)| s == "up" && p.is_some());
-    let first = until(&mut vm, "a and b up", &["a", "b"], up)?;
+    let first = vm.wait_services("a and b up", &["a", "b"], up)?;
     let (old_a, old_b) = (first[0].1.unwrap_or(0), first[1].1.unwrap_or(0));
-    let mark = vm.console_text().len();
     vm.run(&format!("kill -9 {old_a}"), CMD_TIMEOUT)?;
     // a serves its 3 s backoff; b was stopped for it and waits.
-    let between = until(&mut vm, "b stopped while a restarts", &["a", "b"], |r| {
+    let between = vm.wait_services("b stopped while a restarts", &["a", "b"], |r| {
         r[0].0 == "restarting" && r[1].0 == "waiting" && r[1].1.is_none()
     })?;
     ensure!(between[0].1.is_none(), "a still has a pid: {between:?}");
-    let again = until(&mut vm, "both up again", &["a", "b"], up)?;
+    let again = vm.wait_services("both up again", &["a", "b"], up)?;
     let (new_a, new_b) = (again[0].1.unwrap_or(0), again[1].1.unwrap_or(0));
     ensure!(
         new_a != old_a && new_b != old_b,
         "pids did not change: a {old_a} -> {new_a}, b {old_b} -> {new_b}"
     );
-    let text = vm.console_text();
-    let cascade = text.get(mark..).unwrap_or_default();
-    let mut at = 0;
-    for needle in [
-        "keel: a exited (killed by SIGKILL)",
-        "keel: stopping b (it needs a, which failed)",
-        "keel: b stopped",
-        "keel: starting a",
-        "keel: starting b",
-    ] {
-        match cascade[at..].find(needle) {
-            Some(i) => at += i + needle.len(),
-            None => bail!("{needle:?} missing or out of order after the kill:\n{cascade}"),
-        }
-    }
+    // The cascade in order, from keel's complete log (the console may drop a line).
+    let log = vm.keel_log()?;
+    let kill = "keel: a exited (killed by SIGKILL)";
+    let from = log
+        .rfind(kill)
+        .with_context(|| format!("keel never logged {kill:?}:\n{log}"))?;
+    in_order(
+        &log[from..],
+        &[
+            kill,
+            "keel: stopping b (it needs a, which failed)",
+            "keel: b stopped",
+            "keel: starting a",
+            "keel: starting b",
+        ],
+    )?;
     vm.assert_no_kernel_panic()
 }
 
@@ -116,7 +87,7 @@ fn keelctl_poweroff_stops_services_in_reverse_order() -> Result<()> {
         return Ok(());
     }
     let mut vm = boot("keelctl_poweroff_stops_services_in_reverse_order")?;
-    until(&mut vm, "a and b up", &["a", "b"], |r| {
+    vm.wait_services("a and b up", &["a", "b"], |r| {
         r.iter().all(|(s, _)| s == "up")
     })?;
     vm.send_line("keelctl poweroff")?;
@@ -151,7 +122,7 @@ fn a_panic_in_keel_hands_the_console_from_the_service_to_the_emergency_shell() -
         "the emergency shell printed {out:?}"
     );
     // The other services keep running under the supervisor, and the console stays down.
-    let rows = until(&mut vm, "a and b up", &["a", "b", "console"], |r| {
+    let rows = vm.wait_services("a and b up", &["a", "b", "console"], |r| {
         r[0].0 == "up" && r[1].0 == "up"
     })?;
     ensure!(
