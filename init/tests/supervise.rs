@@ -111,7 +111,7 @@ impl Keel {
     }
 
     fn status(&self) -> Vec<SvcStatus> {
-        match self.ask(&Request::Status) {
+        match self.ask(&Request::Status(Vec::new())) {
             Response::Status(rows) => rows,
             other => panic!("status answered {other:?}"),
         }

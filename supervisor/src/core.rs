@@ -39,6 +39,7 @@ use crate::log::{DEFAULT_RING_BYTES, LogRing};
 use crate::proto::{Request, Response, SvcStatus};
 use crate::restart::{self, Decision, Rng};
 use crate::state::{Phase, StopHow, Stopped, Svc, Target};
+use crate::timeline::{BootReport, BootRow};
 use crate::types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
 use std::time::Duration;
 
@@ -48,6 +49,16 @@ pub const KILL_GRACE: Duration = Duration::from_secs(5);
 const NEVER: Mono = Mono(u64::MAX);
 /// At most this many connections may follow logs at once.
 pub const MAX_FOLLOWERS: usize = 16;
+/// At most this many `wait` requests may be pending at once.
+pub const MAX_WAITERS: usize = 16;
+
+/// The first start, readiness and end of one service, for the boot timeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FirstRun {
+    started: Option<Mono>,
+    ready: Option<Mono>,
+    finished: Option<Mono>,
+}
 
 /// One line of the shutdown report: how a service ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +87,14 @@ pub struct Supervisor {
     halted: bool,
     /// Messages from construction (graph problems), emitted on the first step.
     pending: Vec<String>,
+    /// Per service, its first run (bounded: one entry per service).
+    first: Vec<FirstRun>,
+    /// When /init started, if the driver said (PID 1).
+    init_at: Option<Mono>,
+    /// When every service that could had been ready once.
+    up_at: Option<Mono>,
+    /// Pending `wait` requests: the connection and the services it waits for.
+    waiters: Vec<(ConnId, Vec<SvcId>)>,
 }
 
 impl Supervisor {
@@ -103,6 +122,40 @@ impl Supervisor {
             shutdown: None,
             halted: false,
             pending,
+            first: vec![FirstRun::default(); n],
+            init_at: None,
+            up_at: None,
+            waiters: Vec::new(),
+        }
+    }
+
+    /// Tells the supervisor when /init started (CLOCK_MONOTONIC), for the boot timeline.
+    pub fn set_init_time(&mut self, at: Mono) {
+        self.init_at = Some(at);
+    }
+
+    /// The boot timeline so far (`keelctl boot`).
+    pub fn boot_report(&self) -> BootReport {
+        let names = |ids: &[SvcId]| -> Vec<String> {
+            ids.iter().map(|d| self.name(*d).to_string()).collect()
+        };
+        BootReport {
+            init_at: self.init_at,
+            up_at: self.up_at,
+            rows: self
+                .first
+                .iter()
+                .enumerate()
+                .map(|(i, f)| BootRow {
+                    name: self.cfg[i].name.clone(),
+                    oneshot: self.cfg[i].kind == Kind::Oneshot,
+                    started: f.started,
+                    ready: f.ready,
+                    finished: f.finished,
+                    needs: names(&self.graph.needs[i]),
+                    after: names(&self.graph.after[i]),
+                })
+                .collect(),
         }
     }
 
@@ -200,11 +253,99 @@ impl Supervisor {
             Event::Output { svc, data } => self.on_output(svc, &data, out),
             Event::Deadline => {}
             Event::Control(conn, req) => self.on_control(conn, req, now, out),
-            Event::Closed(conn) => self.followers.retain(|(c, _)| *c != conn),
+            Event::Closed(conn) => {
+                self.followers.retain(|(c, _)| *c != conn);
+                self.waiters.retain(|(c, _)| *c != conn);
+            }
             Event::Shutdown(kind) => self.begin_shutdown(kind, now, out),
         }
         self.fire_timers(now, out);
         self.settle(now, out);
+        self.track_boot(now, out);
+        self.answer_waiters(out);
+    }
+
+    /// Records first starts, readiness and ends, and says once when the boot is done:
+    /// every service has been ready once or cannot come up without a request.
+    fn track_boot(&mut self, now: Mono, out: &mut Vec<Action>) {
+        if self.up_at.is_some() {
+            return;
+        }
+        for (f, svc) in self.first.iter_mut().zip(&self.svcs) {
+            if f.started.is_none() && svc.starts > 0 {
+                f.started = Some(now);
+            }
+            if f.ready.is_none() && svc.up_since.is_some() {
+                f.ready = svc.up_since;
+            }
+            if f.finished.is_none() && svc.last_exit.is_some() {
+                f.finished = Some(now);
+            }
+        }
+        if self.shutdown.is_some() {
+            return;
+        }
+        let blocked = self.blocked();
+        let done = self
+            .first
+            .iter()
+            .zip(&blocked)
+            .all(|(f, b)| f.ready.is_some() || *b);
+        if !done || self.first.iter().all(|f| f.ready.is_none()) {
+            return;
+        }
+        self.up_at = Some(now);
+        let report = self.boot_report();
+        let mut line = report.summary(None).unwrap_or_default();
+        let down: Vec<&str> = self
+            .first
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.ready.is_none())
+            .map(|(i, _)| self.name(SvcId(i)))
+            .collect();
+        if !down.is_empty() {
+            line.push_str(&format!("; not up: {}", down.join(", ")));
+        }
+        Self::note(out, line);
+    }
+
+    /// Answers the `wait` requests that can be answered now.
+    fn answer_waiters(&mut self, out: &mut Vec<Action>) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let blocked = self.blocked();
+        let mut i = 0;
+        while i < self.waiters.len() {
+            let (conn, ids) = &self.waiters[i];
+            let reply = if ids.iter().all(|s| self.svcs[s.0].phase.is_up()) {
+                let names: Vec<&str> = ids.iter().map(|s| self.name(*s)).collect();
+                Some(Response::Ok(format!("{} ready", names.join(", "))))
+            } else if self.shutdown.is_some() {
+                Some(Response::Err("keel is shutting down".into()))
+            } else {
+                ids.iter().find(|s| blocked[s.0]).map(|s| {
+                    let st = self.status_of(*s);
+                    let why = if st.why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", st.why)
+                    };
+                    Response::Err(format!(
+                        "{} cannot become ready without a start request ({}{why})",
+                        st.name, st.state
+                    ))
+                })
+            };
+            match reply {
+                Some(r) => {
+                    out.push(Action::Reply(*conn, r));
+                    self.waiters.swap_remove(i);
+                }
+                None => i += 1,
+            }
+        }
     }
 
     fn name(&self, s: SvcId) -> &str {
@@ -548,7 +689,30 @@ impl Supervisor {
 
     fn on_control(&mut self, conn: ConnId, req: Request, now: Mono, out: &mut Vec<Action>) {
         let reply = match req {
-            Request::Status => Response::Status(self.status()),
+            Request::Status(names) => match names.iter().find(|n| self.find(n).is_none()) {
+                Some(n) => self.no_such(n),
+                None if names.is_empty() => Response::Status(self.status()),
+                None => Response::Status(
+                    names
+                        .iter()
+                        .filter_map(|n| self.find(n))
+                        .map(|s| self.status_of(s))
+                        .collect(),
+                ),
+            },
+            Request::Boot => Response::Boot(self.boot_report()),
+            Request::Wait(names) => match names.iter().find(|n| self.find(n).is_none()) {
+                Some(n) => self.no_such(n),
+                None if self.waiters.len() >= MAX_WAITERS => Response::Err(format!(
+                    "too many pending waits (at most {MAX_WAITERS}); retry later"
+                )),
+                None => {
+                    let ids = names.iter().filter_map(|n| self.find(n)).collect();
+                    // Answered at the end of this step, or when it can be.
+                    self.waiters.push((conn, ids));
+                    return;
+                }
+            },
             Request::Start(n) | Request::Stop(n) | Request::Restart(n)
                 if self.find(&n).is_none() =>
             {

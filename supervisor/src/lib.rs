@@ -14,6 +14,7 @@ pub mod log;
 pub mod proto;
 pub mod restart;
 pub mod state;
+pub mod timeline;
 pub mod types;
 
 pub use types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};

@@ -3,10 +3,12 @@
 //! Text, line based, UTF-8. A request is one line of at most [`MAX_REQUEST`] bytes:
 //!
 //! ```text
-//! keel/1 status
-//! keel/1 start NAME | keel/1 stop NAME | keel/1 restart NAME
-//! keel/1 logs NAME [-n N] [-f]
-//! keel/1 poweroff | keel/1 reboot
+//! keel/2 status [NAME...]
+//! keel/2 start NAME | keel/2 stop NAME | keel/2 restart NAME
+//! keel/2 logs NAME [-n N] [-f]
+//! keel/2 wait NAME...
+//! keel/2 boot
+//! keel/2 poweroff | keel/2 reboot
 //! ```
 //!
 //! A response is a header line, maybe followed by as many lines as the header says:
@@ -19,7 +21,16 @@
 //!                                   "exit:CODE" or "signal:NUMBER")
 //! logs N DROPPED      then N lines of output; DROPPED lines were lost to the ring's size
 //! line TEXT           one more line of a followed log (`logs -f`)
+//! boot N INIT UP      then N lines: name TAB oneshot TAB started TAB ready TAB finished
+//!                                   TAB needs TAB after   (times in ms since boot or "-";
+//!                                   oneshot "0" or "1"; needs and after comma-separated
+//!                                   names or "-"); INIT: when /init started, UP: when every
+//!                                   service had been ready once
 //! ```
+//!
+//! `wait` is answered once every named service is ready (`ok`), or as soon as one of them
+//! cannot become ready without a request (`err` with the reason: it gave up, it is stopped,
+//! keel is shutting down).
 //!
 //! Text fields escape `\` as `\\`, newline as `\n`, tab as `\t` and carriage return as
 //! `\r`. Decoding is total: it returns an error for anything malformed and never panics.
@@ -27,12 +38,14 @@
 //!
 //! # History
 //! - 1: status, start, stop, restart, logs (with -n and -f), poweroff, reboot.
+//! - 2: status takes service names; wait; boot (the boot timeline).
 
+use crate::timeline::{BootReport, BootRow};
 use crate::types::{Mono, Sig, WaitStatus};
 use std::fmt;
 
 /// The version this keel speaks; a request names it as `keel/VERSION`.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The longest request accepted, newline included.
 pub const MAX_REQUEST: usize = 1024;
 /// The most lines one response may carry (a status of many services, a long log tail).
@@ -41,7 +54,8 @@ pub const MAX_RESPONSE_LINES: usize = 100_000;
 /// What keelctl asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Status,
+    /// Every service when empty, otherwise these, in this order.
+    Status(Vec<String>),
     Start(String),
     Stop(String),
     Restart(String),
@@ -51,9 +65,17 @@ pub enum Request {
         lines: Option<u32>,
         follow: bool,
     },
+    /// Answer once all of these are ready, or as soon as one cannot become ready.
+    Wait(Vec<String>),
+    /// The boot timeline.
+    Boot,
     PowerOff,
     Reboot,
 }
+
+/// At most this many names in one status or wait request (a request line is at most
+/// [`MAX_REQUEST`] bytes anyway).
+pub const MAX_NAMES: usize = 64;
 
 /// One row of `keelctl status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +100,7 @@ pub enum Response {
     Status(Vec<SvcStatus>),
     Logs { dropped: u64, lines: Vec<String> },
     Line(String),
+    Boot(BootReport),
 }
 
 /// Why a message could not be decoded.
@@ -160,7 +183,9 @@ impl Request {
     /// One line, newline included.
     pub fn encode(&self) -> String {
         let body = match self {
-            Request::Status => "status".to_string(),
+            Request::Status(names) => words("status", names),
+            Request::Wait(names) => words("wait", names),
+            Request::Boot => "boot".to_string(),
             Request::Start(n) => format!("start {n}"),
             Request::Stop(n) => format!("stop {n}"),
             Request::Restart(n) => format!("restart {n}"),
@@ -224,8 +249,33 @@ impl Request {
             }
             Ok(())
         };
+        let names = |args: &[&str], at_least: usize| -> Result<Vec<String>, ProtoError> {
+            if args.len() < at_least {
+                return Err(ProtoError::Malformed(format!(
+                    "{verb} needs a service name"
+                )));
+            }
+            if args.len() > MAX_NAMES {
+                return Err(ProtoError::Malformed(format!(
+                    "{verb}: more than {MAX_NAMES} names"
+                )));
+            }
+            args.iter()
+                .map(|n| {
+                    if valid_name(n) {
+                        Ok((*n).to_string())
+                    } else {
+                        Err(ProtoError::Malformed(format!(
+                            "{verb}: not a valid service name"
+                        )))
+                    }
+                })
+                .collect()
+        };
         let req = match verb {
-            "status" => Request::Status,
+            "status" => return Ok(Request::Status(names(&args, 0)?)),
+            "wait" => return Ok(Request::Wait(names(&args, 1)?)),
+            "boot" => Request::Boot,
             "poweroff" => Request::PowerOff,
             "reboot" => Request::Reboot,
             "start" => Request::Start(name(&args)?),
@@ -255,18 +305,44 @@ impl Request {
             }
             _ => {
                 return Err(ProtoError::Malformed(
-                    "unknown command; use status, start, stop, restart, logs, poweroff or reboot"
+                    "unknown command; use status, start, stop, restart, logs, wait, boot, poweroff or reboot"
                         .into(),
                 ));
             }
         };
         let arity = match req {
-            Request::Status | Request::PowerOff | Request::Reboot => 0,
+            Request::Boot | Request::PowerOff | Request::Reboot => 0,
             _ => 1,
         };
         no_more(&args, arity)?;
         Ok(req)
     }
+}
+
+fn words(verb: &str, names: &[String]) -> String {
+    let mut s = verb.to_string();
+    for n in names {
+        s.push(' ');
+        s.push_str(n);
+    }
+    s
+}
+
+fn names_text(names: &[String]) -> String {
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(",")
+    }
+}
+
+fn parse_names(s: &str) -> Option<Vec<String>> {
+    if s == "-" {
+        return Some(Vec::new());
+    }
+    s.split(',')
+        .map(|n| valid_name(n).then(|| n.to_string()))
+        .collect()
 }
 
 fn exit_text(e: Option<WaitStatus>) -> String {
@@ -314,6 +390,27 @@ impl Response {
                 for l in lines {
                     s.push_str(&escape(l));
                     s.push('\n');
+                }
+                s
+            }
+            Response::Boot(b) => {
+                let mut s = format!(
+                    "boot {} {} {}\n",
+                    b.rows.len(),
+                    opt(b.init_at.map(|m| m.0)),
+                    opt(b.up_at.map(|m| m.0))
+                );
+                for r in &b.rows {
+                    s.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                        escape(&r.name),
+                        u8::from(r.oneshot),
+                        opt(r.started.map(|m| m.0)),
+                        opt(r.ready.map(|m| m.0)),
+                        opt(r.finished.map(|m| m.0)),
+                        names_text(&r.needs),
+                        names_text(&r.after),
+                    ));
                 }
                 s
             }
@@ -375,6 +472,47 @@ impl Response {
                     .collect::<Result<Vec<_>, _>>()?;
                 Response::Logs { dropped, lines }
             }
+            "boot" => {
+                let mut f = rest.split(' ');
+                let (Some(n), Some(init), Some(up), None) = (f.next(), f.next(), f.next(), f.next())
+                else {
+                    return Err(bad("boot"));
+                };
+                let n: usize = n.parse().map_err(|_| bad("boot"))?;
+                if n > MAX_RESPONSE_LINES {
+                    return Err(bad("boot"));
+                }
+                let mono = |s: &str| parse_opt::<u64>(s).map(|m| m.map(Mono));
+                let init_at = mono(init).ok_or_else(|| bad("boot"))?;
+                let up_at = mono(up).ok_or_else(|| bad("boot"))?;
+                let Some(raw) = take(n) else { return Ok(None) };
+                let mut rows = Vec::with_capacity(raw.len());
+                for line in raw {
+                    let f: Vec<&str> = line.split('\t').collect();
+                    let [name, oneshot, started, ready, finished, needs, after] = f.as_slice()
+                    else {
+                        return Err(bad("boot"));
+                    };
+                    rows.push(BootRow {
+                        name: unescape(name)?,
+                        oneshot: match *oneshot {
+                            "0" => false,
+                            "1" => true,
+                            _ => return Err(bad("boot")),
+                        },
+                        started: mono(started).ok_or_else(|| bad("boot"))?,
+                        ready: mono(ready).ok_or_else(|| bad("boot"))?,
+                        finished: mono(finished).ok_or_else(|| bad("boot"))?,
+                        needs: parse_names(needs).ok_or_else(|| bad("boot"))?,
+                        after: parse_names(after).ok_or_else(|| bad("boot"))?,
+                    });
+                }
+                Response::Boot(BootReport {
+                    init_at,
+                    up_at,
+                    rows,
+                })
+            }
             "status" => {
                 let n: usize = rest.parse().map_err(|_| bad("status"))?;
                 if n > MAX_RESPONSE_LINES {
@@ -420,7 +558,9 @@ mod tests {
 
     fn request() -> impl Strategy<Value = Request> {
         prop_oneof![
-            Just(Request::Status),
+            proptest::collection::vec(name(), 0..4).prop_map(Request::Status),
+            proptest::collection::vec(name(), 1..4).prop_map(Request::Wait),
+            Just(Request::Boot),
             Just(Request::PowerOff),
             Just(Request::Reboot),
             name().prop_map(Request::Start),
@@ -464,6 +604,37 @@ mod tests {
             )
     }
 
+    fn boot() -> impl Strategy<Value = Response> {
+        let t = || proptest::option::of(any::<u64>().prop_map(Mono));
+        let row = (
+            name(),
+            any::<bool>(),
+            t(),
+            t(),
+            t(),
+            proptest::collection::vec(name(), 0..3),
+            proptest::collection::vec(name(), 0..3),
+        )
+            .prop_map(
+                |(name, oneshot, started, ready, finished, needs, after)| BootRow {
+                    name,
+                    oneshot,
+                    started,
+                    ready,
+                    finished,
+                    needs,
+                    after,
+                },
+            );
+        (t(), t(), proptest::collection::vec(row, 0..4)).prop_map(|(init_at, up_at, rows)| {
+            Response::Boot(BootReport {
+                init_at,
+                up_at,
+                rows,
+            })
+        })
+    }
+
     fn response() -> impl Strategy<Value = Response> {
         prop_oneof![
             ".*".prop_map(Response::Ok),
@@ -472,6 +643,7 @@ mod tests {
             (any::<u64>(), proptest::collection::vec(".*", 0..5))
                 .prop_map(|(dropped, lines)| Response::Logs { dropped, lines }),
             proptest::collection::vec(status(), 0..4).prop_map(Response::Status),
+            boot(),
         ]
     }
 
@@ -482,10 +654,22 @@ mod tests {
             lines: Some(20),
             follow: true,
         };
-        assert_eq!(Request::decode(b"keel/1 logs sshd -f -n 20\n"), Ok(logs));
-        assert_eq!(Request::decode(b"keel/1 status\n"), Ok(Request::Status));
+        assert_eq!(Request::decode(b"keel/2 logs sshd -f -n 20\n"), Ok(logs));
         assert_eq!(
-            Request::decode(b"keel/1  restart   net\n"),
+            Request::decode(b"keel/2 status\n"),
+            Ok(Request::Status(vec![]))
+        );
+        assert_eq!(
+            Request::decode(b"keel/2 status sshd getty@ttyS0\n"),
+            Ok(Request::Status(vec!["sshd".into(), "getty@ttyS0".into()]))
+        );
+        assert_eq!(
+            Request::decode(b"keel/2 wait a b\n"),
+            Ok(Request::Wait(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(Request::decode(b"keel/2 boot\n"), Ok(Request::Boot));
+        assert_eq!(
+            Request::decode(b"keel/2  restart   net\n"),
             Ok(Request::Restart("net".into()))
         );
     }
@@ -497,26 +681,28 @@ mod tests {
             Err(ProtoError::TooLong)
         );
         assert_eq!(
-            Request::decode(b"keel/1 status"),
+            Request::decode(b"keel/2 status"),
             Err(ProtoError::Unterminated)
         );
         assert_eq!(Request::decode(b"\xff\n"), Err(ProtoError::NotUtf8));
         assert_eq!(
-            Request::decode(b"keel/2 status\n"),
-            Err(ProtoError::Version("keel/2".into()))
+            Request::decode(b"keel/1 status\n"),
+            Err(ProtoError::Version("keel/1".into()))
         );
         for bad in [
             "\n",
-            "keel/1\n",
-            "keel/1 start\n",
-            "keel/1 status x\n",
-            "keel/1 start a b\n",
-            "keel/1 logs a -n\n",
-            "keel/1 logs a -n x\n",
-            "keel/1 logs a -f -f\n",
-            "keel/1 start a/b\n",
-            "keel/1 explode\n",
-            "keel/1 status\nkeel/1 status\n",
+            "keel/2\n",
+            "keel/2 start\n",
+            "keel/2 status a/b\n",
+            "keel/2 wait\n",
+            "keel/2 boot x\n",
+            "keel/2 start a b\n",
+            "keel/2 logs a -n\n",
+            "keel/2 logs a -n x\n",
+            "keel/2 logs a -f -f\n",
+            "keel/2 start a/b\n",
+            "keel/2 explode\n",
+            "keel/2 status\nkeel/2 status\n",
         ] {
             assert!(
                 matches!(
@@ -562,7 +748,7 @@ mod tests {
         }
 
         #[test]
-        fn decoding_near_miss_text_never_panics(s in "(keel/1 |status |logs |ok |err |line |[0-9 \\t\\n\\\\-])*") {
+        fn decoding_near_miss_text_never_panics(s in "(keel/2 |status |logs |wait |boot |ok |err |line |[0-9 \\t\\n\\\\-])*") {
             let _ = Request::decode(s.as_bytes());
             let _ = Response::decode(&s);
         }

@@ -520,3 +520,51 @@ stop_timeout = "1s"
         sim.trace
     );
 }
+
+#[test]
+fn wait_answers_when_ready_or_when_it_never_can_be() {
+    check(
+        CHAIN,
+        "
+        wait sshd net
+        ready net
+        wait sshd
+        stop dhcp
+        wait sshd
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 reply ok sshd, net ready
+        0.000 reply ok sshd ready
+        0.000 reply ok stopping dhcp
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 reply err sshd cannot become ready without a start request (stopping: stopped because it needs dhcp, which was stopped by request)
+        ",
+    );
+}
+
+#[test]
+fn the_boot_timeline_has_the_critical_chain_and_ends_once() {
+    check(
+        DIAMOND,
+        "
+        advance 30ms
+        exit keys code=0
+        boot
+        logs-on
+        advance 10ms
+        exit app code=1
+        ",
+        "
+        0.000 spawn keys pid=100
+        0.000 spawn net pid=101
+        0.030 spawn app pid=102
+        0.030 spawn log pid=103
+        0.030 boot up=0.030 chain=keys@0.000+30ms,app@0.030+0ms,log@0.030+0ms
+        0.040 log keel: app exited (exit code 1)
+        0.040 log keel: restarting app in 200ms
+        ",
+    );
+}

@@ -141,8 +141,11 @@ fn request(b: &mut Bytes<'_>, n: usize) -> Request {
         3 => "nosuch".to_string(),
         _ => format!("s{}", usize::from(sel >> 2) % (n + 1)),
     };
-    match kind % 8 {
-        0 => Request::Status,
+    match kind % 11 {
+        0 => Request::Status(Vec::new()),
+        8 => Request::Status(vec![name]),
+        9 => Request::Wait(vec![name]),
+        10 => Request::Boot,
         1 => Request::Start(name),
         2 => Request::Stop(name),
         3 => Request::Restart(name),

@@ -165,6 +165,11 @@ impl Sim {
                                 format!("logs dropped={dropped} {lines:?}")
                             }
                             Response::Status(rows) => format!("status {} rows", rows.len()),
+                            Response::Boot(b) => format!(
+                                "boot up_at={} {} rows",
+                                b.up_at.map_or("-".into(), |m| m.to_string()),
+                                b.rows.len()
+                            ),
                         };
                         self.say(format!("reply {text}"));
                     }
@@ -275,6 +280,22 @@ impl Sim {
                 };
                 let line = format!("status {name}: {}{why}", st.state);
                 self.say(line);
+            }
+            ["wait", names @ ..] => self.event(Event::Control(
+                ConnId(2),
+                Request::Wait(names.iter().map(|n| n.to_string()).collect()),
+            )),
+            ["boot"] => {
+                let b = self.sup.boot_report();
+                let chain: Vec<String> = b
+                    .default_target()
+                    .map(|t| b.critical_chain(t))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|l| format!("{}@{}+{}ms", l.name, l.started, l.took_ms()))
+                    .collect();
+                let up = b.up_at.map_or("-".into(), |m| m.to_string());
+                self.say(format!("boot up={up} chain={}", chain.join(",")));
             }
             ["logs-on"] => self.show_logs = true,
             _ => panic!("unknown script line {line:?}"),
