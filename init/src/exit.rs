@@ -14,6 +14,8 @@ pub enum Exit {
     Ok = 0,
     /// The check ran and found problems (for example `keel check` on a bad config).
     Failed = 1,
+    /// `keelctl is-up`: not every service named is up (systemctl is-active's code).
+    NotUp = 3,
     /// A permanent error: bad usage, a bad config, or not permitted. Retrying will not help.
     Permanent = 100,
     /// A temporary error: a system call failed. Retrying later may work.
@@ -54,6 +56,7 @@ mod tests {
     fn codes_match_the_documented_values() {
         assert_eq!(Exit::Ok.code(), 0);
         assert_eq!(Exit::Failed.code(), 1);
+        assert_eq!(Exit::NotUp.code(), 3);
         assert_eq!(Exit::Permanent.code(), 100);
         assert_eq!(Exit::Temporary.code(), 111);
         assert_eq!(Exit::CannotExec.code(), 126);

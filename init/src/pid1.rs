@@ -56,6 +56,8 @@ fn last_resort(why: &str) -> ! {
 
 /// PID 1's main. Never returns.
 pub fn main() -> ! {
+    // When /init started, for the boot timeline (keelctl boot, the "up in" line).
+    let init_at = crate::sys::clock::now();
     log::init_early();
     install_panic_hook();
 
@@ -91,6 +93,7 @@ pub fn main() -> ! {
         Ok(d) => d,
         Err(_) => last_resort(&format!("{} while starting the main loop", last_panic())),
     };
+    driver.set_init_time(init_at);
     let mut panics = 0u32;
     loop {
         // The inner loop never ends; the only way out is a panic.

@@ -369,6 +369,13 @@ impl Driver {
     }
 
     /// The first step of the supervisor: it starts what has no dependencies.
+    /// When /init started, for the supervisor's boot timeline.
+    pub fn set_init_time(&mut self, at: clock::Mono) {
+        if let Some(sup) = &mut self.sup {
+            sup.set_init_time(to_sup(at));
+        }
+    }
+
     fn kick(&mut self) {
         self.sup_event(SupEvent::Deadline);
     }

@@ -539,15 +539,15 @@ exec = ["/bin/sleep", "1000"]
     assert!(e.contains("longer than 1024 bytes"), "{e}");
     let e = err(k.raw(b"garbage\n", 1));
     assert!(e.contains("protocol garbage is not supported"), "{e}");
-    let e = err(k.raw(b"keel/1 frobnicate\n", 1));
+    let e = err(k.raw(b"keel/2 frobnicate\n", 1));
     assert!(e.contains("unknown command"), "{e}");
-    let e = err(k.raw(b"keel/1 status\xff\xfe\n", 1));
+    let e = err(k.raw(b"keel/2 status\xff\xfe\n", 1));
     assert!(e.contains("UTF-8"), "{e}");
-    let e = err(k.raw(b"keel/1 stop ../../etc\n", 1));
+    let e = err(k.raw(b"keel/2 stop ../../etc\n", 1));
     assert!(e.contains("not a valid service name"), "{e}");
     // A client that connects and goes away, or sends half a line and hangs up.
     drop(UnixStream::connect(&k.socket));
-    k.raw(b"keel/1 sta", 0);
+    k.raw(b"keel/2 sta", 0);
     // Connections beyond the cap are told so; the ones held do not stop keel.
     let held: Vec<UnixStream> = (0..40)
         .filter_map(|_| UnixStream::connect(&k.socket).ok())
@@ -565,7 +565,7 @@ exec = ["/bin/sleep", "1000"]
     drop(held);
     k.wait("keel to see the held connections close", || {
         matches!(
-            k.raw(b"keel/1 status\n", 1).first(),
+            k.raw(b"keel/2 status\n", 1).first(),
             Some(Response::Status(_))
         )
         .then_some(())
@@ -573,14 +573,14 @@ exec = ["/bin/sleep", "1000"]
     // A client that half-closes after its request (`nc -U` style) still gets the answer.
     let mut half = UnixStream::connect(&k.socket).expect("cannot connect");
     half.set_read_timeout(Some(WAIT)).ok();
-    half.write_all(b"keel/1 status\n").expect("cannot write");
+    half.write_all(b"keel/2 status\n").expect("cannot write");
     half.shutdown(std::net::Shutdown::Write)
         .expect("cannot shut down");
     let mut text = String::new();
     let _ = half.read_to_string(&mut text);
     assert!(text.starts_with("status 1\ns\tup\t"), "{text:?}");
     // Several requests on one connection are answered in order.
-    let two = k.raw(b"keel/1 status\nkeel/1 logs s -n 1\n", 2);
+    let two = k.raw(b"keel/2 status\nkeel/2 logs s -n 1\n", 2);
     assert!(
         matches!(two.as_slice(), [Response::Status(_), Response::Logs { .. }]),
         "{two:?}"
@@ -812,4 +812,283 @@ exec = ["/bin/sh", "-c", "i=1; while [ $i -le 2000 ]; do echo \"flood line $i $(
         "the console log lost the start"
     );
     assert_eq!(k.ctl(&["status"]).0, 0);
+}
+
+/// A oneshot, a notify service that waits for a file, and one that needs it.
+const OPS: &str = r#"
+[services.prep]
+exec = ["/bin/sh", "-c", "echo preparing; exit 0"]
+kind = "oneshot"
+[services.web]
+exec = ["/bin/sh", "-c", "while [ ! -e \"$GO\" ]; do sleep 0.05; done; \"$KEEL\" notify READY=1; echo serving; exec sleep 1000"]
+env = { GO = "@GO@", KEEL = "@KEEL@" }
+needs = ["prep"]
+ready = "notify"
+[services.app]
+exec = ["/bin/sleep", "1000"]
+needs = ["web"]
+"#;
+
+fn ops(name: &str) -> (Keel, PathBuf) {
+    let go = std::env::temp_dir().join(format!("keel-it-{name}-{}-go", std::process::id()));
+    let _ = std::fs::remove_file(&go);
+    let cfg = OPS
+        .replace("@GO@", &go.display().to_string())
+        .replace("@KEEL@", KEEL);
+    (Keel::start(name, &cfg), go)
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not one JSON document ({e}): {text:?}"))
+}
+
+#[test]
+fn keelctl_is_up_and_wait_give_scripts_an_exit_code() {
+    let (k, go) = ops("isup");
+    k.until("prep done", |r| {
+        r.iter().any(|s| s.name == "prep" && s.state == "done")
+    });
+    // Not up yet: 3 and silent; -v says each.
+    assert_eq!(k.ctl(&["is-up", "web"]), (3, String::new(), String::new()));
+    let (code, out, _) = k.ctl(&["is-up", "-v", "prep", "web"]);
+    assert_eq!(code, 3);
+    assert!(
+        out.contains("prep up") && out.contains("web starting"),
+        "{out}"
+    );
+    assert_eq!(k.ctl(&["is-up", "prep"]).0, 0, "a finished oneshot is up");
+    // wait with a timeout fails and says what the service is doing.
+    let (code, _, err) = k.ctl(&["wait", "app", "--timeout", "300ms"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("gave up waiting after 300ms")
+            && err.contains("app is waiting (waiting for web"),
+        "{err}"
+    );
+    // A wait without a timeout returns once the service is ready.
+    let waiter = Command::new(KEEL)
+        .args([
+            "ctl",
+            "--socket",
+            &k.socket,
+            "wait",
+            "app",
+            "web",
+            "--timeout",
+            "30s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cannot run keel ctl wait");
+    std::fs::write(&go, "").expect("cannot create the go file");
+    let out = waiter
+        .wait_with_output()
+        .expect("keel ctl wait did not end");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "app, web ready\n");
+    assert_eq!(k.ctl(&["is-up", "prep", "web", "app"]).0, 0);
+    // A wait on a stopped service fails at once with the reason.
+    assert_eq!(k.ctl(&["stop", "web"]).0, 0);
+    let (code, _, err) = k.ctl(&["wait", "app"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("app cannot become ready without a start request"),
+        "{err}"
+    );
+    // Unknown names are errors, not "not up".
+    let (code, _, err) = k.ctl(&["is-up", "nosuch"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no service named nosuch"), "{err}");
+    let _ = std::fs::remove_file(&go);
+}
+
+#[test]
+fn keelctl_status_takes_names_and_json_has_every_field() {
+    let (k, go) = ops("statusjson");
+    std::fs::write(&go, "").expect("cannot create the go file");
+    assert_eq!(k.ctl(&["wait", "app"]).0, 0);
+    let (code, out, _) = k.ctl(&["status", "app", "prep"]);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        [
+            "NAME",
+            "STATE",
+            "PID",
+            "READY",
+            "RESTARTS",
+            "LAST-EXIT",
+            "WHY"
+        ]
+    );
+    // The rows come in the order asked; awk-style fields hold no spaces.
+    let fields: Vec<Vec<&str>> = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(fields[0][..2], ["app", "up"]);
+    assert_eq!(fields[1][..2], ["prep", "done"]);
+    assert_eq!(fields[1][5], "exit:0");
+    // One NAME alone: the row and its last log lines.
+    let (_, out, _) = k.ctl(&["status", "web"]);
+    assert!(
+        out.contains("last 1 lines of web") && out.contains("  serving"),
+        "{out}"
+    );
+    // --json: one document with the documented fields.
+    let (code, out, _) = k.ctl(&["--json", "status"]);
+    assert_eq!(code, 0);
+    let v = json(&out);
+    assert!(v["now_ms"].as_u64().is_some(), "{v}");
+    let svcs = v["services"].as_array().expect("services is an array");
+    assert_eq!(svcs.len(), 3);
+    let web = svcs
+        .iter()
+        .find(|s| s["name"] == "web")
+        .expect("web is listed");
+    assert_eq!(web["state"], "up");
+    assert_eq!(web["up"], true);
+    assert!(web["pid"].as_i64().is_some_and(|p| p > 1), "{web}");
+    assert!(web["ready_since_ms"].as_u64().is_some(), "{web}");
+    assert_eq!(web["restarts"], 0);
+    assert!(web["last_exit"].is_null(), "{web}");
+    assert_eq!(web["why"], "");
+    let prep = svcs
+        .iter()
+        .find(|s| s["name"] == "prep")
+        .expect("prep is listed");
+    assert_eq!(prep["last_exit"]["kind"], "exit");
+    assert_eq!(prep["last_exit"]["code"], 0);
+    assert!(prep["pid"].is_null());
+    // logs --json.
+    let v = json(&k.ctl(&["--json", "logs", "prep"]).1);
+    assert_eq!(v["service"], "prep");
+    assert_eq!(v["dropped"], 0);
+    assert_eq!(v["lines"], serde_json::json!(["preparing"]));
+    // status NAME --json carries the log tail too.
+    let v = json(&k.ctl(&["--json", "status", "web"]).1);
+    assert_eq!(v["logs"]["lines"], serde_json::json!(["serving"]));
+    let _ = std::fs::remove_file(&go);
+}
+
+#[test]
+fn keelctl_boot_has_the_timeline_and_the_chain() {
+    let (k, go) = ops("boot");
+    std::fs::write(&go, "").expect("cannot create the go file");
+    assert_eq!(k.ctl(&["wait", "app"]).0, 0);
+    let v = k.wait("the boot to be up", || {
+        let v = json(&k.ctl(&["--json", "boot"]).1);
+        v["up_ms"].as_u64().is_some().then_some(v)
+    });
+    // keel supervise is not PID 1: no kernel part.
+    assert!(v["kernel_ms"].is_null() && v["init_ms"].is_null(), "{v}");
+    let svcs = v["services"].as_array().expect("services is an array");
+    let get = |n: &str| {
+        svcs.iter()
+            .find(|s| s["name"] == n)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let ms = |s: &serde_json::Value, f: &str| s[f].as_u64().unwrap_or_else(|| panic!("{f} of {s}"));
+    let (prep, web, app) = (get("prep"), get("web"), get("app"));
+    assert_eq!(prep["oneshot"], true);
+    assert_eq!(web["needs"], serde_json::json!(["prep"]));
+    assert_eq!(web["held_back_by"], "prep");
+    assert!(prep["held_back_by"].is_null());
+    // Each started once what held it back was ready; each was ready after it started.
+    assert!(ms(&prep, "ready_ms") <= ms(&web, "started_ms"));
+    assert!(ms(&web, "ready_ms") <= ms(&app, "started_ms"));
+    for s in [&prep, &web, &app] {
+        assert!(ms(s, "started_ms") <= ms(s, "ready_ms"), "{s}");
+    }
+    assert_eq!(ms(&prep, "finished_ms"), ms(&prep, "ready_ms"));
+    // No sshd here: the chain ends at the service ready last.
+    assert_eq!(v["target"], "app");
+    let chain: Vec<&str> = v["critical_chain"]
+        .as_array()
+        .expect("critical_chain is an array")
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert_eq!(chain, ["prep", "web", "app"]);
+    assert!(k.log().contains("keel: up in "), "{}", k.log());
+    let (code, out, _) = k.ctl(&["boot", "web"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("critical chain to web:") && out.contains("HELD-BACK-BY"),
+        "{out}"
+    );
+    assert_eq!(k.ctl(&["boot", "nosuch"]).0, 1);
+    let _ = std::fs::remove_file(&go);
+}
+
+#[test]
+fn keelctl_ends_quietly_when_its_reader_goes_and_knows_its_version() {
+    let k = Keel::start(
+        "sigpipe",
+        r#"
+[services.chatty]
+exec = ["/bin/sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); [ $i -gt 3000 ] && sleep 0.01; done"]
+"#,
+    );
+    k.wait("3000 lines", || {
+        k.ctl(&["logs", "chatty"])
+            .1
+            .contains("line 2999")
+            .then_some(())
+    });
+    // `keelctl logs -f | head -1`: head exits, keelctl sees EPIPE and ends with 0.
+    let sh = format!(
+        "{KEEL} ctl --socket {} logs -f chatty | head -n 1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        k.socket
+    );
+    let out = Command::new("bash")
+        .args(["-c", &sh])
+        .output()
+        .expect("cannot run bash");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, out, _) = k.ctl(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("keelctl ") && out.contains("protocol keel/2"),
+        "{out}"
+    );
+    let (code, out, _) = k.ctl(&["wait", "-h"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("usage: keelctl wait"), "{out}");
+}
+
+#[test]
+fn keelctl_gives_up_on_a_keel_that_does_not_answer() {
+    // A socket that accepts and never answers stands for a stuck keel.
+    let dir = std::env::temp_dir().join(format!("keel-it-silent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("cannot create the test directory");
+    let path = dir.join("control");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("cannot bind");
+    let out = Command::new(KEEL)
+        .args([
+            "ctl",
+            "--socket",
+            &path.display().to_string(),
+            "--timeout",
+            "300ms",
+            "status",
+        ])
+        .output()
+        .expect("cannot run keel ctl");
+    drop(listener);
+    assert_eq!(out.status.code(), Some(111));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not answer status within 300ms") && err.contains("--timeout"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

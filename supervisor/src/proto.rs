@@ -474,7 +474,8 @@ impl Response {
             }
             "boot" => {
                 let mut f = rest.split(' ');
-                let (Some(n), Some(init), Some(up), None) = (f.next(), f.next(), f.next(), f.next())
+                let (Some(n), Some(init), Some(up), None) =
+                    (f.next(), f.next(), f.next(), f.next())
                 else {
                     return Err(bad("boot"));
                 };

@@ -89,16 +89,24 @@ impl BootReport {
                 started,
                 ready,
             });
-            cur = r
-                .needs
-                .iter()
-                .chain(&r.after)
-                .filter_map(|d| self.row(d))
-                .filter(|d| d.ready.is_some_and(|t| t <= started))
-                .max_by_key(|d| d.ready);
+            cur = self.held_back_by(&r.name).and_then(|d| self.row(d));
         }
         chain.reverse();
         chain
+    }
+
+    /// What held `name`'s first start back: of what it needs or is ordered after, the one
+    /// that became ready last before it started. None when it waited for nothing.
+    pub fn held_back_by(&self, name: &str) -> Option<&str> {
+        let r = self.row(name)?;
+        let started = r.started?;
+        r.needs
+            .iter()
+            .chain(&r.after)
+            .filter_map(|d| self.row(d))
+            .filter(|d| d.ready.is_some_and(|t| t <= started))
+            .max_by_key(|d| d.ready)
+            .map(|d| d.name.as_str())
     }
 
     /// Services by how long they took from start to ready (or to their end), longest
@@ -177,7 +185,12 @@ mod tests {
                 row("state", (1490, 1495), &[], &[]),
                 row("entropy", (1490, 1491), &[], &[]),
                 row("hostkeys", (1496, 1526), &["entropy", "state"], &[]),
-                row("sshd", (1770, 2410), &["firewall", "hostkeys"], &["metadata"]),
+                row(
+                    "sshd",
+                    (1770, 2410),
+                    &["firewall", "hostkeys"],
+                    &["metadata"],
+                ),
                 row("metadata", (2300, 2350), &["network"], &[]),
             ],
         }
@@ -222,7 +235,11 @@ mod tests {
         );
         let mut no_init = r.clone();
         no_init.init_at = None;
-        assert!(no_init.summary(None).is_some_and(|s| s.starts_with("up in 2.41 s;")));
+        assert!(
+            no_init
+                .summary(None)
+                .is_some_and(|s| s.starts_with("up in 2.41 s;"))
+        );
         let mut not_up = r;
         not_up.up_at = None;
         assert_eq!(not_up.summary(None), None);

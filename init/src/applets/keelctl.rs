@@ -1,59 +1,156 @@
 //! `keelctl` (or `keel ctl`): the control client of keel's supervisor.
 //!
 //! Speaks the line protocol of `supervisor::proto` on the control socket
-//! (`/run/keel/control`, or `--socket PATH` for `keel supervise`): `status`, `start`,
-//! `stop`, `restart`, `logs NAME [-n N] [-f]`, `poweroff`, `reboot`. It holds no state and
-//! decides nothing; errors say what to do. Exit codes: 0 ok, 1 keel answered with an error,
-//! 100 bad usage, 111 keel could not be reached.
+//! (`/run/keel/control`, or `--socket PATH` for `keel supervise`). It holds no state and
+//! decides nothing: the table, the JSON and the critical chain are drawn from what keel
+//! answers. Exit codes: 0 ok, 1 keel answered with an error (or a wait failed), 3 `is-up`
+//! found a service that is not up, 100 bad usage, 111 keel could not be reached or did not
+//! answer in time. A closed stdout (`keelctl logs -f | head`) ends keelctl quietly with 0.
 #![forbid(unsafe_code)]
 
+use super::json::Json;
 use crate::exit::Exit;
 use crate::run::CONTROL_PATH;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
-use supervisor::proto::{Request, Response, SvcStatus};
+use std::time::Duration;
+use supervisor::proto::{PROTOCOL_VERSION, Request, Response, SvcStatus};
+use supervisor::timeline::{BootReport, secs};
 use supervisor::{Mono, WaitStatus};
 
 const USAGE: &str = "\
-usage: keelctl [--socket PATH] COMMAND
-  status                  every service: state, pid, ready since, restarts, last exit, why
-  start NAME              start NAME (and what it needs)
-  stop NAME               stop NAME (and what needs it)
-  restart NAME            stop NAME and what needs it, then start them again in order
-  logs NAME [-n N] [-f]   the last N lines NAME wrote (all kept by default); -f follows
-  poweroff | reboot       stop every service in order, then the machine
-  --socket PATH           keel's control socket [/run/keel/control]
-exit codes: 0 ok, 1 keel refused, 100 bad usage, 111 keel could not be reached
+usage: keelctl [--socket PATH] [--json] [--timeout DURATION] COMMAND [ARGS]
+  status [NAME...]         the services (all, or these): state, pid, ready for, restarts,
+                           last exit, why; one NAME alone also shows its last log lines
+  is-up [-v] NAME...       exit 0 when every NAME is up, 3 otherwise (silent unless -v)
+  wait NAME... [--timeout DURATION]
+                           block until every NAME is up; fail with the reason when one
+                           cannot come up, or after DURATION
+  start NAME               start NAME (and what it needs)
+  stop NAME                stop NAME (and what needs it)
+  restart NAME             stop NAME and what needs it, then start them again in order
+  logs NAME [-n N] [-f]    the last N lines NAME wrote (all kept by default); -f follows
+  boot [NAME]              where the boot went: kernel, each service's start and ready
+                           time, and the critical chain to NAME (default sshd, or the
+                           service that was ready last)
+  poweroff | reboot        stop every service in order, then the machine
+options:
+  --socket PATH            keel's control socket [/run/keel/control]
+  --json                   status, logs and boot print one JSON document (logs -f: one
+                           JSON object per line)
+  --timeout DURATION       give up on an answer after DURATION [10s; wait: none]
+  --version                keelctl's and the protocol's version
+  -h, --help               this text; COMMAND -h for that command
+exit codes: 0 ok, 1 keel refused or a wait failed, 3 not up (is-up), 100 bad usage,
+111 keel could not be reached or did not answer
 ";
 
-/// What to do: the socket and the request.
+/// How long keelctl waits for an answer unless told (a `wait` waits as long as asked).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many log lines `keelctl status NAME` shows under the row.
+pub const STATUS_LOG_LINES: u32 = 10;
+
+/// One command's usage, for `keelctl COMMAND -h`.
+fn command_usage(cmd: &str) -> Option<&'static str> {
+    Some(match cmd {
+        "status" => {
+            "usage: keelctl [--json] status [NAME...]\n  the services (all, or these); one NAME alone also shows its last log lines\n  columns: NAME STATE PID READY RESTARTS LAST-EXIT WHY (no spaces before WHY)\n"
+        }
+        "is-up" => {
+            "usage: keelctl is-up [-v] NAME...\n  exit 0 when every NAME is up (a finished oneshot counts), 3 otherwise; -v prints each\n"
+        }
+        "wait" => {
+            "usage: keelctl wait NAME... [--timeout DURATION]\n  block until every NAME is up; exit 1 with the reason when one cannot come up\n  without a request (gave up, stopped, shutting down) or when DURATION passes\n"
+        }
+        "start" => "usage: keelctl start NAME\n  start NAME and what it needs\n",
+        "stop" => "usage: keelctl stop NAME\n  stop NAME and what needs it\n",
+        "restart" => {
+            "usage: keelctl restart NAME\n  stop NAME and what needs it, then start them again in order\n"
+        }
+        "logs" => {
+            "usage: keelctl [--json] logs NAME [-n N] [-f]\n  the last N lines NAME wrote (all kept by default); -f follows\n"
+        }
+        "boot" => {
+            "usage: keelctl [--json] boot [NAME]\n  kernel time to /init, each service's start, ready and end, what held it back,\n  and the critical chain to NAME (default sshd, or the service ready last)\n"
+        }
+        "poweroff" => "usage: keelctl poweroff\n  stop every service in order, then power off\n",
+        "reboot" => "usage: keelctl reboot\n  stop every service in order, then reboot\n",
+        _ => return None,
+    })
+}
+
+/// What keelctl does with the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    /// Send the request and show the answer.
+    Plain(Request),
+    /// `status NAME...`: with one name, its last log lines too.
+    Status(Vec<String>),
+    IsUp {
+        names: Vec<String>,
+        verbose: bool,
+    },
+    Wait(Vec<String>),
+    Boot(Option<String>),
+}
+
+/// What to do: the socket, the output form, the time limit and the command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opts {
     pub socket: String,
-    pub request: Request,
+    pub json: bool,
+    /// None: as long as it takes.
+    pub timeout: Option<Duration>,
+    pub cmd: Cmd,
+}
+
+fn duration(v: &str) -> Result<Duration, String> {
+    supervisor::config::parse_duration(v)
+        .ok_or_else(|| format!("--timeout needs a duration such as 30s or 500ms, not {v:?}"))
 }
 
 /// Parses the arguments (without argv[0]); errors name the mistake.
 pub fn parse(args: &[String]) -> Result<Opts, String> {
     let mut socket = CONTROL_PATH.to_string();
+    let mut json = false;
+    let mut timeout = None;
     let mut rest: Vec<&str> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        if a == "--socket" {
-            socket = it.next().ok_or("--socket needs a PATH")?.clone();
-        } else if let Some(p) = a.strip_prefix("--socket=") {
-            socket = p.to_string();
-        } else {
-            rest.push(a);
+        match a.as_str() {
+            "--socket" => socket = it.next().ok_or("--socket needs a PATH")?.clone(),
+            "--json" => json = true,
+            "--timeout" => {
+                timeout = Some(duration(it.next().ok_or("--timeout needs a DURATION")?)?)
+            }
+            _ => {
+                if let Some(p) = a.strip_prefix("--socket=") {
+                    socket = p.to_string();
+                } else if let Some(t) = a.strip_prefix("--timeout=") {
+                    timeout = Some(duration(t)?);
+                } else {
+                    rest.push(a);
+                }
+            }
         }
     }
     let (cmd, args) = rest.split_first().ok_or("no command given")?;
     let name = |args: &[&str]| -> Result<String, String> {
         match args {
-            [n] => Ok((*n).to_string()),
+            [n] if !n.starts_with('-') => Ok((*n).to_string()),
+            [n] => Err(format!("{cmd}: unknown option {n:?}")),
             [] => Err(format!("{cmd} needs a service NAME")),
             _ => Err(format!("{cmd} takes one NAME")),
         }
+    };
+    let names = |args: &[&str], at_least: usize| -> Result<Vec<String>, String> {
+        if let Some(o) = args.iter().find(|a| a.starts_with('-')) {
+            return Err(format!("{cmd}: unknown option {o:?}"));
+        }
+        if args.len() < at_least {
+            return Err(format!("{cmd} needs a service NAME"));
+        }
+        Ok(args.iter().map(|a| (*a).to_string()).collect())
     };
     let none = |args: &[&str]| -> Result<(), String> {
         match args {
@@ -61,13 +158,30 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
             _ => Err(format!("{cmd} takes no arguments")),
         }
     };
-    let request = match *cmd {
-        "status" => none(args).map(|()| Request::Status)?,
-        "poweroff" => none(args).map(|()| Request::PowerOff)?,
-        "reboot" => none(args).map(|()| Request::Reboot)?,
-        "start" => Request::Start(name(args)?),
-        "stop" => Request::Stop(name(args)?),
-        "restart" => Request::Restart(name(args)?),
+    let cmd = match *cmd {
+        "status" => Cmd::Status(names(args, 0)?),
+        "is-up" => {
+            let verbose = args.iter().any(|a| *a == "-v" || *a == "--verbose");
+            let rest: Vec<&str> = args
+                .iter()
+                .copied()
+                .filter(|a| *a != "-v" && *a != "--verbose")
+                .collect();
+            Cmd::IsUp {
+                names: names(&rest, 1)?,
+                verbose,
+            }
+        }
+        "wait" => Cmd::Wait(names(args, 1)?),
+        "boot" => match args {
+            [] => Cmd::Boot(None),
+            _ => Cmd::Boot(Some(name(args)?)),
+        },
+        "poweroff" => none(args).map(|()| Cmd::Plain(Request::PowerOff))?,
+        "reboot" => none(args).map(|()| Cmd::Plain(Request::Reboot))?,
+        "start" => Cmd::Plain(Request::Start(name(args)?)),
+        "stop" => Cmd::Plain(Request::Stop(name(args)?)),
+        "restart" => Cmd::Plain(Request::Restart(name(args)?)),
         "logs" => {
             let mut n = None;
             let mut follow = false;
@@ -88,72 +202,72 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
                     _ => return Err("logs takes one NAME".into()),
                 }
             }
-            Request::Logs {
+            Cmd::Plain(Request::Logs {
                 name: svc.ok_or("logs needs a service NAME")?,
                 lines: n,
                 follow,
-            }
+            })
         }
-        other => return Err(format!("unknown command {other:?}")),
+        other => {
+            return Err(format!(
+                "unknown command {other:?}; commands: status, is-up, wait, start, stop, restart, logs, boot, poweroff, reboot"
+            ));
+        }
     };
-    Ok(Opts { socket, request })
+    // A wait waits as long as it is told; everything else gives up after the default.
+    let timeout = match (&cmd, timeout) {
+        (_, Some(t)) => Some(t),
+        (Cmd::Wait(_), None) | (Cmd::Plain(Request::Logs { follow: true, .. }), None) => None,
+        _ => Some(DEFAULT_TIMEOUT),
+    };
+    Ok(Opts {
+        socket,
+        json,
+        timeout,
+        cmd,
+    })
 }
 
-fn exit_words(e: Option<WaitStatus>) -> String {
+/// True when the state counts as up for `is-up` and `wait`: running and ready, or a
+/// oneshot that finished.
+pub fn is_up(state: &str) -> bool {
+    matches!(state, "up" | "done")
+}
+
+fn exit_cell(e: Option<WaitStatus>) -> String {
     match e {
         None => "-".into(),
-        Some(WaitStatus::Exited(c)) => format!("exit {c}"),
+        Some(WaitStatus::Exited(c)) => format!("exit:{c}"),
         Some(s @ WaitStatus::Signaled(_)) => s.to_string().replace("killed by ", ""),
     }
 }
 
-fn since_words(since: Option<Mono>, now: Mono) -> String {
+/// How long ago, without spaces: `5s`, `2m5s`, `3h4m`.
+fn ago(since: Option<Mono>, now: Mono) -> String {
     let Some(t) = since else {
         return "-".into();
     };
     let ago = now.0.saturating_sub(t.0) / 1000;
-    let ago = match ago {
+    match ago {
         0..60 => format!("{ago}s"),
         60..3600 => format!("{}m{}s", ago / 60, ago % 60),
         _ => format!("{}h{}m", ago / 3600, ago % 3600 / 60),
-    };
-    format!("{ago} ago")
+    }
 }
 
-/// The status table, one row per service, columns padded; `now` is CLOCK_MONOTONIC.
-pub fn table(rows: &[SvcStatus], now: Mono) -> String {
-    let head = [
-        "NAME",
-        "STATE",
-        "PID",
-        "READY",
-        "RESTARTS",
-        "LAST EXIT",
-        "WHY",
-    ];
-    let mut cells: Vec<[String; 7]> = vec![head.map(String::from)];
-    for r in rows {
-        cells.push([
-            r.name.clone(),
-            r.state.clone(),
-            r.pid.map_or("-".into(), |p| p.to_string()),
-            since_words(r.ready_since, now),
-            r.restarts.to_string(),
-            exit_words(r.last_exit),
-            r.why.clone(),
-        ]);
-    }
-    let mut width = [0usize; 7];
-    for row in &cells {
+/// Pads every column but the last; rows end without trailing blanks.
+fn align<const N: usize>(cells: &[[String; N]]) -> String {
+    let mut width = [0usize; N];
+    for row in cells {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
     let mut out = String::new();
-    for row in &cells {
+    for row in cells {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
-            if i + 1 == row.len() {
+            if i + 1 == N {
                 line.push_str(c);
             } else {
                 line.push_str(&format!("{c:<w$}  ", w = width[i]));
@@ -165,178 +279,761 @@ pub fn table(rows: &[SvcStatus], now: Mono) -> String {
     out
 }
 
+/// The status table, one row per service; `now` is CLOCK_MONOTONIC. No cell before WHY
+/// holds a space, so `awk '{print $2}'` reads the state; WHY is never cut.
+pub fn table(rows: &[SvcStatus], now: Mono) -> String {
+    let head = [
+        "NAME",
+        "STATE",
+        "PID",
+        "READY",
+        "RESTARTS",
+        "LAST-EXIT",
+        "WHY",
+    ];
+    let mut cells: Vec<[String; 7]> = vec![head.map(String::from)];
+    for r in rows {
+        cells.push([
+            r.name.clone(),
+            r.state.clone(),
+            r.pid.map_or("-".into(), |p| p.to_string()),
+            ago(r.ready_since, now),
+            r.restarts.to_string(),
+            exit_cell(r.last_exit),
+            r.why.clone(),
+        ]);
+    }
+    align(&cells)
+}
+
+fn exit_json(e: Option<WaitStatus>) -> Json {
+    match e {
+        None => Json::Null,
+        Some(WaitStatus::Exited(c)) => Json::Obj(vec![
+            ("kind", Json::str("exit")),
+            ("code", Json::Int(i64::from(c))),
+        ]),
+        Some(WaitStatus::Signaled(s)) => Json::Obj(vec![
+            ("kind", Json::str("signal")),
+            ("signal", Json::Int(i64::from(s.0))),
+            ("name", Json::str(s.to_string())),
+        ]),
+    }
+}
+
+/// `keelctl status --json`: `{"now_ms":N,"services":[{...}]}` (docs/services.md).
+pub fn status_json(rows: &[SvcStatus], now: Mono) -> Json {
+    Json::Obj(vec![
+        ("now_ms", Json::opt_u64(Some(now.0))),
+        (
+            "services",
+            Json::Arr(
+                rows.iter()
+                    .map(|r| {
+                        Json::Obj(vec![
+                            ("name", Json::str(&r.name)),
+                            ("state", Json::str(&r.state)),
+                            ("up", Json::Bool(is_up(&r.state))),
+                            ("pid", Json::opt(r.pid)),
+                            ("ready_since_ms", Json::opt_u64(r.ready_since.map(|m| m.0))),
+                            ("restarts", Json::Int(i64::from(r.restarts))),
+                            ("last_exit", exit_json(r.last_exit)),
+                            ("why", Json::str(&r.why)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+/// `keelctl logs --json`: `{"service":NAME,"dropped":N,"lines":[...]}`.
+pub fn logs_json(name: &str, dropped: u64, lines: &[String]) -> Json {
+    Json::Obj(vec![
+        ("service", Json::str(name)),
+        ("dropped", Json::opt_u64(Some(dropped))),
+        ("lines", Json::strs(lines)),
+    ])
+}
+
+/// When the kernel ran /init, from its own log: the timestamp of `Run /init as init
+/// process` in /dev/kmsg records (`PRI,SEQ,USEC,FLAGS;TEXT`).
+pub fn kernel_init_time(kmsg: &str) -> Option<Mono> {
+    kmsg.lines().find_map(|rec| {
+        let (head, text) = rec.split_once(';')?;
+        if !(text.starts_with("Run ") && text.ends_with(" as init process")) {
+            return None;
+        }
+        let usec: u64 = head.split(',').nth(2)?.parse().ok()?;
+        Some(Mono(usec / 1000))
+    })
+}
+
+/// Reads the kernel's log records there are, without blocking (root only; empty on error).
+fn read_kmsg() -> String {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")
+    else {
+        return String::new();
+    };
+    let mut out = String::new();
+    let mut buf = vec![0u8; 8192];
+    // One record per read; EAGAIN at the end, EPIPE when a record was overwritten.
+    for _ in 0..100_000 {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                out.push_str(&String::from_utf8_lossy(&buf[..n]));
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Where the kernel's part of the boot came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSource {
+    /// The kernel's own log (`Run /init as init process`).
+    KernelLog,
+    /// keel's first clock reading as PID 1.
+    Keel,
+}
+
+/// The time to /init: the kernel's log when keel is PID 1 and it has the line, else keel's.
+pub fn kernel_time(report: &BootReport, kmsg: &str) -> Option<(Mono, KernelSource)> {
+    report.init_at?;
+    match kernel_init_time(kmsg) {
+        Some(k) => Some((k, KernelSource::KernelLog)),
+        None => report.init_at.map(|k| (k, KernelSource::Keel)),
+    }
+}
+
+fn ms(m: Option<Mono>) -> String {
+    m.map_or("-".into(), |m| format!("{m}"))
+}
+
+/// `keelctl boot`: the kernel's part, a row per service in start order, the chain.
+pub fn boot_text(
+    r: &BootReport,
+    kernel: Option<(Mono, KernelSource)>,
+    target: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    match kernel {
+        Some((k, src)) => {
+            let from = match src {
+                KernelSource::KernelLog => "from the kernel's log",
+                KernelSource::Keel => "keel's first clock reading",
+            };
+            out.push_str(&format!("kernel  {}  to /init ({from})\n", secs(k.0)));
+            if let Some(up) = r.up_at {
+                out.push_str(&format!(
+                    "keel    {}  from /init to the last service ready\n",
+                    secs(up.0.saturating_sub(k.0))
+                ));
+            }
+        }
+        None => out.push_str("kernel  -  (keel is not PID 1)\n"),
+    }
+    match r.up_at {
+        Some(up) => out.push_str(&format!("up      {}  since boot\n", secs(up.0))),
+        None => out.push_str("up      -  the boot is not complete (keelctl status says why)\n"),
+    }
+    let mut rows: Vec<_> = r.rows.iter().collect();
+    rows.sort_by_key(|x| (x.started.is_none(), x.started, x.name.clone()));
+    let mut cells: Vec<[String; 6]> = vec![
+        [
+            "SERVICE",
+            "STARTED",
+            "READY",
+            "FINISHED",
+            "TOOK",
+            "HELD-BACK-BY",
+        ]
+        .map(String::from),
+    ];
+    for x in rows {
+        let took = match (x.started, x.ready.or(x.finished)) {
+            (Some(s), Some(e)) => format!("{}ms", e.0.saturating_sub(s.0)),
+            _ => "-".into(),
+        };
+        cells.push([
+            x.name.clone(),
+            ms(x.started),
+            ms(x.ready),
+            ms(x.finished),
+            took,
+            r.held_back_by(&x.name).unwrap_or("-").to_string(),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&align(&cells));
+    let target = target.or(r.default_target());
+    if let Some(t) = target {
+        let chain = r.critical_chain(t);
+        out.push_str(&format!("\ncritical chain to {t}:\n"));
+        if chain.is_empty() {
+            out.push_str(&format!("  {t} has not been ready\n"));
+        }
+        let mut cells: Vec<[String; 3]> = Vec::new();
+        for l in &chain {
+            cells.push([
+                format!("  {}", l.name),
+                format!("@{}", l.started),
+                format!("+{} ms", l.took_ms()),
+            ]);
+        }
+        out.push_str(&align(&cells));
+    }
+    out
+}
+
+/// `keelctl boot --json` (docs/services.md lists the fields).
+pub fn boot_json(
+    r: &BootReport,
+    kernel: Option<(Mono, KernelSource)>,
+    target: Option<&str>,
+) -> Json {
+    let target = target.or(r.default_target());
+    let chain = target.map(|t| r.critical_chain(t)).unwrap_or_default();
+    Json::Obj(vec![
+        ("kernel_ms", Json::opt_u64(kernel.map(|(k, _)| k.0))),
+        (
+            "kernel_source",
+            match kernel {
+                Some((_, KernelSource::KernelLog)) => Json::str("kernel-log"),
+                Some((_, KernelSource::Keel)) => Json::str("keel"),
+                None => Json::Null,
+            },
+        ),
+        ("init_ms", Json::opt_u64(r.init_at.map(|m| m.0))),
+        ("up_ms", Json::opt_u64(r.up_at.map(|m| m.0))),
+        (
+            "services",
+            Json::Arr(
+                r.rows
+                    .iter()
+                    .map(|x| {
+                        Json::Obj(vec![
+                            ("name", Json::str(&x.name)),
+                            ("oneshot", Json::Bool(x.oneshot)),
+                            ("started_ms", Json::opt_u64(x.started.map(|m| m.0))),
+                            ("ready_ms", Json::opt_u64(x.ready.map(|m| m.0))),
+                            ("finished_ms", Json::opt_u64(x.finished.map(|m| m.0))),
+                            ("needs", Json::strs(&x.needs)),
+                            ("after", Json::strs(&x.after)),
+                            (
+                                "held_back_by",
+                                r.held_back_by(&x.name).map_or(Json::Null, Json::str),
+                            ),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+        ("target", target.map_or(Json::Null, Json::str)),
+        (
+            "critical_chain",
+            Json::Arr(
+                chain
+                    .iter()
+                    .map(|l| {
+                        Json::Obj(vec![
+                            ("name", Json::str(&l.name)),
+                            ("started_ms", Json::opt_u64(Some(l.started.0))),
+                            ("ready_ms", Json::opt_u64(Some(l.ready.0))),
+                            ("took_ms", Json::opt_u64(Some(l.took_ms()))),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
 fn connect(socket: &str) -> Result<UnixStream, String> {
     UnixStream::connect(socket).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!(
+        ErrorKind::NotFound => format!(
             "cannot reach keel at {socket}: no such socket; is keel running? (keel supervise takes --socket PATH; pass the same to keelctl)"
         ),
-        std::io::ErrorKind::ConnectionRefused => format!(
+        ErrorKind::ConnectionRefused => format!(
             "cannot reach keel at {socket}: connection refused; is keel running? the socket may be left over"
         ),
-        std::io::ErrorKind::PermissionDenied => format!(
-            "cannot reach keel at {socket}: permission denied; keelctl needs root"
-        ),
+        ErrorKind::PermissionDenied => {
+            format!("cannot reach keel at {socket}: permission denied; keelctl needs root")
+        }
         _ => format!("cannot reach keel at {socket}: {e}"),
     })
 }
 
+/// Why a conversation with keel ended without an answer.
+#[derive(Debug)]
+enum Failure {
+    /// keel could not be reached or broke off: the message.
+    Unreachable(String),
+    /// No answer within the time limit.
+    TimedOut(Duration),
+}
+
+/// One connection: sends a request, then yields responses as they are complete.
+struct Conn {
+    stream: UnixStream,
+    socket: String,
+    buf: String,
+    pending: Vec<u8>,
+    answered: bool,
+}
+
+impl Conn {
+    fn open(socket: &str, req: &Request, timeout: Option<Duration>) -> Result<Conn, Failure> {
+        let mut stream = connect(socket).map_err(Failure::Unreachable)?;
+        // A zero timeout means "none" to the socket; keep at least a millisecond.
+        let t = timeout.map(|t| t.max(Duration::from_millis(1)));
+        let _ = stream.set_read_timeout(t);
+        let _ = stream.set_write_timeout(Some(timeout.unwrap_or(DEFAULT_TIMEOUT)));
+        stream
+            .write_all(req.encode().as_bytes())
+            .map_err(|e| Failure::Unreachable(format!("cannot send to {socket}: {e}")))?;
+        Ok(Conn {
+            stream,
+            socket: socket.to_string(),
+            buf: String::new(),
+            pending: Vec::new(),
+            answered: false,
+        })
+    }
+
+    /// The next response; Ok(None) when keel closed the connection after answering.
+    fn next(&mut self, timeout: Option<Duration>) -> Result<Option<Response>, Failure> {
+        let mut raw = [0u8; 8192];
+        loop {
+            match Response::decode(&self.buf) {
+                Ok(Some((resp, used))) => {
+                    self.buf.drain(..used);
+                    self.answered = true;
+                    return Ok(Some(resp));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Failure::Unreachable(format!(
+                        "keel sent something this keelctl cannot read: {e}"
+                    )));
+                }
+            }
+            let n = match self.stream.read(&mut raw) {
+                Ok(0) if self.answered => return Ok(None),
+                Ok(0) => {
+                    return Err(Failure::Unreachable(
+                        "keel closed the connection without answering".into(),
+                    ));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Err(Failure::TimedOut(timeout.unwrap_or_default()));
+                }
+                Err(e) => {
+                    return Err(Failure::Unreachable(format!(
+                        "cannot read from {}: {e}",
+                        self.socket
+                    )));
+                }
+            };
+            self.pending.extend_from_slice(&raw[..n]);
+            // Only whole UTF-8 sequences go to the decoder.
+            let valid = match std::str::from_utf8(&self.pending) {
+                Ok(s) => s.len(),
+                Err(e) => e.valid_up_to(),
+            };
+            self.buf
+                .push_str(&String::from_utf8_lossy(&self.pending[..valid]));
+            self.pending.drain(..valid);
+        }
+    }
+}
+
+/// Sends `req` and returns the one answer.
+fn ask(opts: &Opts, req: &Request) -> Result<Response, Failure> {
+    let mut c = Conn::open(&opts.socket, req, opts.timeout)?;
+    c.next(opts.timeout)?
+        .ok_or_else(|| Failure::Unreachable("keel closed the connection without answering".into()))
+}
+
+fn fail(f: Failure, what: &str) -> Exit {
+    match f {
+        Failure::Unreachable(m) => eprintln!("keelctl: {m}"),
+        Failure::TimedOut(t) => eprintln!(
+            "keelctl: keel did not answer {what} within {t:?}; it may be busy or stuck (keelctl --timeout DURATION waits longer)"
+        ),
+    }
+    Exit::Temporary
+}
+
+/// Writes `text` to stdout. A closed pipe is not an error: the reader had enough.
+fn emit(text: &str) -> Result<(), Exit> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(Exit::Ok),
+        Err(e) => {
+            eprintln!("keelctl: cannot write to stdout: {e}");
+            Err(Exit::Temporary)
+        }
+    }
+}
+
+fn now() -> Mono {
+    Mono(crate::sys::clock::now().0)
+}
+
 /// Runs `keelctl`.
 pub fn main(args: &[String]) -> Exit {
+    if args.iter().any(|a| a == "--version") {
+        return match emit(&format!(
+            "keelctl {} (protocol keel/{PROTOCOL_VERSION})\n",
+            env!("CARGO_PKG_VERSION")
+        )) {
+            Ok(()) | Err(Exit::Ok) => Exit::Ok,
+            Err(e) => e,
+        };
+    }
+    if args.iter().any(|a| a == "-h" || a == "--help")
+        && let Some(u) = args.iter().find_map(|a| command_usage(a))
+    {
+        let _ = emit(u);
+        return Exit::Ok;
+    }
     let opts = match super::options("keelctl", args, USAGE, parse) {
         Ok(o) => o,
         Err(code) => return code,
     };
-    let mut stream = match connect(&opts.socket) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("keelctl: {e}");
-            return Exit::Temporary;
-        }
-    };
-    if let Err(e) = stream.write_all(opts.request.encode().as_bytes()) {
-        eprintln!("keelctl: cannot send to {}: {e}", opts.socket);
-        return Exit::Temporary;
-    }
-    let follow = matches!(opts.request, Request::Logs { follow: true, .. });
-    let mut buf = String::new();
-    let mut raw = [0u8; 8192];
-    let mut pending: Vec<u8> = Vec::new();
-    let mut answered = false;
-    loop {
-        // Decode what is complete before reading more.
-        loop {
-            match Response::decode(&buf) {
-                Ok(Some((resp, used))) => {
-                    buf.drain(..used);
-                    let code = show(resp);
-                    answered = true;
-                    if code != Exit::Ok {
-                        return code;
-                    }
-                    if !follow {
-                        return Exit::Ok;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    eprintln!("keelctl: keel sent something this keelctl cannot read: {e}");
-                    return Exit::Temporary;
-                }
-            }
-        }
-        let n = match stream.read(&mut raw) {
-            Ok(0) => {
-                if answered {
-                    return Exit::Ok;
-                }
-                eprintln!("keelctl: keel closed the connection without answering");
-                return Exit::Temporary;
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                eprintln!("keelctl: cannot read from {}: {e}", opts.socket);
-                return Exit::Temporary;
-            }
-        };
-        pending.extend_from_slice(&raw[..n]);
-        // Only whole UTF-8 sequences go to the decoder.
-        let valid = match std::str::from_utf8(&pending) {
-            Ok(s) => s.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        buf.push_str(&String::from_utf8_lossy(&pending[..valid]));
-        pending.drain(..valid);
+    match run(&opts) {
+        Ok(code) | Err(code) => code,
     }
 }
 
-fn show(resp: Response) -> Exit {
-    let mut out = std::io::stdout().lock();
-    let r = match resp {
-        Response::Ok(t) => writeln!(out, "{t}"),
-        Response::Err(t) => {
-            eprintln!("keelctl: {t}");
-            return Exit::Failed;
-        }
-        Response::Status(rows) => {
-            let now = Mono(crate::sys::clock::now().0);
-            write!(out, "{}", table(&rows, now))
-        }
-        Response::Logs { dropped, lines } => {
-            let mut r = Ok(());
-            if dropped > 0 {
-                r = writeln!(
-                    out,
-                    "({dropped} older lines were dropped: the log ring is full)"
-                );
-            }
-            for l in lines {
-                r = r.and_then(|()| writeln!(out, "{l}"));
-            }
-            r
-        }
-        Response::Line(l) => writeln!(out, "{l}"),
-    };
-    let r = r.and_then(|()| out.flush());
-    match r {
-        Ok(()) => Exit::Ok,
-        // A closed stdout (keelctl logs -f | head) ends keelctl quietly.
-        Err(_) => Exit::Failed,
+fn run(opts: &Opts) -> Result<Exit, Exit> {
+    match &opts.cmd {
+        Cmd::Plain(req) => plain(opts, req),
+        Cmd::Status(names) => status(opts, names),
+        Cmd::IsUp { names, verbose } => is_up_cmd(opts, names, *verbose),
+        Cmd::Wait(names) => wait(opts, names),
+        Cmd::Boot(target) => boot(opts, target.as_deref()),
     }
+}
+
+fn refused(t: &str) -> Exit {
+    eprintln!("keelctl: {t}");
+    Exit::Failed
+}
+
+fn plain(opts: &Opts, req: &Request) -> Result<Exit, Exit> {
+    let mut c = Conn::open(&opts.socket, req, opts.timeout).map_err(|f| fail(f, "the request"))?;
+    let logs_name = match req {
+        Request::Logs { name, .. } => name.as_str(),
+        _ => "",
+    };
+    loop {
+        let resp = match c.next(opts.timeout) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(Exit::Ok),
+            Err(f) => return Err(fail(f, "the request")),
+        };
+        match resp {
+            Response::Ok(t) => {
+                emit(&format!("{t}\n"))?;
+                return Ok(Exit::Ok);
+            }
+            Response::Err(t) => return Err(refused(&t)),
+            Response::Logs { dropped, lines } => {
+                if opts.json {
+                    emit(&format!("{}\n", logs_json(logs_name, dropped, &lines)))?;
+                } else {
+                    let mut s = String::new();
+                    if dropped > 0 {
+                        s.push_str(&format!(
+                            "({dropped} older lines were dropped: the log ring is full)\n"
+                        ));
+                    }
+                    for l in &lines {
+                        s.push_str(l);
+                        s.push('\n');
+                    }
+                    emit(&s)?;
+                }
+                if !matches!(req, Request::Logs { follow: true, .. }) {
+                    return Ok(Exit::Ok);
+                }
+            }
+            Response::Line(l) => {
+                if opts.json {
+                    let j = Json::Obj(vec![
+                        ("service", Json::str(logs_name)),
+                        ("line", Json::str(&l)),
+                    ]);
+                    emit(&format!("{j}\n"))?;
+                } else {
+                    emit(&format!("{l}\n"))?;
+                }
+            }
+            Response::Status(_) | Response::Boot(_) => {
+                eprintln!("keelctl: keel answered with something else than was asked");
+                return Err(Exit::Temporary);
+            }
+        }
+    }
+}
+
+fn rows_of(opts: &Opts, names: &[String]) -> Result<Vec<SvcStatus>, Exit> {
+    match ask(opts, &Request::Status(names.to_vec())) {
+        Ok(Response::Status(rows)) => Ok(rows),
+        Ok(Response::Err(t)) => Err(refused(&t)),
+        Ok(_) => {
+            eprintln!("keelctl: keel answered status with something else");
+            Err(Exit::Temporary)
+        }
+        Err(f) => Err(fail(f, "status")),
+    }
+}
+
+fn status(opts: &Opts, names: &[String]) -> Result<Exit, Exit> {
+    let rows = rows_of(opts, names)?;
+    let now = now();
+    let tail = match names {
+        [one] => match ask(
+            opts,
+            &Request::Logs {
+                name: one.clone(),
+                lines: Some(STATUS_LOG_LINES),
+                follow: false,
+            },
+        ) {
+            Ok(Response::Logs { dropped, lines }) => Some((one, dropped, lines)),
+            _ => None,
+        },
+        _ => None,
+    };
+    if opts.json {
+        let mut j = status_json(&rows, now);
+        if let (Json::Obj(fields), Some((n, dropped, lines))) = (&mut j, &tail) {
+            fields.push(("logs", logs_json(n, *dropped, lines)));
+        }
+        emit(&format!("{j}\n"))?;
+        return Ok(Exit::Ok);
+    }
+    let mut s = table(&rows, now);
+    if let Some((n, _, lines)) = tail {
+        s.push_str(&format!(
+            "\nlast {} lines of {n} (keelctl logs {n}):\n",
+            lines.len()
+        ));
+        for l in lines {
+            s.push_str("  ");
+            s.push_str(&l);
+            s.push('\n');
+        }
+    }
+    emit(&s)?;
+    Ok(Exit::Ok)
+}
+
+fn is_up_cmd(opts: &Opts, names: &[String], verbose: bool) -> Result<Exit, Exit> {
+    let rows = rows_of(opts, names)?;
+    if verbose {
+        let s: String = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {}\n",
+                    r.name,
+                    if is_up(&r.state) { "up" } else { &r.state }
+                )
+            })
+            .collect();
+        emit(&s)?;
+    }
+    Ok(if rows.iter().all(|r| is_up(&r.state)) {
+        Exit::Ok
+    } else {
+        Exit::NotUp
+    })
+}
+
+fn wait(opts: &Opts, names: &[String]) -> Result<Exit, Exit> {
+    match ask(opts, &Request::Wait(names.to_vec())) {
+        Ok(Response::Ok(t)) => {
+            emit(&format!("{t}\n"))?;
+            Ok(Exit::Ok)
+        }
+        Ok(Response::Err(t)) => Err(refused(&t)),
+        Ok(_) => {
+            eprintln!("keelctl: keel answered wait with something else");
+            Err(Exit::Temporary)
+        }
+        Err(Failure::TimedOut(t)) => {
+            // Say what each one that is not up is doing.
+            let short = Opts {
+                timeout: Some(DEFAULT_TIMEOUT),
+                ..opts.clone()
+            };
+            let why: Vec<String> = rows_of(&short, names)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|r| !is_up(&r.state))
+                .map(|r| {
+                    if r.why.is_empty() {
+                        format!("{} is {}", r.name, r.state)
+                    } else {
+                        format!("{} is {} ({})", r.name, r.state, r.why)
+                    }
+                })
+                .collect();
+            eprintln!("keelctl: gave up waiting after {t:?}: {}", why.join("; "));
+            Err(Exit::Failed)
+        }
+        Err(f) => Err(fail(f, "wait")),
+    }
+}
+
+fn boot(opts: &Opts, target: Option<&str>) -> Result<Exit, Exit> {
+    let report = match ask(opts, &Request::Boot) {
+        Ok(Response::Boot(b)) => b,
+        Ok(Response::Err(t)) => return Err(refused(&t)),
+        Ok(_) => {
+            eprintln!("keelctl: keel answered boot with something else");
+            return Err(Exit::Temporary);
+        }
+        Err(f) => return Err(fail(f, "boot")),
+    };
+    if let Some(t) = target
+        && !report.rows.iter().any(|r| r.name == t)
+    {
+        return Err(refused(&format!("no service named {t}")));
+    }
+    let kmsg = if report.init_at.is_some() {
+        read_kmsg()
+    } else {
+        String::new()
+    };
+    let kernel = kernel_time(&report, &kmsg);
+    if opts.json {
+        emit(&format!("{}\n", boot_json(&report, kernel, target)))?;
+    } else {
+        emit(&boot_text(&report, kernel, target))?;
+    }
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::applets::args;
+    use supervisor::timeline::BootRow;
+
+    fn cmd(a: &[&str]) -> Result<Cmd, String> {
+        parse(&args(a)).map(|o| o.cmd)
+    }
 
     #[test]
     fn commands_parse() {
-        let o = parse(&args(&["status"]));
+        let o = parse(&args(&["status"])).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            o.map(|o| (o.socket, o.request)),
-            Ok((CONTROL_PATH.into(), Request::Status))
+            (o.socket.as_str(), o.json, o.timeout, o.cmd),
+            (
+                CONTROL_PATH,
+                false,
+                Some(DEFAULT_TIMEOUT),
+                Cmd::Status(vec![])
+            )
         );
         let o = parse(&args(&[
-            "--socket", "/tmp/x", "logs", "web", "-n", "5", "-f",
+            "--socket", "/tmp/x", "--json", "logs", "web", "-n", "5", "-f",
         ]));
         assert_eq!(
             o,
             Ok(Opts {
                 socket: "/tmp/x".into(),
-                request: Request::Logs {
+                json: true,
+                timeout: None,
+                cmd: Cmd::Plain(Request::Logs {
                     name: "web".into(),
                     lines: Some(5),
                     follow: true
-                }
+                })
             })
         );
         assert_eq!(
-            parse(&args(&["restart", "a"])).map(|o| o.request),
-            Ok(Request::Restart("a".into()))
+            cmd(&["status", "a", "b"]),
+            Ok(Cmd::Status(vec!["a".into(), "b".into()]))
         );
-        assert!(parse(&args(&[])).unwrap_err().contains("no command"));
+        assert_eq!(
+            cmd(&["is-up", "-v", "a"]),
+            Ok(Cmd::IsUp {
+                names: vec!["a".into()],
+                verbose: true
+            })
+        );
+        let w = parse(&args(&["wait", "a", "--timeout", "90s"]));
         assert!(
-            parse(&args(&["stop"]))
-                .unwrap_err()
-                .contains("needs a service NAME")
+            matches!(
+                w,
+                Ok(Opts {
+                    cmd: Cmd::Wait(_),
+                    ..
+                })
+            ),
+            "{w:?}"
         );
-        assert!(
-            parse(&args(&["status", "x"]))
-                .unwrap_err()
-                .contains("no arguments")
+        assert_eq!(
+            parse(&args(&["wait", "a"])).map(|o| o.timeout),
+            Ok(None),
+            "a wait waits as long as it takes unless told"
         );
-        assert!(
-            parse(&args(&["logs", "a", "-n", "x"]))
-                .unwrap_err()
-                .contains("\"x\"")
+        assert_eq!(cmd(&["boot"]), Ok(Cmd::Boot(None)));
+        assert_eq!(cmd(&["boot", "sshd"]), Ok(Cmd::Boot(Some("sshd".into()))));
+        assert_eq!(
+            cmd(&["restart", "a"]),
+            Ok(Cmd::Plain(Request::Restart("a".into())))
         );
-        assert!(parse(&args(&["frob"])).unwrap_err().contains("\"frob\""));
     }
 
     #[test]
-    fn status_table_has_every_column() {
-        let rows = vec![
+    fn bad_usage_names_the_mistake() {
+        let err = |a: &[&str]| parse(&args(a)).err().unwrap_or_default();
+        assert!(err(&[]).contains("no command"));
+        assert!(err(&["stop"]).contains("needs a service NAME"));
+        assert!(err(&["is-up"]).contains("needs a service NAME"));
+        assert!(err(&["wait"]).contains("needs a service NAME"));
+        assert!(err(&["reboot", "x"]).contains("no arguments"));
+        assert!(err(&["logs", "a", "-n", "x"]).contains("\"x\""));
+        assert!(err(&["frob"]).contains("\"frob\""));
+        assert!(err(&["status", "-x"]).contains("unknown option \"-x\""));
+        assert!(err(&["--timeout", "soon", "status"]).contains("\"soon\""));
+    }
+
+    #[test]
+    fn every_command_has_its_own_help() {
+        for c in [
+            "status", "is-up", "wait", "start", "stop", "restart", "logs", "boot", "poweroff",
+            "reboot",
+        ] {
+            let u = command_usage(c).unwrap_or_default();
+            assert!(u.starts_with("usage: keelctl"), "{c}");
+            assert!(u.contains(c), "{c}");
+            assert!(USAGE.contains(c), "{c} missing from the usage");
+        }
+    }
+
+    fn rows() -> Vec<SvcStatus> {
+        vec![
             SvcStatus {
                 name: "network".into(),
                 state: "up".into(),
@@ -352,23 +1049,105 @@ mod tests {
                 pid: None,
                 ready_since: None,
                 restarts: 0,
-                last_exit: None,
+                last_exit: Some(WaitStatus::Exited(0)),
                 why: "waiting for network, which failed".into(),
             },
-        ];
-        let t = table(&rows, Mono(126_000));
+        ]
+    }
+
+    #[test]
+    fn status_table_has_every_column_and_awk_can_read_it() {
+        let t = table(&rows(), Mono(126_000));
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME     STATE    PID  READY     RESTARTS  LAST EXIT  WHY"
+            "NAME     STATE    PID  READY  RESTARTS  LAST-EXIT  WHY"
         );
-        assert_eq!(
-            lines[1],
-            "network  up       42   2m5s ago  2         SIGKILL"
-        );
+        assert_eq!(lines[1], "network  up       42   2m5s   2         SIGKILL");
         assert_eq!(
             lines[2],
-            "sshd     waiting  -    -         0         -          waiting for network, which failed"
+            "sshd     waiting  -    -      0         exit:0     waiting for network, which failed"
         );
+        // Every cell before WHY is one awk field.
+        for l in &lines {
+            assert!(l.split_whitespace().count() >= 6, "{l}");
+        }
+        assert_eq!(lines[2].split_whitespace().nth(5), Some("exit:0"));
+    }
+
+    #[test]
+    fn status_json_has_stable_fields() {
+        let j = status_json(&rows(), Mono(126_000)).to_string();
+        assert_eq!(
+            j,
+            concat!(
+                r#"{"now_ms":126000,"services":["#,
+                r#"{"name":"network","state":"up","up":true,"pid":42,"ready_since_ms":1000,"restarts":2,"last_exit":{"kind":"signal","signal":9,"name":"SIGKILL"},"why":""},"#,
+                r#"{"name":"sshd","state":"waiting","up":false,"pid":null,"ready_since_ms":null,"restarts":0,"last_exit":{"kind":"exit","code":0},"why":"waiting for network, which failed"}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn the_kernel_time_comes_from_its_own_log() {
+        let kmsg = "6,1,0,-;Linux version 6.1\n6,300,1320456,-;Run /init as init process\n4,301,1400000,-;keel: mounting\n";
+        assert_eq!(kernel_init_time(kmsg), Some(Mono(1320)));
+        assert_eq!(kernel_init_time("6,1,0,-;Run /sbin/init as init\n"), None);
+        let mut r = BootReport {
+            init_at: Some(Mono(1325)),
+            ..BootReport::default()
+        };
+        assert_eq!(
+            kernel_time(&r, kmsg),
+            Some((Mono(1320), KernelSource::KernelLog))
+        );
+        assert_eq!(kernel_time(&r, ""), Some((Mono(1325), KernelSource::Keel)));
+        r.init_at = None;
+        assert_eq!(
+            kernel_time(&r, kmsg),
+            None,
+            "not PID 1: the host's kernel is not ours"
+        );
+    }
+
+    #[test]
+    fn boot_text_and_json_show_the_chain() {
+        let row = |name: &str, s: u64, r: u64, needs: &[&str]| BootRow {
+            name: name.into(),
+            oneshot: false,
+            started: Some(Mono(s)),
+            ready: Some(Mono(r)),
+            finished: None,
+            needs: needs.iter().map(|n| n.to_string()).collect(),
+            after: vec![],
+        };
+        let r = BootReport {
+            init_at: Some(Mono(1000)),
+            up_at: Some(Mono(1700)),
+            rows: vec![
+                row("firewall", 1010, 1022, &[]),
+                row("sshd", 1030, 1700, &["firewall"]),
+            ],
+        };
+        let k = Some((Mono(990), KernelSource::KernelLog));
+        let t = boot_text(&r, k, None);
+        assert!(
+            t.contains("kernel  0.99 s  to /init (from the kernel's log)"),
+            "{t}"
+        );
+        assert!(t.contains("keel    0.71 s"), "{t}");
+        assert!(t.contains("critical chain to sshd:"), "{t}");
+        assert!(
+            t.contains("sshd      1.030    1.700  -         670ms  firewall"),
+            "{t}"
+        );
+        let j = boot_json(&r, k, None).to_string();
+        assert!(
+            j.starts_with(
+                r#"{"kernel_ms":990,"kernel_source":"kernel-log","init_ms":1000,"up_ms":1700,"#
+            ),
+            "{j}"
+        );
+        assert!(j.contains(r#""target":"sshd","critical_chain":[{"name":"firewall","started_ms":1010,"ready_ms":1022,"took_ms":12},{"name":"sshd","#), "{j}");
     }
 }

@@ -12,6 +12,7 @@ pub mod entropy;
 pub mod firewall;
 pub mod getty;
 pub mod hostkeys;
+pub mod json;
 pub mod keel;
 pub mod keelctl;
 pub mod network;
