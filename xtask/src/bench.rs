@@ -401,8 +401,7 @@ fn extract_keel(image_cpio: &Path, dir: &Path) -> Result<PathBuf> {
     let data = std::fs::read(image_cpio)
         .with_context(|| format!("cannot read {}", image_cpio.display()))?;
     let (entries, _) = baseline::read_cpio(&data)?;
-    let Some((_, _, crate::cpio::Kind::File(bin))) =
-        entries.into_iter().find(|(p, _, _)| p == "init")
+    let Some((_, _, newc::Kind::File(bin))) = entries.into_iter().find(|(p, _, _)| p == "init")
     else {
         bail!(
             "{} has no /init file: rebuild it with `cargo xtask image`",

@@ -10,11 +10,11 @@
 //! must not write outside the output directory and must not run the programs it packs
 //! except `busybox --list-full`.
 
-use crate::cpio::{self, Kind};
 use crate::util::{out_dir, project_root, run as run_cmd};
 use crate::{elf, prereq};
 use anyhow::{Context, Result, bail};
 use keel::modules::{ModDb, name_of_path};
+use newc::{self as cpio, Kind};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -799,7 +799,7 @@ impl Tree {
         for (path, (perm, kind)) in &self.entries {
             w.entry(path, *perm, kind)?;
         }
-        w.finish()
+        Ok(w.finish()?)
     }
 
     /// One line per entry: mode (octal), size, sha256 or `-`, path.

@@ -629,68 +629,16 @@ fn write_if_changed(bytes: &[u8], to: &Path) -> Result<bool> {
     Ok(true)
 }
 
-/// What `drop_modules` left out.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Dropped {
-    entries: usize,
-    bytes: u64,
-}
-
-/// The newc header: magic and 13 fields of 8 hex digits.
-const NEWC_HEADER: usize = 110;
-const NEWC_MAGIC: &[u8] = b"070701";
-
 /// Copies a newc cpio archive without the entries under `lib/modules/`: the modular boot's
 /// modules are dead weight in a kernel built without module support. Entries are copied
 /// byte for byte, so the result is as reproducible as the input. A regular file with more
 /// than one link is kept, because newc stores the data of a hard-linked set only once.
-fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, Dropped)> {
-    let mut out = Vec::with_capacity(archive.len());
-    let mut dropped = Dropped::default();
-    let mut pos = 0;
-    loop {
-        let header = archive
-            .get(pos..pos + NEWC_HEADER)
-            .with_context(|| format!("truncated header at byte {pos}"))?;
-        if &header[..6] != NEWC_MAGIC {
-            bail!("no newc magic 070701 at byte {pos} (is it compressed?)");
-        }
-        let field = |i: usize| -> Result<usize> {
-            let hex = &header[6 + 8 * i..14 + 8 * i];
-            std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| usize::from_str_radix(h, 16).ok())
-                .with_context(|| format!("bad header field {i} at byte {pos}"))
-        };
-        let (mode, nlink, size, namesize) = (field(1)?, field(4)?, field(6)?, field(11)?);
-        let name_end = pos + NEWC_HEADER + namesize;
-        let data_start = name_end.next_multiple_of(4);
-        let end = (data_start + size).next_multiple_of(4);
-        let name = archive
-            .get(pos + NEWC_HEADER..name_end.saturating_sub(1))
-            .with_context(|| format!("truncated name at byte {pos}"))?;
-        if end > archive.len() && name != b"TRAILER!!!" {
-            bail!(
-                "truncated entry {:?} at byte {pos}",
-                String::from_utf8_lossy(name)
-            );
-        }
-        if name == b"TRAILER!!!" {
-            out.extend_from_slice(&archive[pos..]);
-            return Ok((out, dropped));
-        }
-        let path = name.strip_prefix(b"./").unwrap_or(name);
-        let path = path.strip_prefix(b"/").unwrap_or(path);
-        let is_regular = mode & 0o170_000 == 0o100_000;
+fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, newc::Dropped)> {
+    Ok(newc::filter(archive, |r| {
+        let path = r.path();
         let under_modules = path == b"lib/modules" || path.starts_with(b"lib/modules/");
-        if under_modules && !(is_regular && nlink > 1) {
-            dropped.entries += 1;
-            dropped.bytes += size as u64;
-        } else {
-            out.extend_from_slice(&archive[pos..end]);
-        }
-        pos = end;
-    }
+        !under_modules || (r.file_type() == newc::S_IFREG && r.nlink > 1)
+    })?)
 }
 
 fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
@@ -1163,7 +1111,7 @@ mod tests {
         let (out, dropped) = drop_modules(&archive).unwrap();
         assert_eq!(
             dropped,
-            Dropped {
+            newc::Dropped {
                 entries: 3,
                 bytes: 10
             }
