@@ -433,7 +433,7 @@ fn extract_keel(image_cpio: &Path, dir: &Path) -> Result<PathBuf> {
 }
 
 fn file_len(p: &Path) -> Option<f64> {
-    std::fs::metadata(p).ok().map(|m| m.len() as f64)
+    crate::util::file_len(p).map(|n| n as f64)
 }
 
 /// Sizes: keel's binary, both initramfs archives, and the single-image kernel.
