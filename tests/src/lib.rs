@@ -15,7 +15,6 @@
 
 pub mod artefacts;
 pub mod console;
-pub mod cpio;
 pub mod monitor;
 pub mod qemu;
 pub mod scratch;

@@ -8,10 +8,10 @@
 
 use crate::artefacts::{self, Artefacts, Kind};
 use crate::console::{self, KERNEL_PANIC, Pattern, Transcript};
-use crate::cpio::{self, Archive, Node};
 use crate::monitor;
 use crate::qemu::{self, Accel, Spec};
 use anyhow::{Context, Result, anyhow, bail};
+use newc::{self as cpio, Archive, Kind as Node};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -153,7 +153,7 @@ impl BootOpts {
     /// Adds a character device node.
     pub fn overlay_char_dev(mut self, guest_path: &str, major: u32, minor: u32, perm: u32) -> Self {
         self.overlay
-            .add(guest_path, Node::CharDev(major, minor), perm);
+            .add(guest_path, Node::CharDev { major, minor }, perm);
         self
     }
 
@@ -277,11 +277,11 @@ fn work_dir() -> Result<PathBuf> {
 
 /// The base initrd followed by the overlay archive, 4-byte aligned as the kernel requires
 /// for an uncompressed archive that follows a compressed one.
-fn combine(base: &[u8], overlay: &Archive) -> Vec<u8> {
+fn combine(base: &[u8], overlay: &Archive) -> Result<Vec<u8>> {
     let mut out = base.to_vec();
     cpio::pad4(&mut out);
-    out.extend_from_slice(&overlay.to_bytes());
-    out
+    out.extend_from_slice(&overlay.to_bytes()?);
+    Ok(out)
 }
 
 fn copy_stream(mut from: impl Read, shared: Arc<Shared>, log: Arc<Mutex<File>>, is_console: bool) {
@@ -368,7 +368,7 @@ impl Vm {
                 None => Vec::new(),
             };
             let file = work.join("initrd.img");
-            std::fs::write(&file, combine(&base_bytes, &opts.overlay))
+            std::fs::write(&file, combine(&base_bytes, &opts.overlay)?)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             Some(file)
         };
@@ -847,7 +847,7 @@ mod tests {
             0o644,
         );
         let base = b"\x1f\x8b\x08gzip-xy"; // 10 bytes, like a gzip member of odd length.
-        let joined = combine(base, &a);
+        let joined = combine(base, &a).expect("combine");
         assert_eq!(&joined[..10], base);
         assert_eq!(&joined[10..12], b"\0\0", "padding to a multiple of 4");
         assert_eq!(

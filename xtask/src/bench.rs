@@ -11,6 +11,7 @@
 mod baseline;
 mod guest;
 mod host;
+mod initcalls;
 mod stats;
 
 use crate::prereq::{self, need};
@@ -47,6 +48,10 @@ options:
                   ship, whose drivers are built in; the baseline's /init and files are
                   an initrd unpacked over the built-in initramfs. modular: both boot the
                   Debian kernel with their own initramfs and load the same modules.
+  --initcalls     only boot the bzImage (target/keel/bzImage, or --bzimage FILE) with
+                  initcall_debug under TCG until `Run /init` and list where the kernel's
+                  time goes: the longest initcalls, the wait for the initramfs unpack
+  --bzimage FILE  the kernel --initcalls boots
   -h, --help      this text
 
 The figures and how each is taken: docs/performance.md.";
@@ -68,6 +73,8 @@ struct Opts {
     host: bool,
     kernel: Kind,
     cpus: u32,
+    initcalls: bool,
+    bzimage: PathBuf,
 }
 
 fn parse(args: Vec<String>) -> Result<Option<Opts>> {
@@ -81,6 +88,8 @@ fn parse(args: Vec<String>) -> Result<Option<Opts>> {
         host: true,
         kernel: Kind::Single,
         cpus: 1,
+        initcalls: false,
+        bzimage: out_dir().join("bzImage"),
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -114,6 +123,8 @@ fn parse(args: Vec<String>) -> Result<Option<Opts>> {
                 }
             }
             "--no-build" => o.build = false,
+            "--initcalls" => o.initcalls = true,
+            "--bzimage" => o.bzimage = value("--bzimage")?.into(),
             "--only" => match value("--only")?.as_str() {
                 "vm" => o.host = false,
                 "host" => o.vm = false,
@@ -287,6 +298,12 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         println!("{USAGE}");
         return Ok(());
     };
+    if opts.initcalls {
+        prereq::ensure(&[need("qemu-system-x86_64", "qemu-system-x86")])?;
+        let log = initcalls::boot_log(&opts.bzimage, std::time::Duration::from_secs(300))?;
+        initcalls::print(&opts.bzimage, &initcalls::parse(&log), 15);
+        return Ok(());
+    }
     let mut needs = vec![
         need("qemu-system-x86_64", "qemu-system-x86"),
         need("ssh", "openssh-client"),
@@ -401,8 +418,7 @@ fn extract_keel(image_cpio: &Path, dir: &Path) -> Result<PathBuf> {
     let data = std::fs::read(image_cpio)
         .with_context(|| format!("cannot read {}", image_cpio.display()))?;
     let (entries, _) = baseline::read_cpio(&data)?;
-    let Some((_, _, crate::cpio::Kind::File(bin))) =
-        entries.into_iter().find(|(p, _, _)| p == "init")
+    let Some((_, _, newc::Kind::File(bin))) = entries.into_iter().find(|(p, _, _)| p == "init")
     else {
         bail!(
             "{} has no /init file: rebuild it with `cargo xtask image`",
@@ -417,7 +433,7 @@ fn extract_keel(image_cpio: &Path, dir: &Path) -> Result<PathBuf> {
 }
 
 fn file_len(p: &Path) -> Option<f64> {
-    std::fs::metadata(p).ok().map(|m| m.len() as f64)
+    crate::util::file_len(p).map(|n| n as f64)
 }
 
 /// Sizes: keel's binary, both initramfs archives, and the single-image kernel.

@@ -10,11 +10,11 @@
 //! must not write outside the output directory and must not run the programs it packs
 //! except `busybox --list-full`.
 
-use crate::cpio::{self, Kind};
-use crate::util::{out_dir, project_root, run as run_cmd};
+use crate::util::{hex, out_dir, project_root, run as run_cmd, source_date_epoch, write_atomic};
 use crate::{elf, prereq};
 use anyhow::{Context, Result, bail};
 use keel::modules::{ModDb, name_of_path};
+use newc::{self as cpio, Kind};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -278,7 +278,9 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     add_etc(&mut tree, opts, &config_text)?;
 
     step.say("writing the archive");
-    let mtime = source_date_epoch()?;
+    let epoch = source_date_epoch()?;
+    let mtime = u32::try_from(epoch)
+        .with_context(|| format!("SOURCE_DATE_EPOCH {epoch} does not fit newc's 32-bit mtime"))?;
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
     let cpio_path = opts.out.join("initramfs.cpio");
@@ -666,32 +668,6 @@ fn list_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The mtime of every entry: SOURCE_DATE_EPOCH, else the last commit's time, else 0.
-fn source_date_epoch() -> Result<u32> {
-    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        return v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"));
-    }
-    let out = Command::new("git")
-        .args(["log", "-1", "--format=%ct"])
-        .current_dir(project_root())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {
-            let s = String::from_utf8_lossy(&o.stdout);
-            s.trim()
-                .parse()
-                .with_context(|| format!("git log -1 --format=%ct printed {s:?}"))
-        }
-        _ => {
-            eprintln!("xtask image: no SOURCE_DATE_EPOCH and no git history; using mtime 0");
-            Ok(0)
-        }
-    }
-}
-
 /// gzip with no name and mtime 0 in the header, so the output depends only on the input.
 fn gzip(data: &[u8]) -> Result<Vec<u8>> {
     let mut enc = flate2::GzBuilder::new()
@@ -699,16 +675,6 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
         .write(Vec::new(), flate2::Compression::best());
     enc.write_all(data)?;
     Ok(enc.finish()?)
-}
-
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    // The pid keeps two builds running at once from sharing a temporary file.
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename to {}", path.display()))
 }
 
 /// The image as a sorted map of relative paths to entries.
@@ -799,7 +765,7 @@ impl Tree {
         for (path, (perm, kind)) in &self.entries {
             w.entry(path, *perm, kind)?;
         }
-        w.finish()
+        Ok(w.finish()?)
     }
 
     /// One line per entry: mode (octal), size, sha256 or `-`, path.
@@ -851,10 +817,6 @@ fn normalize(path: &Path) -> Result<PathBuf> {
         }
     }
     Ok(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@
 //! initramfs itself (that is `cargo xtask image`).
 
 use crate::prereq::{self, need};
-use crate::util::{out_dir, project_root};
+use crate::util::{
+    copy_atomic, file_len, hex, out_dir, project_root, source_date_epoch, write_atomic,
+};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -216,7 +218,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
 
     let log_path = out_dir().join("kernel-build.log");
     fs::create_dir_all(out_dir())?;
-    let epoch = build_epoch()?;
+    let epoch = source_date_epoch()?;
     make_bzimage(&source.tree, &build, &opts, epoch, &log_path)?;
 
     let image = build.join("arch/x86/boot/bzImage");
@@ -523,10 +525,6 @@ fn fragment_hash(fragments: &[Fragment]) -> String {
     hex(&h.finalize())[..12].to_owned()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Makes the merged config in `config` (a path inside `build`), then checks it.
 fn configure(
     tree: &Path,
@@ -623,86 +621,20 @@ fn write_if_changed(bytes: &[u8], to: &Path) -> Result<bool> {
     if fs::read(to).ok().as_deref() == Some(bytes) {
         return Ok(false);
     }
-    let tmp = to.with_extension("tmp");
-    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, to)?;
+    write_atomic(to, bytes)?;
     Ok(true)
 }
-
-/// What `drop_modules` left out.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Dropped {
-    entries: usize,
-    bytes: u64,
-}
-
-/// The newc header: magic and 13 fields of 8 hex digits.
-const NEWC_HEADER: usize = 110;
-const NEWC_MAGIC: &[u8] = b"070701";
 
 /// Copies a newc cpio archive without the entries under `lib/modules/`: the modular boot's
 /// modules are dead weight in a kernel built without module support. Entries are copied
 /// byte for byte, so the result is as reproducible as the input. A regular file with more
 /// than one link is kept, because newc stores the data of a hard-linked set only once.
-fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, Dropped)> {
-    let mut out = Vec::with_capacity(archive.len());
-    let mut dropped = Dropped::default();
-    let mut pos = 0;
-    loop {
-        let header = archive
-            .get(pos..pos + NEWC_HEADER)
-            .with_context(|| format!("truncated header at byte {pos}"))?;
-        if &header[..6] != NEWC_MAGIC {
-            bail!("no newc magic 070701 at byte {pos} (is it compressed?)");
-        }
-        let field = |i: usize| -> Result<usize> {
-            let hex = &header[6 + 8 * i..14 + 8 * i];
-            std::str::from_utf8(hex)
-                .ok()
-                .and_then(|h| usize::from_str_radix(h, 16).ok())
-                .with_context(|| format!("bad header field {i} at byte {pos}"))
-        };
-        let (mode, nlink, size, namesize) = (field(1)?, field(4)?, field(6)?, field(11)?);
-        let name_end = pos + NEWC_HEADER + namesize;
-        let data_start = name_end.next_multiple_of(4);
-        let end = (data_start + size).next_multiple_of(4);
-        let name = archive
-            .get(pos + NEWC_HEADER..name_end.saturating_sub(1))
-            .with_context(|| format!("truncated name at byte {pos}"))?;
-        if end > archive.len() && name != b"TRAILER!!!" {
-            bail!(
-                "truncated entry {:?} at byte {pos}",
-                String::from_utf8_lossy(name)
-            );
-        }
-        if name == b"TRAILER!!!" {
-            out.extend_from_slice(&archive[pos..]);
-            return Ok((out, dropped));
-        }
-        let path = name.strip_prefix(b"./").unwrap_or(name);
-        let path = path.strip_prefix(b"/").unwrap_or(path);
-        let is_regular = mode & 0o170_000 == 0o100_000;
+fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, newc::Dropped)> {
+    Ok(newc::filter(archive, |r| {
+        let path = r.path();
         let under_modules = path == b"lib/modules" || path.starts_with(b"lib/modules/");
-        if under_modules && !(is_regular && nlink > 1) {
-            dropped.entries += 1;
-            dropped.bytes += size as u64;
-        } else {
-            out.extend_from_slice(&archive[pos..end]);
-        }
-        pos = end;
-    }
-}
-
-fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
-    let tmp = to.with_extension("tmp");
-    fs::copy(from, &tmp)
-        .with_context(|| format!("cannot copy {} to {}", from.display(), tmp.display()))?;
-    fs::rename(&tmp, to).with_context(|| format!("cannot rename {}", tmp.display()))?;
-    Ok(())
-}
-
-fn file_len(path: &Path) -> u64 {
-    fs::metadata(path).map_or(0, |m| m.len())
+        !under_modules || (r.file_type() == newc::S_IFREG && r.nlink > 1)
+    })?)
 }
 
 /// A new build directory starts as a copy of the newest build of the same source, so a
@@ -768,26 +700,6 @@ fn prune_builds(builds: &Path, current: &Path) {
             let _ = fs::remove_dir_all(&dir);
         }
     }
-}
-
-/// The build time: SOURCE_DATE_EPOCH, else the last commit's time, else 0.
-fn build_epoch() -> Result<i64> {
-    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
-        return v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"));
-    }
-    let commit = Command::new("git")
-        .arg("-C")
-        .arg(project_root())
-        .args(["log", "-1", "--format=%ct"])
-        .stderr(Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
-    Ok(commit.unwrap_or(0))
 }
 
 /// Formats seconds since the epoch as `date -u` does: `Sun Nov 22 02:37:05 UTC 2026`.
@@ -973,14 +885,14 @@ fn human(bytes: u64) -> String {
 /// Prints the sizes: the bzImage, and the initramfs inside it (raw, and gzip -9 compressed
 /// as the kernel payload is, to split the total into kernel and initramfs).
 fn report_sizes(image: &Path, cpio: &Path, build: &Path) -> Result<()> {
-    let total = file_len(image);
-    let raw = file_len(cpio);
+    let total = file_len(image).unwrap_or(0);
+    let raw = file_len(cpio).unwrap_or(0);
     let compressed = fs::read(cpio).ok().and_then(|data| {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&data).ok()?;
         enc.finish().ok().map(|gz| gz.len() as u64)
     });
-    let vmlinux = file_len(&build.join("vmlinux"));
+    let vmlinux = file_len(&build.join("vmlinux")).unwrap_or(0);
     let digest = hex(&Sha256::digest(fs::read(image)?));
     match compressed {
         Some(c) => phase(&format!(
@@ -1163,7 +1075,7 @@ mod tests {
         let (out, dropped) = drop_modules(&archive).unwrap();
         assert_eq!(
             dropped,
-            Dropped {
+            newc::Dropped {
                 entries: 3,
                 bytes: 10
             }

@@ -7,7 +7,6 @@
 
 mod bench;
 mod boot;
-mod cpio;
 mod elf;
 mod fuzz;
 mod image;

@@ -11,11 +11,11 @@
 //! overlay: only the files that differ (/init, /etc/bench, the power links), which the
 //! kernel unpacks over keel's built-in initramfs. keel's own files stay there, unused.
 
-use crate::cpio::Kind;
 use crate::image::Tree;
 use anyhow::{Context, Result, bail};
 use keel::modules::ModDb;
 use keel_tests::artefacts::Kind as KernelKind;
+use newc::Kind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -162,56 +162,12 @@ fn module_list(tree: &Tree, release: &str, load: &[String]) -> Result<Vec<String
 }
 
 /// One archive entry: relative path, permission bits, what it is.
-pub(crate) type Entry = (String, u32, Kind);
+pub(crate) use newc::Entry;
 
 /// Reads a newc archive: (relative path, permission bits, entry) in archive order, and
 /// the mtime of its first entry.
 pub(crate) fn read_cpio(data: &[u8]) -> Result<(Vec<Entry>, u32)> {
-    let mut out = Vec::new();
-    let mut mtime = None;
-    let mut at = 0usize;
-    loop {
-        let header = data
-            .get(at..at + 110)
-            .with_context(|| format!("truncated header at byte {at}"))?;
-        if &header[..6] != b"070701" {
-            bail!("bad magic at byte {at}");
-        }
-        let field = |i: usize| -> Result<u32> {
-            let s = std::str::from_utf8(&header[6 + 8 * i..14 + 8 * i])?;
-            u32::from_str_radix(s, 16).with_context(|| format!("bad header field {s:?} at {at}"))
-        };
-        let (mode, file_mtime, size) = (field(1)?, field(5)?, field(6)? as usize);
-        let (rmaj, rmin, namesize) = (field(9)?, field(10)?, field(11)? as usize);
-        let name_at = at + 110;
-        let name = data
-            .get(name_at..name_at + namesize.saturating_sub(1))
-            .with_context(|| format!("truncated name at byte {name_at}"))?;
-        let name = String::from_utf8(name.to_vec()).context("entry name is not UTF-8")?;
-        let data_at = (name_at + namesize).next_multiple_of(4);
-        let body = data
-            .get(data_at..data_at + size)
-            .with_context(|| format!("truncated data of {name}"))?;
-        at = (data_at + size).next_multiple_of(4);
-        if name == "TRAILER!!!" {
-            break;
-        }
-        mtime.get_or_insert(file_mtime);
-        let perm = mode & 0o7777;
-        let kind = match mode & 0o170_000 {
-            crate::cpio::S_IFDIR => Kind::Dir,
-            crate::cpio::S_IFREG => Kind::File(body.to_vec()),
-            crate::cpio::S_IFLNK => Kind::Symlink(String::from_utf8_lossy(body).into_owned()),
-            crate::cpio::S_IFCHR => Kind::CharDev {
-                major: rmaj,
-                minor: rmin,
-            },
-            other => bail!("{name}: file type {other:o} is not one the image writes"),
-        };
-        let path = name.trim_start_matches("./").to_string();
-        out.push((path, perm, kind));
-    }
-    Ok((out, mtime.unwrap_or(0)))
+    Ok(newc::read(data)?)
 }
 
 #[cfg(test)]
