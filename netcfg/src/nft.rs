@@ -669,6 +669,19 @@ pub fn send(batch: &Batch) -> Result<(), LoadError> {
     }
 }
 
+/// The batch that removes keel's table, if there is one, and touches nothing else.
+pub fn delete_batch() -> Batch {
+    let mut b = Builder {
+        messages: Vec::new(),
+        next_set: 0,
+    };
+    b.table(NFT_MSG_NEWTABLE, NLM_F_CREATE);
+    b.table(NFT_MSG_DELTABLE, 0);
+    Batch {
+        messages: b.messages,
+    }
+}
+
 /// Loads keel's table for `fw` in one transaction: all or nothing.
 pub fn load(fw: &Firewall) -> Result<(), LoadError> {
     send(&encode(fw))

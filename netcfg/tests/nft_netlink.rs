@@ -115,6 +115,17 @@ fn reload_replaces_the_table_and_leaves_others() {
     assert!(list.contains("tcp dport 82 accept"), "{list}");
     assert!(!list.contains("dport 81"), "{list}");
     assert!(ns.list(&["inet", "other"]).contains("chain c"));
+    ns.run(|| nft::send(&nft::delete_batch()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = ns.exec("nft", &["list", "table", "inet", "keel"]);
+    assert!(
+        !out.status.success(),
+        "the table is still there after delete"
+    );
+    assert!(ns.list(&["inet", "other"]).contains("chain c"));
+    // Deleting when there is no table is not an error either.
+    ns.run(|| nft::send(&nft::delete_batch()))
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! it non-zero, so the supervisor keeps everything that `needs` the firewall stopped; the
 //! console says why, with the kernel's errno and the config rule it came from. `--print`
 //! shows the same table as nft text (`netcfg::firewall`), for reading or for `nft -f`.
+//! `--delete` removes keel's table (and nothing else), for debugging and the VM tests.
 //! CONFIG defaults to /etc/keel/appliance.toml.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ use crate::exit::Exit;
 const HELP: &str = "\
 usage: keel firewall --print [CONFIG]   print the nftables ruleset [firewall] gives
        keel firewall --apply [CONFIG]   load it over netlink (the firewall service)
+       keel firewall --delete           remove keel's table: everything is let in
 CONFIG defaults to /etc/keel/appliance.toml. Exit codes: 0 loaded, 1 the kernel refused
 the table, 111 no answer from the kernel, 100 the config is unusable.
 ";
@@ -69,6 +71,21 @@ pub fn main(args: &[String]) -> Exit {
         ["-h" | "--help"] => {
             print!("{HELP}");
             return Exit::Ok;
+        }
+        ["--delete"] => {
+            return match nft::send(&nft::delete_batch()) {
+                Ok(()) => {
+                    println!("deleted table {}: nothing is filtered now", firewall::TABLE);
+                    Exit::Ok
+                }
+                Err(e) => {
+                    eprintln!(
+                        "keel firewall: cannot delete table {}: {e}",
+                        firewall::TABLE
+                    );
+                    Exit::Failed
+                }
+            };
         }
         [m @ ("--print" | "--apply")] => (*m, config::DEFAULT_PATH),
         [m @ ("--print" | "--apply"), p] => (*m, *p),
