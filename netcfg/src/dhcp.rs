@@ -38,7 +38,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::cmdline::hostname_error;
 use crate::ip::{self, Cidr, IFNAME_MAX, MTU_MAX};
-use crate::netlink::{Family, LinkOp, default_route, resolv_conf};
+use crate::links::{Family, LinkOp, default_route, resolv_conf};
 use crate::plan::Route;
 
 /// The smallest lease MTU applied, as in ISC dhclient-script (smaller values are bogus).

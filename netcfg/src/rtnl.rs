@@ -8,29 +8,18 @@
 //!
 //! This module must not block without a bound: every receive has [`REPLY_TIMEOUT_SECS`].
 
-use std::fmt;
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
 
-use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, sockopt,
-};
-use nix::sys::time::TimeVal;
+use nix::sys::socket::SockProtocol;
 
 use crate::ip::{Cidr, Mac};
-use crate::netlink::{LinkInfo, Links, RouteSpec};
-
-/// How long one netlink request may wait for its reply.
-pub const REPLY_TIMEOUT_SECS: i64 = 2;
-
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
-const NLM_F_REPLACE: u16 = 0x100;
-const NLM_F_CREATE: u16 = 0x400;
+use crate::links::{LinkInfo, Links, RouteSpec};
+#[cfg(test)]
+use crate::netlink::HDR_LEN;
+use crate::netlink::{
+    Msg, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLMSG_DONE, NLMSG_ERROR, NlError,
+    Socket, attrs, messages, u16_at, u32_at,
+};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
@@ -64,93 +53,6 @@ const RT_SCOPE_NOWHERE: u8 = 255;
 const RTN_UNICAST: u8 = 1;
 const RTNH_F_ONLINK: u32 = 4;
 
-const HDR_LEN: usize = 16;
-
-/// Why a netlink call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NlError {
-    /// A system call on the socket failed.
-    Socket { what: &'static str, errno: i32 },
-    /// The kernel answered with this errno.
-    Kernel(i32),
-    /// No reply within [`REPLY_TIMEOUT_SECS`].
-    Timeout,
-    /// A reply keel could not read.
-    Protocol(String),
-    /// No link has this name.
-    NoLink(String),
-}
-
-impl NlError {
-    /// The kernel says the thing to delete is not there.
-    pub fn is_gone(&self) -> bool {
-        matches!(self, NlError::Kernel(e) if [
-            Errno::ENOENT as i32, Errno::ESRCH as i32, Errno::EADDRNOTAVAIL as i32
-        ].contains(e))
-    }
-}
-
-impl fmt::Display for NlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NlError::Socket { what, errno } => {
-                let e = Errno::from_raw(*errno);
-                write!(f, "netlink {what} failed: {e:?} ({})", e.desc())
-            }
-            NlError::Kernel(errno) => {
-                let e = Errno::from_raw(*errno);
-                write!(f, "the kernel refused: {e:?} ({})", e.desc())
-            }
-            NlError::Timeout => {
-                write!(f, "no netlink reply within {REPLY_TIMEOUT_SECS} s")
-            }
-            NlError::Protocol(m) => write!(f, "unreadable netlink reply: {m}"),
-            NlError::NoLink(n) => write!(f, "no network link named {n}"),
-        }
-    }
-}
-
-impl std::error::Error for NlError {}
-
-/// A netlink message under construction.
-struct Msg {
-    buf: Vec<u8>,
-}
-
-impl Msg {
-    fn new(ty: u16, flags: u16) -> Msg {
-        let mut buf = Vec::with_capacity(128);
-        buf.extend_from_slice(&0u32.to_ne_bytes());
-        buf.extend_from_slice(&ty.to_ne_bytes());
-        buf.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
-        buf.extend_from_slice(&[0; 8]);
-        Msg { buf }
-    }
-
-    fn bytes(&mut self, b: &[u8]) -> &mut Msg {
-        self.buf.extend_from_slice(b);
-        self
-    }
-
-    fn attr(&mut self, ty: u16, payload: &[u8]) -> &mut Msg {
-        let len = 4 + payload.len();
-        self.buf.extend_from_slice(&(len as u16).to_ne_bytes());
-        self.buf.extend_from_slice(&ty.to_ne_bytes());
-        self.buf.extend_from_slice(payload);
-        while self.buf.len() % 4 != 0 {
-            self.buf.push(0);
-        }
-        self
-    }
-
-    fn finish(mut self, seq: u32) -> Vec<u8> {
-        let len = self.buf.len() as u32;
-        self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
-        self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
-        self.buf
-    }
-}
-
 /// struct ifinfomsg: family, pad, type, index, flags, change.
 fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; 16] {
     let mut b = [0u8; 16];
@@ -170,29 +72,6 @@ fn addr_bytes(a: IpAddr) -> Vec<u8> {
         IpAddr::V4(a) => a.octets().to_vec(),
         IpAddr::V6(a) => a.octets().to_vec(),
     }
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-/// Iterates over the rtattrs in `b`: (type, payload).
-fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let len = usize::from(u16_at(b, at)?);
-        let ty = u16_at(b, at + 2)? & 0x3fff;
-        if len < 4 {
-            return None;
-        }
-        let payload = b.get(at + 4..at + len)?;
-        at += (len + 3) & !3;
-        Some((ty, payload))
-    })
 }
 
 fn ip_from(family: u8, b: &[u8]) -> Option<IpAddr> {
@@ -251,34 +130,17 @@ fn parse_addr(p: &[u8]) -> Option<(u32, Cidr)> {
 
 /// A NETLINK_ROUTE socket.
 pub struct Netlink {
-    fd: OwnedFd,
+    sock: Socket,
     seq: u32,
 }
 
 impl Netlink {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> Result<Netlink, NlError> {
-        let sock_err = |what| {
-            move |e: Errno| NlError::Socket {
-                what,
-                errno: e as i32,
-            }
-        };
-        let fd = socket::socket(
-            AddressFamily::Netlink,
-            SockType::Raw,
-            SockFlag::SOCK_CLOEXEC,
-            SockProtocol::NetlinkRoute,
-        )
-        .map_err(sock_err("socket"))?;
-        socket::bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0)).map_err(sock_err("bind"))?;
-        socket::setsockopt(
-            &fd,
-            sockopt::ReceiveTimeout,
-            &TimeVal::new(REPLY_TIMEOUT_SECS, 0),
-        )
-        .map_err(sock_err("setsockopt"))?;
-        Ok(Netlink { fd, seq: 0 })
+        Ok(Netlink {
+            sock: Socket::open(SockProtocol::NetlinkRoute)?,
+            seq: 0,
+        })
     }
 
     /// Sends one request and collects the payloads of its reply messages (for a dump) or
@@ -286,46 +148,21 @@ impl Netlink {
     fn request(&mut self, msg: Msg, dump: bool) -> Result<Vec<Vec<u8>>, NlError> {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
-        let buf = msg.finish(seq);
-        socket::send(self.fd.as_raw_fd(), &buf, MsgFlags::empty()).map_err(|e| {
-            NlError::Socket {
-                what: "send",
-                errno: e as i32,
-            }
-        })?;
+        self.sock.send(&msg.finish(seq))?;
         let mut out = Vec::new();
         let mut rx = vec![0u8; 65536];
         loop {
-            let n = match socket::recv(self.fd.as_raw_fd(), &mut rx, MsgFlags::empty()) {
-                Ok(n) => n,
-                Err(Errno::EAGAIN) => return Err(NlError::Timeout),
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    return Err(NlError::Socket {
-                        what: "recv",
-                        errno: e as i32,
-                    });
-                }
-            };
-            let mut at = 0;
-            while at + HDR_LEN <= n {
-                let start = at;
-                let bad =
-                    move || NlError::Protocol(format!("truncated message at byte {start} of {n}"));
-                let len = u32_at(&rx, at).ok_or_else(bad)? as usize;
-                let ty = u16_at(&rx, at + 4).ok_or_else(bad)?;
-                let mseq = u32_at(&rx, at + 8).ok_or_else(bad)?;
-                if len < HDR_LEN || at + len > n {
-                    return Err(bad());
-                }
-                let payload = &rx[at + HDR_LEN..at + len];
-                at += (len + 3) & !3;
+            let n = self.sock.recv(&mut rx)?;
+            for m in messages(&rx[..n]) {
+                let (ty, mseq, payload) = m?;
                 if mseq != seq {
                     continue;
                 }
                 match ty {
                     NLMSG_ERROR => {
-                        let code = u32_at(payload, 0).ok_or_else(bad)? as i32;
+                        let code = u32_at(payload, 0)
+                            .ok_or_else(|| NlError::Protocol("short NLMSG_ERROR".into()))?
+                            as i32;
                         if code != 0 {
                             return Err(NlError::Kernel(-code));
                         }

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use netcfg::dhcp::{self, Lease};
-use netcfg::netlink::fake::FakeLinks;
-use netcfg::netlink::{self, LinkWait, WaitState, execute, plan_ops};
+use netcfg::links::fake::FakeLinks;
+use netcfg::links::{self as netlink, LinkWait, WaitState, execute, plan_ops};
 use netcfg::plan::{self, Selector};
 
 /// A hook environment as name/value pairs.

@@ -14,8 +14,9 @@ mod fw;
 use std::collections::BTreeMap;
 
 use netcfg::dhcp::{self, Lease};
-use netcfg::netlink::{self, LinkWait, Links, Netlink, WaitState};
+use netcfg::links::{self as netlink, LinkWait, Links, WaitState};
 use netcfg::plan;
+use netcfg::rtnl::Netlink;
 use serde_json::Value;
 
 /// A network namespace (`fw::Ns`, deleted on drop) with a veth pair kv0 (ours to

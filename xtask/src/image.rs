@@ -43,12 +43,7 @@ options:
 SOURCE_DATE_EPOCH, when set, is the mtime of every entry; otherwise the last commit's time.";
 
 /// The programs packed besides keel and busybox, with where they live on Debian 12.
-const PROGRAMS: &[&str] = &[
-    "/usr/sbin/sshd",
-    "/usr/bin/ssh-keygen",
-    "/sbin/dhclient",
-    "/usr/sbin/nft",
-];
+const PROGRAMS: &[&str] = &["/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/sbin/dhclient"];
 
 /// Libraries the programs load with dlopen, which reading ELF headers cannot see.
 ///
@@ -172,7 +167,6 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
         prereq::need("/usr/sbin/sshd", "openssh-server"),
         prereq::need("/usr/bin/ssh-keygen", "openssh-client"),
         prereq::need("/sbin/dhclient", "isc-dhcp-client"),
-        prereq::need("/usr/sbin/nft", "nftables"),
         prereq::need(vmlinuz, "linux-image-amd64"),
         prereq::need("cpio", "cpio"),
     ])?;
@@ -230,7 +224,7 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     tree.insert("dev/null", 0o666, Kind::CharDev { major: 1, minor: 3 })?;
     tree.insert("var/run", 0o777, Kind::Symlink("/run".into()))?;
 
-    step.say("collecting sshd, ssh-keygen, dhclient, nft and their libraries (ELF headers)");
+    step.say("collecting sshd, ssh-keygen, dhclient and their libraries (ELF headers)");
     let mut programs: Vec<PathBuf> = PROGRAMS.iter().map(PathBuf::from).collect();
     programs.extend(DLOPENED.iter().map(PathBuf::from));
     for p in &programs {

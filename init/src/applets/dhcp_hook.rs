@@ -18,7 +18,8 @@
 use std::collections::BTreeMap;
 
 use netcfg::dhcp::{self, Lease};
-use netcfg::netlink::{self, LinkOp, Netlink};
+use netcfg::links::{self as netlink, LinkOp};
+use netcfg::rtnl::Netlink;
 
 use crate::applets::network::{RESOLV_CONF, fatal, read_cmdline, send_ready, write_atomic};
 use crate::exit::Exit;

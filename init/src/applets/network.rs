@@ -23,7 +23,8 @@ use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 
 use netcfg::client::{self, DhcpClient, NOTIFY_SOCKET};
-use netcfg::netlink::{self, LINK_WAIT_MS, LinkOp, LinkWait, Links, Netlink, WaitState};
+use netcfg::links::{self as netlink, LINK_WAIT_MS, LinkOp, LinkWait, Links, WaitState};
+use netcfg::rtnl::Netlink;
 use netcfg::{Method, Plan, cmdline};
 
 use crate::exit::Exit;

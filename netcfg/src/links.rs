@@ -5,7 +5,7 @@
 //!   drives time (it passes `now` in milliseconds, this module never reads a clock or sleeps);
 //! - [`plan_ops`] turns a plan plus the links found into a list of [`LinkOp`]s, and
 //!   `dhcp::hook` turns a DHCP client's hook environment into the same ops;
-//! - [`execute`] carries out ops through any [`Links`]: the real [`Netlink`] socket, or the
+//! - [`execute`] carries out ops through any [`Links`]: the real [`crate::rtnl::Netlink`] socket, or the
 //!   recording [`fake::FakeLinks`] in tests;
 //! - [`resolv_conf`] makes the text of /etc/resolv.conf; the caller writes the file.
 //!
@@ -18,7 +18,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::ip::{Cidr, Mac, Method};
 use crate::plan::{Plan, Route, Selector};
 
-pub use crate::rtnl::{Netlink, NlError, REPLY_TIMEOUT_SECS};
+pub use crate::netlink::{NlError, REPLY_TIMEOUT_SECS};
 
 /// One link as the kernel reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
