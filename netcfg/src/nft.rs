@@ -167,8 +167,11 @@ fn data_value(m: &mut Msg, ty: u16, v: &[u8]) {
     });
 }
 
+/// An expression's attributes, written inside its NFTA_EXPR_DATA nest.
+type ExprData<'a> = Box<dyn Fn(&mut Msg) + 'a>;
+
 fn expr(m: &mut Msg, e: &Expr) {
-    let (name, data): (&str, Box<dyn Fn(&mut Msg)>) = match e {
+    let (name, data): (&str, ExprData<'_>) = match e {
         Expr::Meta(key) => (
             "meta",
             Box::new(move |m: &mut Msg| {
