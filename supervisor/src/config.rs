@@ -19,7 +19,7 @@
 //! needs = ["network"]                      # start after these are ready, stop before them
 //! after = ["clock"]                        # order only
 //! ready = "tcp:2222"                       # "started" | "notify" | "tcp:PORT" | "exit"
-//! restart = "always"                       # "always" | "on-failure" | "never"
+//! restart = "always"                       # "always" | "on-failure" | "never" ("no", "yes", true, false too)
 //! backoff = { initial = "200ms", factor = 2, cap = "30s", jitter = 0.1, reset_after = "60s" }
 //! crash_loop = { limit = 5, within = "60s" }
 //! on_give_up = "retry-slowly"              # "retry-slowly" | "reboot" | "emergency"
@@ -34,8 +34,9 @@
 //! PID 1 knows the consoles. Such a service cannot be named in `needs`/`after` (its
 //! instances only exist at boot) and cannot set `console = true`.
 //!
-//! Durations are strings with a unit (`"200ms"`, `"1.5s"`, `"1m"`, `"1h"`) or numbers of
-//! seconds. The defaults are in [`defaults`].
+//! Durations are strings with units (`"200ms"`, `"1.5s"`, `"1m30s"`, `"1h 5min"`) or numbers
+//! of seconds. The defaults are in [`defaults`]. Other spellings accepted (systemd's and
+//! dinit's restart words, compound durations) are returned as notes by [`parse_noted`].
 
 pub mod firewall;
 
@@ -367,8 +368,20 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Parses and validates the appliance config. `path` is only used in messages.
 /// On error, every problem found is returned, in the order of the file.
 pub fn parse(text: &str, path: &str) -> Result<ApplianceConfig, Vec<Diagnostic>> {
+    parse_noted(text, path).map(|(config, _)| config)
+}
+
+/// [`parse`], and on success also the notes: each value written in another accepted
+/// spelling (systemd's `restart = "no"`, a compound duration) with keel's own.
+pub fn parse_noted(
+    text: &str,
+    path: &str,
+) -> Result<(ApplianceConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
     let (root, parse_errors) = DeTable::parse_recoverable(text);
-    let mut v = Validator { errors: Vec::new() };
+    let mut v = Validator {
+        errors: Vec::new(),
+        notes: Vec::new(),
+    };
     for e in &parse_errors {
         let at = e.span().map_or(0, |s| s.start);
         let msg = e.message().trim();
@@ -380,23 +393,25 @@ pub fn parse(text: &str, path: &str) -> Result<ApplianceConfig, Vec<Diagnostic>>
         v.errors.push((at, format!("{msg}; {hint}")));
     }
     let config = v.root(root.get_ref());
+    let place = |list: Vec<(usize, String)>| -> Vec<Diagnostic> {
+        let mut list = list;
+        list.sort_by_key(|(at, _)| *at);
+        list.into_iter()
+            .map(|(at, message)| {
+                let (line, column) = line_col(text, at);
+                Diagnostic {
+                    path: path.to_string(),
+                    line: Some(line),
+                    column: Some(column),
+                    message,
+                }
+            })
+            .collect()
+    };
     if v.errors.is_empty() {
-        return Ok(config);
+        return Ok((config, place(v.notes)));
     }
-    v.errors.sort_by_key(|(at, _)| *at);
-    Err(v
-        .errors
-        .into_iter()
-        .map(|(at, message)| {
-            let (line, column) = line_col(text, at);
-            Diagnostic {
-                path: path.to_string(),
-                line: Some(line),
-                column: Some(column),
-                message,
-            }
-        })
-        .collect())
+    Err(place(v.errors))
 }
 
 type Val<'i> = Spanned<DeValue<'i>>;
@@ -437,6 +452,8 @@ struct DepSpans {
 
 struct Validator {
     errors: Vec<(usize, String)>,
+    /// What was accepted in another spelling than keel's own (`keel check -v` prints them).
+    notes: Vec<(usize, String)>,
 }
 
 /// A table's entries in the order of the file (toml's map is sorted by key).
@@ -504,26 +521,63 @@ fn did_you_mean(word: &str, known: &[&str]) -> String {
     }
 }
 
-/// Parses `"200ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"0"`.
+/// Parses a duration: a number with a unit (`"200ms"`, `"1.5s"`, `"2m"`, `"1h"`), several
+/// of them in a row as systemd writes them (`"1m30s"`, `"1h 5min"`), or `"0"`. Units: `ms`,
+/// `s`/`sec`, `m`/`min`, `h`/`hr`. A bare number other than 0 is refused (seconds or
+/// milliseconds? the config says which by its unit).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let ms_per = match unit.trim() {
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return None,
-    };
-    let ms = n * ms_per;
-    (0.0..1e15)
-        .contains(&ms)
-        .then(|| Duration::from_millis(ms.round() as u64))
+    let mut rest = s;
+    let mut ms = 0.0f64;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, after) = rest.split_at(num_end);
+        if num.is_empty() {
+            return None;
+        }
+        let n: f64 = num.parse().ok()?;
+        let after = after.trim_start();
+        let unit_end = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let ms_per = match unit {
+            "ms" => 1.0,
+            "s" | "sec" => 1000.0,
+            "m" | "min" => 60_000.0,
+            "h" | "hr" => 3_600_000.0,
+            _ => return None,
+        };
+        ms += n * ms_per;
+        parts += 1;
+        rest = after.trim_start();
+    }
+    (parts > 0 && (0.0..1e15).contains(&ms)).then(|| Duration::from_millis(ms.round() as u64))
+}
+
+/// A duration in one unit, as `keel check -v` shows what it read: `200ms`, `1.5s`, `90s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0".into(),
+        1..=999 => format!("{ms}ms"),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!(
+            "{}.{}s",
+            ms / 1000,
+            format!("{:03}", ms % 1000).trim_end_matches('0')
+        ),
+    }
+}
+
+/// True for a duration written as one number and one of keel's own units (`5s`, `1.5s`).
+fn plain_duration(s: &str) -> bool {
+    let units = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    units.len() < s.len() && matches!(units, "ms" | "s" | "m" | "h")
 }
 
 /// Service names appear in commands and the control protocol: keep them plain.
@@ -536,9 +590,22 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with(['-', '.'])
 }
 
+/// keel's own word for a restart policy.
+pub fn restart_word(r: Restart) -> &'static str {
+    match r {
+        Restart::Always => "always",
+        Restart::OnFailure => "on-failure",
+        Restart::Never => "never",
+    }
+}
+
 impl Validator {
     fn err(&mut self, at: usize, msg: impl Into<String>) {
         self.errors.push((at, msg.into()));
+    }
+
+    fn note(&mut self, at: usize, msg: impl Into<String>) {
+        self.notes.push((at, msg.into()));
     }
 
     fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str) -> Option<&'a DeTable<'i>> {
@@ -621,8 +688,12 @@ impl Validator {
         match v.get_ref() {
             DeValue::String(s) => {
                 let d = parse_duration(s);
-                if d.is_none() {
-                    self.err(at, format!("`{field}` = \"{s}\" is not a duration; write a number with a unit: \"200ms\", \"5s\", \"1m\" or \"1h\""));
+                match d {
+                    None => self.err(at, format!("`{field}` = \"{s}\" is not a duration; write numbers with units: \"200ms\", \"1.5s\", \"1m30s\" or \"1h\"")),
+                    Some(d) if !plain_duration(s) && s.trim() != "0" => {
+                        self.note(at, format!("`{field}` = \"{s}\" read as {}", format_duration(d)));
+                    }
+                    Some(_) => {}
                 }
                 d
             }
@@ -953,7 +1024,31 @@ impl Validator {
                         ("on-failure", Restart::OnFailure),
                         ("never", Restart::Never),
                     ];
-                    if let Some(r) = self.word(v, "restart", &words) {
+                    // systemd's Restart=no and dinit's restart = yes/no/true/false mean the
+                    // same as keel's words: accepted, and noted for `keel check -v`.
+                    let alias = match v.get_ref() {
+                        DeValue::Boolean(true) => Some(("true", Restart::Always)),
+                        DeValue::Boolean(false) => Some(("false", Restart::Never)),
+                        DeValue::String(w) if w.as_ref() == "yes" => {
+                            Some(("\"yes\"", Restart::Always))
+                        }
+                        DeValue::String(w) if w.as_ref() == "no" => {
+                            Some(("\"no\"", Restart::Never))
+                        }
+                        _ => None,
+                    };
+                    let r = match alias {
+                        Some((written, r)) => {
+                            let own = restart_word(r);
+                            self.note(
+                                at,
+                                format!("{section}: `restart` = {written} read as \"{own}\""),
+                            );
+                            Some(r)
+                        }
+                        None => self.word(v, "restart", &words),
+                    };
+                    if let Some(r) = r {
                         s.restart = r;
                         restart_set = true;
                         restart_at = Some(at);
@@ -1297,6 +1392,54 @@ mod tests {
         assert_eq!(parse_duration("5 parsecs"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration(""), None);
+        // Compound forms, as systemd writes them.
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 5min"), Some(Duration::from_secs(3900)));
+        assert_eq!(
+            parse_duration("2sec 500ms"),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_duration("1m30"), None, "a number without its unit");
+        assert_eq!(parse_duration("1m30x"), None);
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration(".s"), None);
+    }
+
+    #[test]
+    fn durations_are_shown_in_one_unit() {
+        for (d, text) in [
+            (0, "0"),
+            (200, "200ms"),
+            (1500, "1.5s"),
+            (90_000, "90s"),
+            (1250, "1.25s"),
+        ] {
+            assert_eq!(format_duration(Duration::from_millis(d)), text);
+            assert_eq!(parse_duration(text), Some(Duration::from_millis(d)));
+        }
+        assert!(plain_duration("5s") && plain_duration("1.5s") && !plain_duration("1m30s"));
+        assert!(!plain_duration("5sec") && !plain_duration("s"));
+    }
+
+    #[test]
+    fn other_spellings_are_accepted_and_noted() {
+        let text = "[services.a]\nexec = [\"/bin/a\"]\nrestart = \"no\"\nstop_timeout = \"1m30s\"\n\
+                    [services.b]\nexec = [\"/bin/b\"]\nrestart = true\n\
+                    [services.c]\nexec = [\"/bin/c\"]\nrestart = \"on-failure\"\nstop_timeout = \"5s\"\n";
+        let (config, notes) = parse_noted(text, "t.toml").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.services[0].restart, Restart::Never);
+        assert_eq!(config.services[0].stop_timeout, Duration::from_secs(90));
+        assert_eq!(config.services[1].restart, Restart::Always);
+        assert_eq!(config.services[2].restart, Restart::OnFailure);
+        let notes: Vec<String> = notes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            notes,
+            [
+                "t.toml:3:11: [services.a]: `restart` = \"no\" read as \"never\"",
+                "t.toml:4:16: `stop_timeout` = \"1m30s\" read as 90s",
+                "t.toml:7:11: [services.b]: `restart` = true read as \"always\"",
+            ]
+        );
     }
 
     #[test]

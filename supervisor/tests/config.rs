@@ -161,7 +161,7 @@ fn bad_values_name_the_allowed_ones() {
     one(
         "[services.a]\nexec = [\"/a\"]\nstop_timeout = \"5 parsecs\"\n",
         "3:16",
-        "\"200ms\", \"5s\", \"1m\" or \"1h\"",
+        "\"200ms\", \"1.5s\", \"1m30s\" or \"1h\"",
     );
     one(
         "[services.a]\nexec = [\"/a\"]\nkind = 3\n",
