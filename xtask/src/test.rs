@@ -172,7 +172,14 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
             phase(&mut phases, SINGLE, || {
                 run_cargo(
                     // --no-fail-fast: one failing VM test file must not hide the others.
-                    &["test", "-p", "keel-tests", "--no-fail-fast", "--", &threads_arg],
+                    &[
+                        "test",
+                        "-p",
+                        "keel-tests",
+                        "--no-fail-fast",
+                        "--",
+                        &threads_arg,
+                    ],
                     &[("KEEL_VM_TESTS", "1"), ("KEEL_VM_KERNEL", "single")],
                 )
             });
