@@ -1092,3 +1092,48 @@ fn keelctl_gives_up_on_a_keel_that_does_not_answer() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_service_that_never_gets_ready_times_out_and_is_restarted() {
+    let k = Keel::start(
+        "starttimeout",
+        r#"
+[services.mute]
+exec = ["/bin/sleep", "1000"]
+ready = "notify"
+start_timeout = "1s"
+backoff = { initial = "5s", jitter = 0 }
+[services.app]
+exec = ["/bin/sleep", "1000"]
+needs = ["mute"]
+"#,
+    );
+    let rows = k.until("mute to time out", |r| {
+        r.iter()
+            .any(|s| s.name == "mute" && s.state == "restarting")
+    });
+    let mute = rows
+        .iter()
+        .find(|s| s.name == "mute")
+        .map(|s| s.why.clone());
+    assert!(
+        mute.as_deref()
+            .is_some_and(|w| w.contains("did not become ready within 1s (start_timeout)")),
+        "{mute:?}"
+    );
+    let app = rows
+        .iter()
+        .find(|s| s.name == "app")
+        .map(|s| (s.state.clone(), s.pid));
+    assert_eq!(
+        app,
+        Some(("waiting".to_string(), None)),
+        "app ran without mute ready"
+    );
+    assert!(
+        k.log()
+            .contains("mute did not become ready within 1s (start_timeout); stopping it"),
+        "{}",
+        k.log()
+    );
+}

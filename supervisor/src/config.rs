@@ -24,6 +24,7 @@
 //! crash_loop = { limit = 5, within = "60s" }
 //! on_give_up = "retry-slowly"              # "retry-slowly" | "reboot" | "emergency"
 //! stop_signal = "TERM"
+//! start_timeout = "90s"                    # not ready (oneshot: not done) by then: failed; "0": never
 //! stop_timeout = "5s"                      # then SIGKILL
 //! console = false                          # true: stdin/stdout/stderr are the console tty
 //! ```
@@ -74,6 +75,9 @@ pub mod defaults {
     pub const SLOW_RETRY: Duration = Duration::from_secs(300);
     /// SIGTERM, then SIGKILL after 5 s (systemd gives 90 s; an appliance must reboot fast).
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+    /// How long a service may take to become ready (a oneshot: to finish) before it
+    /// counts as failed: systemd's DefaultTimeoutStartSec, long enough for a slow disk.
+    pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 }
 
 /// The whole appliance config.
@@ -248,6 +252,9 @@ pub struct ServiceConfig {
     pub on_give_up: OnGiveUp,
     pub stop_signal: Sig,
     pub stop_timeout: Duration,
+    /// Not ready (a oneshot: not finished) this long after its start is a failure;
+    /// `None` (`start_timeout = "0"`) waits for ever.
+    pub start_timeout: Option<Duration>,
     pub console: bool,
 }
 
@@ -271,6 +278,7 @@ impl ServiceConfig {
             on_give_up: OnGiveUp::RetrySlowly,
             stop_signal: Sig::TERM,
             stop_timeout: defaults::STOP_TIMEOUT,
+            start_timeout: Some(defaults::START_TIMEOUT),
             console: false,
         }
     }
@@ -437,6 +445,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "on_give_up",
     "stop_signal",
     "stop_timeout",
+    "start_timeout",
     "console",
 ];
 const BACKOFF_FIELDS: &[&str] = &["initial", "factor", "cap", "jitter", "reset_after"];
@@ -1080,6 +1089,11 @@ impl Validator {
                             self.err(at, format!("`stop_signal` is not a signal; use a name like \"TERM\", \"SIGHUP\" or a number 1-64 (names: {})", names.join(" ")));
                         }
                         None => {}
+                    }
+                }
+                "start_timeout" => {
+                    if let Some(d) = self.duration(v, "start_timeout") {
+                        s.start_timeout = (!d.is_zero()).then_some(d);
                     }
                 }
                 "stop_timeout" => {

@@ -272,6 +272,8 @@ impl Sim {
             }
             ["status", name] => {
                 let s = self.id(name);
+                // As keelctl's request would, this reaches the core at the current time.
+                self.event(Event::Deadline);
                 let st = &self.sup.status()[s.0];
                 let why = if st.why.is_empty() {
                     String::new()
