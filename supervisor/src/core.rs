@@ -368,7 +368,7 @@ impl Supervisor {
             let Phase::Starting { pid: Some(pid) } = svc.phase else {
                 continue;
             };
-            if self.shutdown.is_some() || !start_deadline(svc, c).is_some_and(|t| t <= now) {
+            if self.shutdown.is_some() || start_deadline(svc, c).is_none_or(|t| t > now) {
                 continue;
             }
             let limit = c.start_timeout.unwrap_or_default();
