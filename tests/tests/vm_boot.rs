@@ -210,7 +210,7 @@ fn keelctl_boot_json_has_the_chain_to_sshd() -> Result<()> {
     }
     let mut vm = Vm::boot(BootOpts::new(name).authorize_test_key()?)?;
     vm.wait_ssh(BOOT_TIMEOUT)?;
-    let out = vm.ssh("keelctl wait sshd --timeout 60s && keelctl --json boot")?;
+    let out = vm.ssh("keelctl wait sshd --timeout 60s >/dev/null && keelctl --json boot")?;
     let j: serde_json::Value = serde_json::from_str(out.trim())
         .with_context(|| format!("keelctl --json boot printed no JSON document: {out:?}"))?;
     ensure!(j["target"] == "sshd", "the target is not sshd: {j}");
