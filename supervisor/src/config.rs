@@ -1,5 +1,6 @@
 //! The appliance config (`/etc/keel/appliance.toml`, source `configs/appliance.toml`):
-//! `[system]`, `[modules]`, `[firewall]` (see [`firewall`]), `[ssh]` and one
+//! `[system]` (hostname; `run_size`, `tmp_size`, `shm_size`: the tmpfs bounds, e.g.
+//! `"16M"` or `"10%"`), `[modules]`, `[firewall]` (see [`firewall`]), `[ssh]` and one
 //! `[services.NAME]` table per supervised service.
 //!
 //! Parsing takes the text and a display path and never reads files itself, so the same
@@ -75,6 +76,13 @@ pub mod defaults {
     pub const SLOW_RETRY: Duration = Duration::from_secs(300);
     /// SIGTERM, then SIGKILL after 5 s (systemd gives 90 s; an appliance must reboot fast).
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+    /// /run holds sockets, pid files and small state: a tenth of RAM is plenty, and a
+    /// runaway writer there cannot take the memory the services need (systemd: 20%).
+    pub const RUN_SIZE: super::TmpfsSize = super::TmpfsSize::Percent(10);
+    /// /tmp and /dev/shm: a quarter each (tmpfs alone allows half each, so together they
+    /// could take all of RAM).
+    pub const TMP_SIZE: super::TmpfsSize = super::TmpfsSize::Percent(25);
+    pub const SHM_SIZE: super::TmpfsSize = super::TmpfsSize::Percent(25);
     /// How long a service may take to become ready (a oneshot: to finish) before it
     /// counts as failed: systemd's DefaultTimeoutStartSec, long enough for a slow disk.
     pub const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -121,14 +129,71 @@ impl ApplianceConfig {
 pub struct System {
     /// Hostname set at boot unless the kernel command line names one.
     pub hostname: String,
+    /// The bounds of the RAM filesystems: /run, /tmp and /dev/shm.
+    pub run_size: TmpfsSize,
+    pub tmp_size: TmpfsSize,
+    pub shm_size: TmpfsSize,
 }
 
 impl Default for System {
     fn default() -> Self {
         System {
             hostname: "keel".to_string(),
+            run_size: defaults::RUN_SIZE,
+            tmp_size: defaults::TMP_SIZE,
+            shm_size: defaults::SHM_SIZE,
         }
     }
+}
+
+/// How big a tmpfs may grow: bytes, or a share of RAM (tmpfs's own `size=` forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmpfsSize {
+    Bytes(u64),
+    /// 1 to 100.
+    Percent(u8),
+}
+
+impl fmt::Display for TmpfsSize {
+    /// As tmpfs's `size=` option takes it: `64M`, `10%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TmpfsSize::Percent(p) => write!(f, "{p}%"),
+            TmpfsSize::Bytes(b) => {
+                for (unit, n) in [("G", 1u64 << 30), ("M", 1 << 20), ("k", 1 << 10)] {
+                    if b >= n && b % n == 0 {
+                        return write!(f, "{}{unit}", b / n);
+                    }
+                }
+                write!(f, "{b}")
+            }
+        }
+    }
+}
+
+/// Parses `"64M"`, `"512k"`, `"1G"`, `"10%"`: a size with a unit, or a share of RAM.
+/// Under 1 MiB is refused: such a /run cannot hold keel's sockets and sshd's pid file.
+pub fn parse_tmpfs_size(s: &str) -> Option<TmpfsSize> {
+    let s = s.trim();
+    if let Some(p) = s.strip_suffix('%') {
+        return p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(TmpfsSize::Percent);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "k" | "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+        .filter(|&b| b >= 1 << 20)
+        .map(TmpfsSize::Bytes)
 }
 
 /// `[ssh]`: how sshd lets people in.
@@ -425,7 +490,7 @@ pub fn parse_noted(
 type Val<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 
-const SYSTEM_FIELDS: &[&str] = &["hostname"];
+const SYSTEM_FIELDS: &[&str] = &["hostname", "run_size", "tmp_size", "shm_size"];
 const MODULES_FIELDS: &[&str] = &["load", "required"];
 const SSH_FIELDS: &[&str] = &["password_login"];
 const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "ssh", "services"];
@@ -803,6 +868,19 @@ impl Validator {
                         } else {
                             self.err(value.span().start, format!("hostname \"{h}\" is not valid; use 1-64 letters, digits, '-' and '.' (e.g. \"keel\")"));
                         }
+                    }
+                }
+                field @ ("run_size" | "tmp_size" | "shm_size") => {
+                    let Some(text) = self.string(value, field) else {
+                        continue;
+                    };
+                    match parse_tmpfs_size(&text) {
+                        Some(size) => match field {
+                            "run_size" => out.run_size = size,
+                            "tmp_size" => out.tmp_size = size,
+                            _ => out.shm_size = size,
+                        },
+                        None => self.err(value.span().start, format!("`{field}` = \"{text}\" is not a tmpfs size; write a size of at least 1M (\"64M\", \"1G\") or a share of RAM (\"10%\")")),
                     }
                 }
                 _ => self.unknown(key, "[system]", SYSTEM_FIELDS),
@@ -1417,6 +1495,49 @@ mod tests {
         assert_eq!(parse_duration("1m30x"), None);
         assert_eq!(parse_duration("ms"), None);
         assert_eq!(parse_duration(".s"), None);
+    }
+
+    #[test]
+    fn tmpfs_sizes() {
+        assert_eq!(parse_tmpfs_size("64M"), Some(TmpfsSize::Bytes(64 << 20)));
+        assert_eq!(parse_tmpfs_size("1G"), Some(TmpfsSize::Bytes(1 << 30)));
+        assert_eq!(parse_tmpfs_size("2048k"), Some(TmpfsSize::Bytes(2 << 20)));
+        assert_eq!(parse_tmpfs_size("10%"), Some(TmpfsSize::Percent(10)));
+        for bad in [
+            "",
+            "0%",
+            "101%",
+            "64",
+            "64MB",
+            "512k",
+            "-1M",
+            "1.5G",
+            "99999999999999G",
+        ] {
+            assert_eq!(parse_tmpfs_size(bad), None, "{bad}");
+        }
+        for (size, text) in [
+            (TmpfsSize::Bytes(64 << 20), "64M"),
+            (TmpfsSize::Bytes(3 << 30), "3G"),
+            (TmpfsSize::Percent(10), "10%"),
+        ] {
+            assert_eq!(size.to_string(), text);
+            assert_eq!(parse_tmpfs_size(text), Some(size));
+        }
+        let e = parse("[system]\nrun_size = \"5 parsecs\"\n", "t.toml")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].to_string()
+                .starts_with("t.toml:2:12: `run_size` = \"5 parsecs\" is not a tmpfs size"),
+            "{e:?}"
+        );
+        let c = parse("[system]\ntmp_size = \"64M\"\n", "t.toml").map(|c| c.system);
+        assert_eq!(
+            c.map(|s| (s.tmp_size, s.run_size)),
+            Ok((TmpfsSize::Bytes(64 << 20), defaults::RUN_SIZE))
+        );
     }
 
     #[test]

@@ -50,6 +50,11 @@ impl Sys for LinuxSys {
         fs::mount(m.source, m.target, m.fstype, m.flags, m.data)
     }
 
+    fn remount_tmpfs(&mut self, target: &str, flags: u64, data: &str) -> Result<(), Errno> {
+        let remount = crate::mountplan::REMOUNT;
+        fs::mount("tmpfs", target, "tmpfs", flags | remount, data)
+    }
+
     fn mknod(&mut self, path: &str, major: u64, minor: u64, mode: u32) -> Result<(), Errno> {
         fs::mknod_char(path, major, minor, mode)
     }
