@@ -98,13 +98,15 @@ pub struct Booted {
     pub test_panic: bool,
 }
 
-/// Kernel command-line words that ask for the emergency shell instead of a normal boot.
-pub const EMERGENCY_WORDS: [&str; 3] = ["emergency", "rescue", "keel.emergency"];
+/// Kernel command-line words that ask for the emergency shell instead of a normal boot
+/// (netcfg::cmdline reads them: `rescue` and `single` are rescue mode, which keel serves
+/// with the same emergency shell).
+pub const EMERGENCY_WORDS: [&str; 4] = ["emergency", "rescue", "single", "keel.emergency"];
 
 /// A test hook: with this word on the kernel command line, the main loop panics once
 /// after the console shell started, so VM tests can check that a panic in PID 1 ends in
 /// the emergency shell and not in a kernel panic.
-pub const TEST_PANIC: &str = "keel.test_panic";
+pub const TEST_PANIC: &str = netcfg::cmdline::KEEL_TEST_PANIC;
 
 /// Runs the boot sequence. Never fails: a fatal problem is reported in `Booted::fatal`.
 pub fn boot<S: Sys>(sys: &mut S) -> Booted {
@@ -132,14 +134,24 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         fail(&mut fatal, what, Cause::Boot);
     }
 
+    // One reading of the command line, by the parser every applet uses (netcfg's).
     let cmdline = sys.read_file("/proc/cmdline").unwrap_or_default();
-    let words: Vec<&str> = cmdline.split_whitespace().collect();
-    let debug = words.contains(&"keel.debug");
-    let test_panic = words.contains(&TEST_PANIC);
+    let (cmd, warnings) = netcfg::cmdline::parse(&cmdline);
+    let debug = cmd.debug;
+    let test_panic = cmd.test_panic;
     if debug {
         sys.set_verbose(true);
     }
-    if let Some(word) = words.iter().find(|w| EMERGENCY_WORDS.contains(w)) {
+    for w in &warnings {
+        sys.log(Level::Info, &format!("kernel command line: {w}"));
+    }
+    if cmd.mode != netcfg::cmdline::BootMode::Normal {
+        let word = cmd
+            .params
+            .iter()
+            .map(|p| p.to_string())
+            .find(|w| EMERGENCY_WORDS.iter().any(|e| w.starts_with(e)))
+            .unwrap_or_else(|| "emergency".to_string());
         fail(
             &mut fatal,
             format!("emergency shell requested on the kernel command line ({word})"),
@@ -147,12 +159,12 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         );
     }
     let emergency = EmergencyOpts {
-        timeout_secs: netcfg::cmdline::parse(&cmdline).0.emergency_timeout,
+        timeout_secs: cmd.emergency_timeout,
     };
     // The kernel rate-limits writers of /dev/kmsg (10 records per 5 s) unless
     // printk.devkmsg says otherwise, so dmesg lost two thirds of keel's boot log. A choice
     // made on the command line stands (the kernel then refuses the write anyway).
-    if !words.iter().any(|w| w.starts_with("printk.devkmsg=")) {
+    if !cmd.params.iter().any(|p| p.key == "printk.devkmsg") {
         if let Err(e) = sys.write_file(DEVKMSG_SYSCTL, "on\n") {
             sys.log(
                 Level::Debug,
@@ -1113,5 +1125,19 @@ kernel/crypto/crc32c_generic.ko:
         assert!(boot(&mut f).debug);
         // Debug lines show on the consoles from the moment the command line is known.
         assert!(f.index("set_verbose true") < f.index("use_consoles ttyS0"));
+        // The same parser as the applets: keel.debug=1 counts too, =0 does not.
+        for (line, on) in [("keel.debug=1", true), ("keel.debug=0", false)] {
+            let mut f = Fake::new();
+            f.file("/proc/cmdline", &format!("console=ttyS0 {line}\n"));
+            assert_eq!(boot(&mut f).debug, on, "{line}");
+        }
+        let mut f = Fake::new();
+        f.file("/proc/cmdline", "console=ttyS0 keel.frobnicate\n");
+        boot(&mut f);
+        assert!(
+            f.logs().iter().any(|l| l.starts_with("kernel command line: keel.frobnicate: unknown keel switch")),
+            "{:#?}",
+            f.calls
+        );
     }
 }

@@ -276,3 +276,46 @@ fn keelctl_boot_json_has_the_chain_to_sshd() -> Result<()> {
     );
     vm.assert_no_kernel_panic()
 }
+
+#[test]
+fn the_ram_filesystems_are_bounded_as_configured() -> Result<()> {
+    let name = "the_ram_filesystems_are_bounded_as_configured";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/appliance.toml");
+    let shipped = std::fs::read_to_string(&shipped).context("reading configs/appliance.toml")?;
+    let host = "hostname = \"keel\"";
+    ensure!(shipped.contains(host), "the shipped config has no {host}");
+    let config = shipped.replace(host, &format!("{host}\nrun_size = \"16M\""));
+    let mut vm = Vm::boot(BootOpts::new(name).overlay("/etc/keel/appliance.toml", config))?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    let mem_kb: u64 = vm
+        .run("awk '/^MemTotal:/ {print $2}' /proc/meminfo", CMD_TIMEOUT)?
+        .trim()
+        .parse()
+        .context("MemTotal")?;
+    // df -k: the size of each tmpfs in KiB.
+    let size = |vm: &mut Vm, dir: &str| -> Result<u64> {
+        let out = vm.run(
+            &format!("df -k {dir} | awk 'NR==2 {{print $2}}'"),
+            CMD_TIMEOUT,
+        )?;
+        out.trim()
+            .parse()
+            .with_context(|| format!("df -k {dir} printed {out:?}"))
+    };
+    ensure!(size(&mut vm, "/run")? == 16 * 1024, "/run is not 16M");
+    for dir in ["/tmp", "/dev/shm"] {
+        let kb = size(&mut vm, dir)?;
+        // 25% of RAM, in whole pages.
+        ensure!(
+            kb.abs_diff(mem_kb / 4) <= 4,
+            "{dir} is {kb} KiB, not a quarter of {mem_kb} KiB"
+        );
+    }
+    let log = vm.keel_log()?;
+    ensure!(log.contains("keel: /run: tmpfs of at most 16M"), "{log}");
+    vm.assert_no_kernel_panic()
+}
