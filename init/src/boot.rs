@@ -50,6 +50,8 @@ pub trait Sys {
     fn read_file(&mut self, path: &str) -> Result<String, Errno>;
     /// Writes to an existing file (a sysctl under /proc/sys).
     fn write_file(&mut self, path: &str, text: &str) -> Result<(), Errno>;
+    /// Creates (or truncates) a regular file, mode 0644, and writes `text` to it.
+    fn create_file(&mut self, path: &str, text: &str) -> Result<(), Errno>;
     /// Whether a path exists.
     fn exists(&mut self, path: &str) -> bool;
     /// Creates a directory (and parents) with exactly this mode, unless it exists.
@@ -295,7 +297,7 @@ fn size_tmpfs<S: Sys>(sys: &mut S, system: &config::System) {
 /// full or not writable.
 fn probe_run<S: Sys>(sys: &mut S, cfg: Option<&ApplianceConfig>) -> Option<String> {
     let made = sys.mkdir("/run/keel", 0o711);
-    let wrote = made.and_then(|()| sys.write_file(RUN_PROBE, &format!("keel {VERSION}\n")));
+    let wrote = made.and_then(|()| sys.create_file(RUN_PROBE, &format!("keel {VERSION}\n")));
     let e = wrote.err()?;
     let size = cfg.map_or(config::defaults::RUN_SIZE, |c| c.system.run_size);
     let hint = if e == Errno::ENOSPC {
@@ -664,6 +666,11 @@ mod tests {
         fn write_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
             self.calls
                 .push(format!("write_file {path} {}", text.trim_end()));
+            Ok(())
+        }
+        fn create_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
+            self.calls
+                .push(format!("create_file {path} {}", text.trim_end()));
             match self.fail_writes.get(path) {
                 Some(e) => Err(*e),
                 None => Ok(()),
@@ -758,7 +765,7 @@ mod tests {
             "mkdir /run/sshd 755",
             "mkdir /var/lib/keel 755",
             "mkdir /run/keel 711",
-            "write_file /run/keel/version keel",
+            "create_file /run/keel/version keel",
         ];
         let idx: Vec<usize> = order.iter().map(|c| f.index(c)).collect();
         assert!(

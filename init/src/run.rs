@@ -836,7 +836,7 @@ impl Driver {
             .into_iter()
             .enumerate()
             .find(|(i, st)| {
-                st.state == "gave-up"
+                st.state == supervisor::proto::SvcState::GaveUp
                     && sup
                         .config(SvcId(*i))
                         .is_some_and(|c| c.on_give_up == supervisor::config::OnGiveUp::Emergency)

@@ -36,7 +36,7 @@ use crate::config::{ApplianceConfig, Kind, OnGiveUp, Ready, Restart, ServiceConf
 use crate::event::{Action, ConnId, Event, Record, SpawnSpec};
 use crate::graph::Graph;
 use crate::log::{DEFAULT_RING_BYTES, LogRing};
-use crate::proto::{Request, Response, SvcStatus};
+use crate::proto::{Request, Response, SvcState, SvcStatus};
 use crate::restart::{self, Decision, Rng};
 use crate::state::{Phase, StopHow, Stopped, Svc, Target};
 use crate::timeline::{BootReport, BootRow};
@@ -1127,12 +1127,12 @@ impl Supervisor {
         let c = &self.cfg[s.0];
         let (state, why) = match svc.phase {
             Phase::Down if svc.target == Target::Up && self.shutdown.is_none() => {
-                ("waiting", self.waiting_reason(s))
+                (SvcState::Waiting, self.waiting_reason(s))
             }
-            Phase::Down => ("down", svc.note.clone()),
-            Phase::Delayed { .. } => ("restarting", svc.note.clone()),
+            Phase::Down => (SvcState::Down, svc.note.clone()),
+            Phase::Delayed { .. } => (SvcState::Restarting, svc.note.clone()),
             Phase::Starting { .. } if c.kind == Kind::Oneshot => {
-                ("running", self.start_wait(svc, c, "running"))
+                (SvcState::Running, self.start_wait(svc, c, "running"))
             }
             Phase::Starting { .. } => {
                 let why = match c.ready {
@@ -1140,16 +1140,16 @@ impl Supervisor {
                     Ready::Tcp(p) => format!("waiting for tcp port {p}"),
                     Ready::Started | Ready::Exit => String::new(),
                 };
-                ("starting", self.start_wait(svc, c, &why))
+                (SvcState::Starting, self.start_wait(svc, c, &why))
             }
-            Phase::Up { pid: None } => ("done", String::new()),
-            Phase::Up { .. } => ("up", String::new()),
-            Phase::Stopping { .. } => ("stopping", svc.note.clone()),
-            Phase::GaveUp { .. } => ("gave-up", svc.note.clone()),
+            Phase::Up { pid: None } => (SvcState::Done, String::new()),
+            Phase::Up { .. } => (SvcState::Up, String::new()),
+            Phase::Stopping { .. } => (SvcState::Stopping, svc.note.clone()),
+            Phase::GaveUp { .. } => (SvcState::GaveUp, svc.note.clone()),
         };
         SvcStatus {
             name: c.name.clone(),
-            state: state.into(),
+            state,
             pid: svc.phase.pid().map(|p| p.0),
             ready_since: if svc.phase.is_up() {
                 svc.up_since

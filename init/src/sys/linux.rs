@@ -38,6 +38,10 @@ impl Sys for LinuxSys {
         fs::write_existing(path, text)
     }
 
+    fn create_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
+        fs::create(path, text)
+    }
+
     fn exists(&mut self, path: &str) -> bool {
         fs::exists(path)
     }
