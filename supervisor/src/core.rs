@@ -694,7 +694,10 @@ impl Supervisor {
                         svc.phase = Phase::GaveUp { retry_at: None };
                         svc.note = format!("{why}; emergency shell");
                         Self::note(out, format!("giving up on {name}: {why}"));
-                        out.push(Action::Emergency(format!("service {name} {why}")));
+                        out.push(Action::Emergency {
+                            svc: s,
+                            why: format!("service {name} {why}"),
+                        });
                     }
                 }
             }

@@ -147,7 +147,7 @@ fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid], spawned_b
                     }
                 }
             }
-            Action::Reply(..) | Action::Log(_) | Action::Emergency(_) | Action::Halt(_) => {}
+            Action::Reply(..) | Action::Log(_) | Action::Emergency { .. } | Action::Halt(_) => {}
         }
     }
     for i in 0..g.len() {

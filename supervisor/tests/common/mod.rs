@@ -178,7 +178,7 @@ impl Sim {
                             self.say(format!("log {r}"));
                         }
                     }
-                    Action::Emergency(why) => self.say(format!("emergency {why}")),
+                    Action::Emergency { why, .. } => self.say(format!("emergency {why}")),
                     Action::Halt(kind) => self.say(format!("halt {kind}")),
                 }
             }
