@@ -13,22 +13,31 @@
 //! is copied into the build directory only when its bytes changed, so make relinks only then.
 //! The build is reproducible: timestamp, user, host and build number are fixed.
 //!
+//! Rooms: `kernel/kconfig.rs` (the fragments, the merged config and its check),
+//! `kernel/make.rs` (make with progress and a log), `crate::cache` (the cache directory and
+//! its lock); this file holds the command, the source, the build directories and the sizes.
+//!
 //! This module must not write anywhere in the clone but `target/keel/bzImage`,
 //! `target/keel/kernel.config` and `target/keel/kernel-build.log`, and must not build the
 //! initramfs itself (that is `cargo xtask image`).
 
+mod kconfig;
+mod make;
+
+use crate::cache::{cache_dir, lock_cache};
 use crate::prereq::{self, need};
 use crate::util::{
     copy_atomic, file_len, hex, out_dir, project_root, source_date_epoch, write_atomic,
 };
 use anyhow::{Context, Result, bail};
+use kconfig::{configure, fragment_hash, read_fragments, wanted_options};
+use make::{make_bzimage, mmss};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const USAGE: &str = "\
 usage: cargo xtask kernel [--src DIR] [--initramfs FILE] [--check] [-j N] [-v]
@@ -47,8 +56,6 @@ The build is cached in $KEEL_CACHE/kernel (default ~/.cache/keel/kernel), keyed 
 source version and a hash of the fragments. The build timestamp comes from
 SOURCE_DATE_EPOCH, or else from the last commit.";
 
-/// Bumped when the recipe changes in a way the fragment hash does not see.
-const RECIPE: &str = "keel-kernel-recipe-1";
 /// The Debian package holding the default source tarball.
 const DEB_SOURCE: &str = "linux-source-6.1";
 const DEB_TARBALL: &str = "/usr/src/linux-source-6.1.tar.xz";
@@ -56,13 +63,6 @@ const DEB_TARBALL: &str = "/usr/src/linux-source-6.1.tar.xz";
 const DEB_TOPDIR: &str = "linux-source-6.1";
 /// How many build directories the cache keeps (the most recently built).
 const KEEP_BUILDS: usize = 3;
-/// Progress: a line every this many compiled files, and at least this often.
-const PROGRESS_EVERY: usize = 150;
-const HEARTBEAT: Duration = Duration::from_secs(30);
-/// Lines of the log shown when make fails.
-const TAIL_ON_FAILURE: usize = 60;
-/// A guess at the number of compiled files for a first build, refined after each full build.
-const DEFAULT_CC_COUNT: usize = 1600;
 
 struct Opts {
     src: Option<PathBuf>,
@@ -260,77 +260,6 @@ fn ensure_prereqs(debian_source: bool) -> Result<()> {
     prereq::ensure(&needs)
 }
 
-/// `$KEEL_CACHE`, else `$XDG_CACHE_HOME/keel`, else `~/.cache/keel`.
-fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("KEEL_CACHE").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("keel"));
-    }
-    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        Some(home) => Ok(PathBuf::from(home).join(".cache").join("keel")),
-        None => bail!("neither KEEL_CACHE nor HOME is set: set KEEL_CACHE to a cache directory"),
-    }
-}
-
-/// One kernel build at a time per cache: two clones sharing it wait for each other. The
-/// lock is a directory holding the owner's pid (std's file locks need a newer Rust than the
-/// workspace's MSRV); a lock whose owner is gone is taken over.
-struct CacheLock(PathBuf);
-
-impl Drop for CacheLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn lock_cache(cache: &Path) -> Result<CacheLock> {
-    fs::create_dir_all(cache).with_context(|| format!("cannot create {}", cache.display()))?;
-    let path = cache.join("lock");
-    let mut told = false;
-    loop {
-        match fs::create_dir(&path) {
-            Ok(()) => {
-                fs::write(path.join("pid"), std::process::id().to_string())?;
-                return Ok(CacheLock(path));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let owner = fs::read_to_string(path.join("pid")).unwrap_or_default();
-                let owner = owner.trim();
-                let alive = !owner.is_empty() && Path::new("/proc").join(owner).exists();
-                if !alive && lock_is_stale(&path) {
-                    phase(&format!(
-                        "taking over a stale lock {} (pid {owner:?} is gone)",
-                        path.display()
-                    ));
-                    let _ = fs::remove_dir_all(&path);
-                    continue;
-                }
-                if !told {
-                    phase(&format!(
-                        "waiting for another kernel build (pid {owner}) to finish: lock {}",
-                        path.display()
-                    ));
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_secs(2));
-            }
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
-        }
-    }
-}
-
-/// A lock without a live owner is stale once it is a few seconds old (its owner may be
-/// between creating the directory and writing its pid).
-fn lock_is_stale(path: &Path) -> bool {
-    fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > Duration::from_secs(5))
-}
-
 struct Source {
     tree: PathBuf,
     /// Shown to the user: the kernel version and where it came from.
@@ -411,211 +340,6 @@ fn capture(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// A fragment file of `configs/kernel/`.
-struct Fragment {
-    name: String,
-    text: String,
-}
-
-fn read_fragments(dir: &Path) -> Result<Vec<Fragment>> {
-    let mut fragments = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "config") {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let text = fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            fragments.push(Fragment { name, text });
-        }
-    }
-    if fragments.is_empty() {
-        bail!("no *.config fragments in {}", dir.display());
-    }
-    fragments.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(fragments)
-}
-
-/// What a fragment asks of one option.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Want {
-    /// `CONFIG_X=value`: the line must be in the final .config.
-    Set(String),
-    /// `# CONFIG_X is not set`: the option must not be set.
-    Unset,
-}
-
-/// Where an option was asked for, for error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Wanted {
-    want: Want,
-    origin: String,
-}
-
-/// Parses one line of a config fragment or a .config.
-fn parse_line(line: &str) -> Option<(&str, Want)> {
-    let line = line.trim();
-    if let Some(rest) = line.strip_prefix("# ") {
-        let name = rest.strip_suffix(" is not set")?;
-        return name.starts_with("CONFIG_").then_some((name, Want::Unset));
-    }
-    let (name, value) = line.split_once('=')?;
-    name.starts_with("CONFIG_")
-        .then(|| (name, Want::Set(value.to_owned())))
-}
-
-/// Every option the fragments ask for; a later fragment overrides an earlier one, as in
-/// merge_config.
-fn wanted_options(fragments: &[Fragment]) -> BTreeMap<String, Wanted> {
-    let mut wanted = BTreeMap::new();
-    for f in fragments {
-        for (n, line) in f.text.lines().enumerate() {
-            if let Some((name, want)) = parse_line(line) {
-                let origin = format!("configs/kernel/{}:{}", f.name, n + 1);
-                wanted.insert(name.to_owned(), Wanted { want, origin });
-            }
-        }
-    }
-    wanted
-}
-
-/// The options of `wanted` that the final `config` does not have, each with a message.
-fn missing_options(wanted: &BTreeMap<String, Wanted>, config: &str) -> Vec<String> {
-    let have: BTreeMap<&str, Want> = config.lines().filter_map(parse_line).collect();
-    let mut missing = Vec::new();
-    for (name, w) in wanted {
-        let got = have.get(name.as_str());
-        let ok = match (&w.want, got) {
-            (Want::Set(v), Some(Want::Set(g))) => v == g,
-            (Want::Set(_), _) => false,
-            (Want::Unset, Some(Want::Set(_))) => false,
-            (Want::Unset, _) => true,
-        };
-        if !ok {
-            let asked = match &w.want {
-                Want::Set(v) => format!("{name}={v}"),
-                Want::Unset => format!("{name} off"),
-            };
-            let found = match got {
-                Some(Want::Set(g)) => format!("{name}={g}"),
-                Some(Want::Unset) => "is not set".to_owned(),
-                None => "absent (unknown option, or its menu is off)".to_owned(),
-            };
-            missing.push(format!(
-                "{asked} ({}): the final config has {found}",
-                w.origin
-            ));
-        }
-    }
-    missing
-}
-
-/// A short hash of the recipe and the fragments, naming the build directory.
-fn fragment_hash(fragments: &[Fragment]) -> String {
-    let mut h = Sha256::new();
-    h.update(RECIPE.as_bytes());
-    for f in fragments {
-        h.update(f.name.as_bytes());
-        h.update([0]);
-        h.update(f.text.as_bytes());
-        h.update([0]);
-    }
-    hex(&h.finalize())[..12].to_owned()
-}
-
-/// Makes the merged config in `config` (a path inside `build`), then checks it.
-fn configure(
-    tree: &Path,
-    build: &Path,
-    config: &Path,
-    fragments: &[Fragment],
-    initramfs: &Path,
-) -> Result<()> {
-    phase("config: tinyconfig + kvm_guest.config + configs/kernel/*.config, olddefconfig");
-    let generated = build.join("keel-generated.config");
-    fs::write(
-        &generated,
-        format!(
-            "# Written by cargo xtask kernel: the embedded initramfs, owned by root.\n\
-             CONFIG_INITRAMFS_SOURCE=\"{}\"\nCONFIG_INITRAMFS_ROOT_UID=0\nCONFIG_INITRAMFS_ROOT_GID=0\n",
-            initramfs.display()
-        ),
-    )?;
-    let log = build.join("keel-config.log");
-    let quiet = |cmd: &mut Command| -> Result<()> {
-        let out = File::options().create(true).append(true).open(&log)?;
-        let shown = format!("{cmd:?}");
-        let status = cmd
-            .env("KCONFIG_CONFIG", config)
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .status()
-            .with_context(|| format!("cannot start {shown}"))?;
-        if !status.success() {
-            print_tail(&log);
-            bail!("{shown} failed: {status}; full log: {}", log.display());
-        }
-        Ok(())
-    };
-    let _ = fs::remove_file(&log);
-    let o = format!("O={}", build.display());
-    quiet(
-        Command::new("make")
-            .arg("-C")
-            .arg(tree)
-            .arg(&o)
-            .arg("tinyconfig"),
-    )?;
-    let mut merge = Command::new(tree.join("scripts/kconfig/merge_config.sh"));
-    merge
-        .current_dir(tree)
-        .arg("-m")
-        .arg("-O")
-        .arg(build)
-        .arg(config)
-        .arg(tree.join("kernel/configs/kvm_guest.config"));
-    let dir = project_root().join("configs").join("kernel");
-    for f in fragments {
-        merge.arg(dir.join(&f.name));
-    }
-    merge.arg(&generated);
-    quiet(&mut merge)?;
-    quiet(
-        Command::new("make")
-            .arg("-C")
-            .arg(tree)
-            .arg(&o)
-            .arg("olddefconfig"),
-    )?;
-
-    let mut wanted = wanted_options(fragments);
-    let generated_text = fs::read_to_string(&generated)?;
-    for (n, line) in generated_text.lines().enumerate() {
-        if let Some((name, want)) = parse_line(line) {
-            let origin = format!("{}:{}", generated.display(), n + 1);
-            wanted.insert(name.to_owned(), Wanted { want, origin });
-        }
-    }
-    let text =
-        fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
-    let missing = missing_options(&wanted, &text);
-    if !missing.is_empty() {
-        bail!(
-            "{} option(s) did not stick in {} (merge_config drops an option whose `depends on` \
-             is not met: add the dependency to a fragment, or find it with \
-             `grep -rn 'config NAME' {}`):\n  {}",
-            missing.len(),
-            config.display(),
-            tree.display(),
-            missing.join("\n  ")
-        );
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `to` when they differ from what is there; says whether it did. An
 /// unchanged file keeps its mtime, so make does not relink.
 fn write_if_changed(bytes: &[u8], to: &Path) -> Result<bool> {
     if fs::read(to).ok().as_deref() == Some(bytes) {
@@ -702,176 +426,6 @@ fn prune_builds(builds: &Path, current: &Path) {
     }
 }
 
-/// Formats seconds since the epoch as `date -u` does: `Sun Nov 22 02:37:05 UTC 2026`.
-fn format_utc(epoch: i64) -> String {
-    let days = epoch.div_euclid(86_400);
-    let secs = epoch.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    // 1970-01-01 was a Thursday.
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
-    let month_name = MONTHS[(month - 1) as usize];
-    format!(
-        "{weekday} {month_name} {day:2} {:02}:{:02}:{:02} UTC {year}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-fn mmss(d: Duration) -> String {
-    let s = d.as_secs();
-    format!("{}:{:02}", s / 60, s % 60)
-}
-
-/// Runs `make bzImage`, its output condensed on stderr and complete in `log_path`.
-fn make_bzimage(tree: &Path, build: &Path, opts: &Opts, epoch: i64, log_path: &Path) -> Result<()> {
-    let timestamp = format_utc(epoch);
-    phase(&format!(
-        "make -j{} bzImage in {} (timestamp {timestamp:?}; log {})",
-        opts.jobs,
-        build.display(),
-        log_path.display()
-    ));
-    let count_file = build.join(".keel-cc-count");
-    let expected: usize = fs::read_to_string(&count_file)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(DEFAULT_CC_COUNT);
-
-    let mut cmd = Command::new("make");
-    cmd.arg("-C")
-        .arg(tree)
-        .arg(format!("O={}", build.display()))
-        .arg(format!("-j{}", opts.jobs))
-        .arg("bzImage")
-        .env("KBUILD_BUILD_TIMESTAMP", &timestamp)
-        .env("KBUILD_BUILD_USER", "keel")
-        .env("KBUILD_BUILD_HOST", "keel")
-        .env("KBUILD_BUILD_VERSION", "1")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().context("cannot start make")?;
-    // make's stdout and stderr arrive on one channel, in the order they are read.
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let mut readers = Vec::new();
-    let out = child
-        .stdout
-        .take()
-        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-    let err = child
-        .stderr
-        .take()
-        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
-    for stream in [out, err].into_iter().flatten() {
-        let tx = tx.clone();
-        readers.push(std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        }));
-    }
-    drop(tx);
-
-    let mut log =
-        File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
-    let started = Instant::now();
-    let mut last_shown = Instant::now();
-    let mut compiled = 0usize;
-    let mut warnings = 0usize;
-    for line in lines {
-        writeln!(log, "{line}")?;
-        if opts.verbose {
-            eprintln!("{line}");
-            continue;
-        }
-        let tag = line.split_whitespace().next().unwrap_or("");
-        if tag == "CC" {
-            compiled += 1;
-        }
-        if line.contains("warning:") {
-            warnings += 1;
-        }
-        let milestone = matches!(
-            tag,
-            "LD" | "OBJCOPY" | "XZKERN" | "ZSTD22" | "GZIP" | "BUILD"
-        ) && (line.contains("vmlinux")
-            || line.contains("bzImage")
-            || line.contains("setup.bin"))
-            || line.starts_with("Kernel:")
-            || line.contains("error:")
-            || line.contains("Error ")
-            || (tag == "CC" && compiled % PROGRESS_EVERY == 0)
-            || last_shown.elapsed() >= HEARTBEAT;
-        if milestone {
-            let done = if compiled > 0 {
-                format!(" {compiled}/~{} compiled,", expected.max(compiled))
-            } else {
-                String::new()
-            };
-            eprintln!(
-                "kernel: [{}]{done} {}",
-                mmss(started.elapsed()),
-                line.trim()
-            );
-            last_shown = Instant::now();
-        }
-    }
-    let status = child.wait().context("cannot wait for make")?;
-    for r in readers {
-        let _ = r.join();
-    }
-    drop(log);
-    if !status.success() {
-        print_tail(log_path);
-        bail!(
-            "make bzImage failed ({status}); the last {TAIL_ON_FAILURE} lines are above, the full log is {}",
-            log_path.display()
-        );
-    }
-    // A nearly full build tells how many files a full build compiles, for the next estimate.
-    if compiled > expected / 2 {
-        let _ = fs::write(&count_file, compiled.to_string());
-    }
-    phase(&format!(
-        "make finished in {}: {compiled} files compiled, {warnings} warnings",
-        mmss(started.elapsed())
-    ));
-    Ok(())
-}
-
-fn print_tail(log: &Path) {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let from = lines.len().saturating_sub(TAIL_ON_FAILURE);
-    eprintln!(
-        "---- last {} lines of {} ----",
-        lines.len() - from,
-        log.display()
-    );
-    for l in &lines[from..] {
-        eprintln!("{l}");
-    }
-    eprintln!("----");
-}
-
 fn human(bytes: u64) -> String {
     #[allow(clippy::cast_precision_loss)] // Sizes of files, shown with one decimal.
     let b = bytes as f64;
@@ -916,6 +470,8 @@ fn report_sizes(image: &Path, cpio: &Path, build: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::kconfig::*;
+    use super::make::*;
     use super::*;
 
     fn frag(name: &str, text: &str) -> Fragment {

@@ -7,6 +7,7 @@
 
 mod bench;
 mod boot;
+mod cache;
 mod elf;
 mod fuzz;
 mod image;
