@@ -498,9 +498,13 @@ impl Driver {
                 if level == Level::Info || std::env::var_os("KEEL_DEBUG").is_some() {
                     use std::io::Write;
                     let (secs, micros) = clock::since_boot();
+                    // The same lines as PID 1's log: escaped, cut to fit a kmsg record.
+                    let text: String = log::lines(msg)
+                        .iter()
+                        .map(|l| log::console_line(secs, micros, l))
+                        .collect();
                     // A closed stderr must not end the loop (eprint! would panic).
-                    let _ = std::io::stderr()
-                        .write_all(log::console_line(secs, micros, msg).as_bytes());
+                    let _ = std::io::stderr().write_all(text.as_bytes());
                 }
             }
         }
