@@ -50,12 +50,21 @@ pub trait Sys {
     fn read_file(&mut self, path: &str) -> Result<String, Errno>;
     /// Writes to an existing file (a sysctl under /proc/sys).
     fn write_file(&mut self, path: &str, text: &str) -> Result<(), Errno>;
+    /// Creates (or truncates) a regular file, mode 0644, and writes `text` to it.
+    fn create_file(&mut self, path: &str, text: &str) -> Result<(), Errno>;
     /// Whether a path exists.
     fn exists(&mut self, path: &str) -> bool;
     /// Creates a directory (and parents) with exactly this mode, unless it exists.
     fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno>;
     /// mount(2).
     fn mount(&mut self, m: &Mount) -> Result<(), Errno>;
+    /// mount(2) with MS_REMOUNT of the tmpfs at `target`, with new options `data`.
+    fn remount_tmpfs(
+        &mut self,
+        target: &str,
+        flags: mountplan::Flags,
+        data: &str,
+    ) -> Result<(), Errno>;
     /// Makes a character device node with exactly `mode`, unless the path exists.
     fn mknod(&mut self, path: &str, major: u64, minor: u64, mode: u32) -> Result<(), Errno>;
     /// Makes a symlink unless the link exists.
@@ -91,13 +100,15 @@ pub struct Booted {
     pub test_panic: bool,
 }
 
-/// Kernel command-line words that ask for the emergency shell instead of a normal boot.
-pub const EMERGENCY_WORDS: [&str; 3] = ["emergency", "rescue", "keel.emergency"];
+/// Kernel command-line words that ask for the emergency shell instead of a normal boot
+/// (netcfg::cmdline reads them: `rescue` and `single` are rescue mode, which keel serves
+/// with the same emergency shell).
+pub const EMERGENCY_WORDS: [&str; 4] = ["emergency", "rescue", "single", "keel.emergency"];
 
 /// A test hook: with this word on the kernel command line, the main loop panics once
 /// after the console shell started, so VM tests can check that a panic in PID 1 ends in
 /// the emergency shell and not in a kernel panic.
-pub const TEST_PANIC: &str = "keel.test_panic";
+pub const TEST_PANIC: &str = netcfg::cmdline::KEEL_TEST_PANIC;
 
 /// Runs the boot sequence. Never fails: a fatal problem is reported in `Booted::fatal`.
 pub fn boot<S: Sys>(sys: &mut S) -> Booted {
@@ -125,14 +136,24 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         fail(&mut fatal, what, Cause::Boot);
     }
 
+    // One reading of the command line, by the parser every applet uses (netcfg's).
     let cmdline = sys.read_file("/proc/cmdline").unwrap_or_default();
-    let words: Vec<&str> = cmdline.split_whitespace().collect();
-    let debug = words.contains(&"keel.debug");
-    let test_panic = words.contains(&TEST_PANIC);
+    let (cmd, warnings) = netcfg::cmdline::parse(&cmdline);
+    let debug = cmd.debug;
+    let test_panic = cmd.test_panic;
     if debug {
         sys.set_verbose(true);
     }
-    if let Some(word) = words.iter().find(|w| EMERGENCY_WORDS.contains(w)) {
+    for w in &warnings {
+        sys.log(Level::Info, &format!("kernel command line: {w}"));
+    }
+    if cmd.mode != netcfg::cmdline::BootMode::Normal {
+        let word = cmd
+            .params
+            .iter()
+            .map(|p| p.to_string())
+            .find(|w| EMERGENCY_WORDS.iter().any(|e| w.starts_with(e)))
+            .unwrap_or_else(|| "emergency".to_string());
         fail(
             &mut fatal,
             format!("emergency shell requested on the kernel command line ({word})"),
@@ -140,12 +161,12 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         );
     }
     let emergency = EmergencyOpts {
-        timeout_secs: netcfg::cmdline::parse(&cmdline).0.emergency_timeout,
+        timeout_secs: cmd.emergency_timeout,
     };
     // The kernel rate-limits writers of /dev/kmsg (10 records per 5 s) unless
     // printk.devkmsg says otherwise, so dmesg lost two thirds of keel's boot log. A choice
     // made on the command line stands (the kernel then refuses the write anyway).
-    if !words.iter().any(|w| w.starts_with("printk.devkmsg=")) {
+    if !cmd.params.iter().any(|p| p.key == "printk.devkmsg") {
         if let Err(e) = sys.write_file(DEVKMSG_SYSCTL, "on\n") {
             sys.log(
                 Level::Debug,
@@ -196,6 +217,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
             adopt_consoles(sys, &now, "consoles after loading modules");
             consoles = now;
         }
+        size_tmpfs(sys, &cfg.system);
         let name = &cfg.system.hostname;
         match sys.set_hostname(name) {
             Ok(()) => sys.log(Level::Info, &format!("hostname {name}")),
@@ -224,6 +246,12 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
             sys.log(Level::Info, &format!("cannot create {dir}: {e}"));
         }
     }
+    // keelctl's socket, the notify sockets and sshd's privsep directory live in /run: a
+    // /run that cannot take a file is a boot failure with its cause, not a missing socket
+    // found later.
+    if let Some(what) = probe_run(sys, config.as_ref()) {
+        fail(&mut fatal, what, Cause::Boot);
+    }
 
     let cause = if fatal.is_some() { cause } else { Cause::Boot };
     Booted {
@@ -235,6 +263,52 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
         debug,
         test_panic,
     }
+}
+
+/// Where keel writes its version at boot, to prove /run takes a file.
+pub const RUN_PROBE: &str = "/run/keel/version";
+
+/// Remounts each tmpfs whose size the config sets to other than the default.
+fn size_tmpfs<S: Sys>(sys: &mut S, system: &config::System) {
+    for (target, field) in mountplan::SIZED {
+        let (size, default) = match field {
+            "run_size" => (system.run_size, config::defaults::RUN_SIZE),
+            "tmp_size" => (system.tmp_size, config::defaults::TMP_SIZE),
+            _ => (system.shm_size, config::defaults::SHM_SIZE),
+        };
+        if size == default {
+            continue;
+        }
+        let flags = mountplan::NOSUID | mountplan::NODEV;
+        match sys.remount_tmpfs(target, flags, &format!("size={size}")) {
+            Ok(()) => sys.log(Level::Info, &format!("{target}: tmpfs of at most {size}")),
+            Err(e) => sys.log(
+                Level::Info,
+                &format!(
+                    "cannot resize {target} to {size} ([system] {field} in {}): {e}; it stays at {default}",
+                    config::DEFAULT_PATH
+                ),
+            ),
+        }
+    }
+}
+
+/// Makes /run/keel and writes keel's version there; the failure, in words, if /run is
+/// full or not writable.
+fn probe_run<S: Sys>(sys: &mut S, cfg: Option<&ApplianceConfig>) -> Option<String> {
+    let made = sys.mkdir("/run/keel", 0o711);
+    let wrote = made.and_then(|()| sys.create_file(RUN_PROBE, &format!("keel {VERSION}\n")));
+    let e = wrote.err()?;
+    let size = cfg.map_or(config::defaults::RUN_SIZE, |c| c.system.run_size);
+    let hint = if e == Errno::ENOSPC {
+        format!(
+            "/run is full (its tmpfs is at most {size}); raise [system] run_size in {} or find what fills it",
+            config::DEFAULT_PATH
+        )
+    } else {
+        "keelctl and the services' notify sockets need a writable /run".to_string()
+    };
+    Some(format!("cannot write {RUN_PROBE}: {e}; {hint}"))
 }
 
 /// Turns the kernel's rate limit of /dev/kmsg writers off (`printk.devkmsg=on`).
@@ -512,6 +586,7 @@ mod tests {
         paths: BTreeSet<String>,
         fail_mounts: BTreeMap<&'static str, Errno>,
         fail_modules: BTreeMap<String, Errno>,
+        fail_writes: BTreeMap<String, Errno>,
         /// What /sys/class/tty/console/active says once a module has loaded.
         active_after_modules: Option<String>,
         calls: Vec<String>,
@@ -593,11 +668,28 @@ mod tests {
                 .push(format!("write_file {path} {}", text.trim_end()));
             Ok(())
         }
+        fn create_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
+            self.calls
+                .push(format!("create_file {path} {}", text.trim_end()));
+            match self.fail_writes.get(path) {
+                Some(e) => Err(*e),
+                None => Ok(()),
+            }
+        }
         fn exists(&mut self, path: &str) -> bool {
             self.paths.contains(path) || self.files.contains_key(path)
         }
         fn mkdir(&mut self, path: &str, mode: u32) -> Result<(), Errno> {
             self.calls.push(format!("mkdir {path} {mode:o}"));
+            Ok(())
+        }
+        fn remount_tmpfs(
+            &mut self,
+            target: &str,
+            _flags: mountplan::Flags,
+            data: &str,
+        ) -> Result<(), Errno> {
+            self.calls.push(format!("remount {target} {data}"));
             Ok(())
         }
         fn mount(&mut self, m: &Mount) -> Result<(), Errno> {
@@ -672,6 +764,8 @@ mod tests {
             "disable_cad",
             "mkdir /run/sshd 755",
             "mkdir /var/lib/keel 755",
+            "mkdir /run/keel 711",
+            "create_file /run/keel/version keel",
         ];
         let idx: Vec<usize> = order.iter().map(|c| f.index(c)).collect();
         assert!(
@@ -687,6 +781,47 @@ mod tests {
             !f.calls.iter().any(|c| c.starts_with("load_module")),
             "no modules asked for"
         );
+    }
+
+    #[test]
+    fn the_config_sizes_the_tmpfs_mounts() {
+        let mut f = Fake::new();
+        f.file(
+            config::DEFAULT_PATH,
+            "[system]\nrun_size = \"16M\"\nshm_size = \"25%\"\n",
+        );
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        let remounts: Vec<&String> = f
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("remount"))
+            .collect();
+        assert_eq!(
+            remounts,
+            ["remount /run size=16M"],
+            "only what differs from the default"
+        );
+        assert!(f.index("mount tmpfs /run") < f.index("remount /run"));
+        assert!(
+            f.logs().contains(&"/run: tmpfs of at most 16M"),
+            "{:#?}",
+            f.calls
+        );
+    }
+
+    #[test]
+    fn a_full_run_is_a_boot_failure_that_says_so() {
+        let mut f = Fake::new();
+        f.fail_writes.insert(RUN_PROBE.into(), Errno::ENOSPC);
+        let b = boot(&mut f);
+        let fatal = b.fatal.unwrap_or_default();
+        assert!(
+            fatal.starts_with("cannot write /run/keel/version: ENOSPC")
+                && fatal.contains("/run is full (its tmpfs is at most 10%); raise [system] run_size in /etc/keel/appliance.toml"),
+            "{fatal}"
+        );
+        assert_eq!(b.cause, Cause::Boot);
     }
 
     #[test]
@@ -997,5 +1132,19 @@ kernel/crypto/crc32c_generic.ko:
         assert!(boot(&mut f).debug);
         // Debug lines show on the consoles from the moment the command line is known.
         assert!(f.index("set_verbose true") < f.index("use_consoles ttyS0"));
+        // The same parser as the applets: keel.debug=1 counts too, =0 does not.
+        for (line, on) in [("keel.debug=1", true), ("keel.debug=0", false)] {
+            let mut f = Fake::new();
+            f.file("/proc/cmdline", &format!("console=ttyS0 {line}\n"));
+            assert_eq!(boot(&mut f).debug, on, "{line}");
+        }
+        let mut f = Fake::new();
+        f.file("/proc/cmdline", "console=ttyS0 keel.frobnicate\n");
+        boot(&mut f);
+        assert!(
+            f.logs().iter().any(|l| l.starts_with("kernel command line: keel.frobnicate: unknown keel switch")),
+            "{:#?}",
+            f.calls
+        );
     }
 }

@@ -13,6 +13,7 @@ pub type Flags = u64;
 pub const NOSUID: Flags = libc::MS_NOSUID as Flags;
 pub const NODEV: Flags = libc::MS_NODEV as Flags;
 pub const NOEXEC: Flags = libc::MS_NOEXEC as Flags;
+pub const REMOUNT: Flags = libc::MS_REMOUNT as Flags;
 
 /// One mount(2) call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,9 @@ pub enum Step {
     },
 }
 
-/// The base filesystems, in mount order.
+/// The base filesystems, in mount order. The tmpfs sizes are the defaults of
+/// `[system]` run_size, tmp_size and shm_size; the boot remounts one the config sizes
+/// otherwise (the config is read only after /proc is up).
 pub const BASE: [(Mount, OnFail); 7] = [
     (
         Mount {
@@ -110,7 +113,7 @@ pub const BASE: [(Mount, OnFail); 7] = [
             target: "/dev/shm",
             fstype: "tmpfs",
             flags: NOSUID | NODEV,
-            data: "mode=1777",
+            data: "mode=1777,size=25%",
         },
         OnFail::Warn,
     ),
@@ -120,7 +123,7 @@ pub const BASE: [(Mount, OnFail); 7] = [
             target: "/run",
             fstype: "tmpfs",
             flags: NOSUID | NODEV,
-            data: "mode=0755",
+            data: "mode=0755,size=10%",
         },
         OnFail::Warn,
     ),
@@ -130,7 +133,7 @@ pub const BASE: [(Mount, OnFail); 7] = [
             target: "/tmp",
             fstype: "tmpfs",
             flags: NOSUID | NODEV,
-            data: "mode=1777",
+            data: "mode=1777,size=25%",
         },
         OnFail::Warn,
     ),
@@ -267,9 +270,36 @@ pub fn dev_fallback() -> Vec<Step> {
     steps
 }
 
+/// The tmpfs mounts the config can size: (target, its `[system]` field).
+pub const SIZED: [(&str, &str); 3] = [
+    ("/run", "run_size"),
+    ("/tmp", "tmp_size"),
+    ("/dev/shm", "shm_size"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tmpfs_sizes_mounted_are_the_config_defaults() {
+        use supervisor::config::defaults;
+        for (target, size) in [
+            ("/run", defaults::RUN_SIZE),
+            ("/tmp", defaults::TMP_SIZE),
+            ("/dev/shm", defaults::SHM_SIZE),
+        ] {
+            let (m, _) = BASE
+                .iter()
+                .find(|(m, _)| m.target == target)
+                .unwrap_or_else(|| panic!("no {target} in BASE"));
+            assert!(
+                m.data.ends_with(&format!(",size={size}")),
+                "{target}: {}",
+                m.data
+            );
+        }
+    }
 
     fn targets(steps: &[Step]) -> Vec<&'static str> {
         steps
@@ -319,9 +349,10 @@ mod tests {
                 _ => None,
             })
         };
-        assert_eq!(find("/tmp").map(|m| m.data), Some("mode=1777"));
-        assert_eq!(find("/run").map(|m| m.data), Some("mode=0755"));
-        assert_eq!(find("/dev/shm").map(|m| m.data), Some("mode=1777"));
+        let mode = |t: &str| find(t).and_then(|m| m.data.split(',').next());
+        assert_eq!(mode("/tmp"), Some("mode=1777"));
+        assert_eq!(mode("/run"), Some("mode=0755"));
+        assert_eq!(mode("/dev/shm"), Some("mode=1777"));
     }
 
     #[test]

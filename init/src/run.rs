@@ -582,9 +582,14 @@ impl Driver {
                 self.log(Level::Info, &format!("{name}: {line}"));
                 Vec::new()
             }
-            SupAction::Emergency(why) => match self.mode {
+            SupAction::Emergency { svc, why } => match self.mode {
                 Mode::Pid1 => {
-                    let cause = self.gave_up_service().map_or(Cause::Panic, Cause::Service);
+                    let name = self
+                        .sup
+                        .as_ref()
+                        .and_then(|s| s.config(svc))
+                        .map(|c| c.name.clone());
+                    let cause = name.map_or(Cause::Panic, Cause::Service);
                     self.lc_handle(lifecycle::Event::Emergency(why, cause))
                 }
                 Mode::Supervise => {
@@ -853,21 +858,6 @@ impl Driver {
                 ),
             ),
         }
-    }
-
-    /// The service that gave up with `on_give_up = "emergency"`, by name.
-    fn gave_up_service(&self) -> Option<String> {
-        let sup = self.sup.as_ref()?;
-        sup.status()
-            .into_iter()
-            .enumerate()
-            .find(|(i, st)| {
-                st.state == "gave-up"
-                    && sup
-                        .config(SvcId(*i))
-                        .is_some_and(|c| c.on_give_up == supervisor::config::OnGiveUp::Emergency)
-            })
-            .map(|(_, st)| st.name)
     }
 
     /// The emergency summary on every console: the failed service's last log lines, and

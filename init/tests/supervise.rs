@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use supervisor::proto::{Request, Response, SvcStatus};
+use supervisor::proto::{Request, Response, SvcState, SvcStatus};
 use supervisor::{Sig, WaitStatus};
 
 const KEEL: &str = env!("CARGO_BIN_EXE_keel");
@@ -170,7 +170,7 @@ impl Drop for Keel {
 
 fn up(rows: &[SvcStatus], name: &str) -> Option<i32> {
     rows.iter()
-        .find(|r| r.name == name && r.state == "up")
+        .find(|r| r.name == name && r.state == SvcState::Up)
         .and_then(|r| r.pid)
 }
 
@@ -328,7 +328,7 @@ stop_timeout = "300ms"
     });
     let (code, out, _) = k.ctl(&["stop", "stubborn"]);
     assert_eq!((code, out.trim()), (0, "stopping stubborn"));
-    let rows = k.until("stubborn down", |r| r[0].state == "down");
+    let rows = k.until("stubborn down", |r| r[0].state == SvcState::Down);
     assert_eq!(rows[0].last_exit, Some(WaitStatus::Signaled(Sig::KILL)));
     assert!(
         k.log().contains("stubborn (pid")
@@ -353,7 +353,7 @@ exec = ["/bin/sh", "-c", "(sleep 0.3; echo daemon still logging; exec sleep 1000
 kind = "oneshot"
 "#,
     );
-    k.until("the oneshot done", |r| r[0].state == "done");
+    k.until("the oneshot done", |r| r[0].state == SvcState::Done);
     // The forked child outlived its parent, holds the log pipe, and was re-parented to
     // keel (a child subreaper).
     let (_, out, _) = k.wait("the daemon's output", || {
@@ -389,7 +389,7 @@ needs = ["talker"]
     );
     let rows = k.status();
     assert!(
-        rows[0].state == "starting" || rows[0].state == "up",
+        rows[0].state == SvcState::Starting || rows[0].state == SvcState::Up,
         "{rows:?}"
     );
     k.until("both up", |r| {
@@ -433,7 +433,7 @@ needs = ["web"]
     );
     let first = k.status();
     assert!(
-        first[0].state != "up" || first[1].state == "up",
+        first[0].state != SvcState::Up || first[1].state == SvcState::Up,
         "web up before it listened? {first:?}"
     );
     k.until("both up", |r| {
@@ -619,7 +619,7 @@ exec = ["/bin/sleep", "1000"]
 needs = ["mid"]
 "#,
     );
-    k.until("all up", |r| r.iter().all(|s| s.state == "up"));
+    k.until("all up", |r| r.iter().all(|s| s.state == SvcState::Up));
     assert_eq!(k.stop(), Some(0), "{}", k.log());
     let log = k.log();
     let order = positions(
@@ -648,7 +648,7 @@ exec = ["/bin/sh", "-c", "(exec sleep 1001 &); (trap '' TERM; exec sleep 1002) &
 kind = "oneshot"
 "#,
     );
-    k.until("the oneshot done", |r| r[0].state == "done");
+    k.until("the oneshot done", |r| r[0].state == SvcState::Done);
     let mine = |comm_args: &str| {
         processes()
             .into_iter()
@@ -694,7 +694,7 @@ kind = "oneshot"
     );
     k.wait("the forker to finish", || {
         let r = k.status();
-        (r[0].state == "done").then_some(())
+        (r[0].state == SvcState::Done).then_some(())
     });
     // One long-lived orphan proves they are re-parented to keel, not to the host's init.
     let keeper = k.wait("the long-lived orphan", || {
@@ -775,7 +775,7 @@ user = "no-such-user-here"
 restart = "never"
 "#,
     );
-    k.until("ghost down", |r| r[0].state == "down");
+    k.until("ghost down", |r| r[0].state == SvcState::Down);
     let log = k.log();
     assert!(
         log.contains("cannot start ghost: user \"no-such-user-here\" is not in /etc/passwd"),
@@ -846,7 +846,8 @@ fn json(text: &str) -> serde_json::Value {
 fn keelctl_is_up_and_wait_give_scripts_an_exit_code() {
     let (k, go) = ops("isup");
     k.until("prep done", |r| {
-        r.iter().any(|s| s.name == "prep" && s.state == "done")
+        r.iter()
+            .any(|s| s.name == "prep" && s.state == SvcState::Done)
     });
     // Not up yet: 3 and silent; -v says each.
     assert_eq!(k.ctl(&["is-up", "web"]), (3, String::new(), String::new()));
@@ -930,12 +931,13 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
     assert_eq!(fields[0][..2], ["app", "up"]);
     assert_eq!(fields[1][..2], ["prep", "done"]);
     assert_eq!(fields[1][5], "exit:0");
-    // One NAME alone: the row and its last log lines.
-    let (_, out, _) = k.ctl(&["status", "web"]);
-    assert!(
-        out.contains("last 1 lines of web") && out.contains("  serving"),
-        "{out}"
-    );
+    // One NAME alone: the row and its last log lines (web says READY=1 just before it
+    // prints, and keel may read the two in either order: wait for the line).
+    let out = k.wait("web's line under its row", || {
+        let (_, out, _) = k.ctl(&["status", "web"]);
+        out.contains("  serving").then_some(out)
+    });
+    assert!(out.contains("last 1 lines of web"), "{out}");
     // --json: one document with the documented fields.
     let (code, out, _) = k.ctl(&["--json", "status"]);
     assert_eq!(code, 0);
@@ -1091,4 +1093,49 @@ fn keelctl_gives_up_on_a_keel_that_does_not_answer() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_service_that_never_gets_ready_times_out_and_is_restarted() {
+    let k = Keel::start(
+        "starttimeout",
+        r#"
+[services.mute]
+exec = ["/bin/sleep", "1000"]
+ready = "notify"
+start_timeout = "1s"
+backoff = { initial = "5s", jitter = 0 }
+[services.app]
+exec = ["/bin/sleep", "1000"]
+needs = ["mute"]
+"#,
+    );
+    let rows = k.until("mute to time out", |r| {
+        r.iter()
+            .any(|s| s.name == "mute" && s.state == SvcState::Restarting)
+    });
+    let mute = rows
+        .iter()
+        .find(|s| s.name == "mute")
+        .map(|s| s.why.clone());
+    assert!(
+        mute.as_deref()
+            .is_some_and(|w| w.contains("did not become ready within 1s (start_timeout)")),
+        "{mute:?}"
+    );
+    let app = rows
+        .iter()
+        .find(|s| s.name == "app")
+        .map(|s| (s.state, s.pid));
+    assert_eq!(
+        app,
+        Some((SvcState::Waiting, None)),
+        "app ran without mute ready"
+    );
+    assert!(
+        k.log()
+            .contains("mute did not become ready within 1s (start_timeout); stopping it"),
+        "{}",
+        k.log()
+    );
 }

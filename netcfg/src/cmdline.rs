@@ -58,13 +58,17 @@ pub const KEEL_EMERGENCY: &str = "keel.emergency";
 pub const KEEL_EMERGENCY_TIMEOUT: &str = "keel.emergency_timeout";
 /// `keel.dhcp=dhclient|udhcpc`: the DHCP client the `network` service runs.
 pub const KEEL_DHCP: &str = "keel.dhcp";
+/// `keel.test_panic`: PID 1 panics once after boot, to test that a panic ends in the
+/// emergency shell (a test hook; see init/src/boot.rs).
+pub const KEEL_TEST_PANIC: &str = "keel.test_panic";
 /// The keel switches this version knows; others are kept and warned about.
-pub const KEEL_KNOWN: [&str; 5] = [
+pub const KEEL_KNOWN: [&str; 6] = [
     KEEL_DEBUG,
     KEEL_STATE,
     KEEL_EMERGENCY,
     KEEL_EMERGENCY_TIMEOUT,
     KEEL_DHCP,
+    KEEL_TEST_PANIC,
 ];
 /// A bare word that asks for the emergency shell.
 pub const WORD_EMERGENCY: &str = "emergency";
@@ -150,6 +154,8 @@ pub struct Cmdline {
     pub dhcp_client: Option<DhcpClient>,
     /// Emergency or rescue words and switches.
     pub mode: BootMode,
+    /// `keel.test_panic`.
+    pub test_panic: bool,
 }
 
 fn is_space(b: u8) -> bool {
@@ -448,6 +454,10 @@ fn keel_switch(c: &mut Cmdline, w: &mut Vec<Warning>, p: &Param) {
                     "expected keel.emergency, keel.emergency=1 or keel.emergency=0",
                 );
             }
+        },
+        KEEL_TEST_PANIC => match switch_bool(value) {
+            Some(b) => c.test_panic = b,
+            None => return warn(w, p, "expected keel.test_panic or keel.test_panic=0"),
         },
         KEEL_STATE => match value {
             Some(v) if !v.is_empty() => c.state = Some(v.to_string()),

@@ -1,5 +1,6 @@
 //! The appliance config (`/etc/keel/appliance.toml`, source `configs/appliance.toml`):
-//! `[system]`, `[modules]`, `[firewall]` (see [`firewall`]), `[ssh]` and one
+//! `[system]` (hostname; `run_size`, `tmp_size`, `shm_size`: the tmpfs bounds, e.g.
+//! `"16M"` or `"10%"`), `[modules]`, `[firewall]` (see [`firewall`]), `[ssh]` and one
 //! `[services.NAME]` table per supervised service.
 //!
 //! Parsing takes the text and a display path and never reads files itself, so the same
@@ -19,11 +20,12 @@
 //! needs = ["network"]                      # start after these are ready, stop before them
 //! after = ["clock"]                        # order only
 //! ready = "tcp:2222"                       # "started" | "notify" | "tcp:PORT" | "exit"
-//! restart = "always"                       # "always" | "on-failure" | "never"
+//! restart = "always"                       # "always" | "on-failure" | "never" ("no", "yes", true, false too)
 //! backoff = { initial = "200ms", factor = 2, cap = "30s", jitter = 0.1, reset_after = "60s" }
 //! crash_loop = { limit = 5, within = "60s" }
 //! on_give_up = "retry-slowly"              # "retry-slowly" | "reboot" | "emergency"
 //! stop_signal = "TERM"
+//! start_timeout = "90s"                    # not ready (oneshot: not done) by then: failed; "0": never
 //! stop_timeout = "5s"                      # then SIGKILL
 //! console = false                          # true: stdin/stdout/stderr are the console tty
 //! ```
@@ -34,8 +36,9 @@
 //! PID 1 knows the consoles. Such a service cannot be named in `needs`/`after` (its
 //! instances only exist at boot) and cannot set `console = true`.
 //!
-//! Durations are strings with a unit (`"200ms"`, `"1.5s"`, `"1m"`, `"1h"`) or numbers of
-//! seconds. The defaults are in [`defaults`].
+//! Durations are strings with units (`"200ms"`, `"1.5s"`, `"1m30s"`, `"1h 5min"`) or numbers
+//! of seconds. The defaults are in [`defaults`]. Other spellings accepted (systemd's and
+//! dinit's restart words, compound durations) are returned as notes by [`parse_noted`].
 
 pub mod firewall;
 
@@ -73,6 +76,16 @@ pub mod defaults {
     pub const SLOW_RETRY: Duration = Duration::from_secs(300);
     /// SIGTERM, then SIGKILL after 5 s (systemd gives 90 s; an appliance must reboot fast).
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+    /// /run holds sockets, pid files and small state: a tenth of RAM is plenty, and a
+    /// runaway writer there cannot take the memory the services need (systemd: 20%).
+    pub const RUN_SIZE: super::TmpfsSize = super::TmpfsSize::Percent(10);
+    /// /tmp and /dev/shm: a quarter each (tmpfs alone allows half each, so together they
+    /// could take all of RAM).
+    pub const TMP_SIZE: super::TmpfsSize = super::TmpfsSize::Percent(25);
+    pub const SHM_SIZE: super::TmpfsSize = super::TmpfsSize::Percent(25);
+    /// How long a service may take to become ready (a oneshot: to finish) before it
+    /// counts as failed: systemd's DefaultTimeoutStartSec, long enough for a slow disk.
+    pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 }
 
 /// The whole appliance config.
@@ -116,14 +129,71 @@ impl ApplianceConfig {
 pub struct System {
     /// Hostname set at boot unless the kernel command line names one.
     pub hostname: String,
+    /// The bounds of the RAM filesystems: /run, /tmp and /dev/shm.
+    pub run_size: TmpfsSize,
+    pub tmp_size: TmpfsSize,
+    pub shm_size: TmpfsSize,
 }
 
 impl Default for System {
     fn default() -> Self {
         System {
             hostname: "keel".to_string(),
+            run_size: defaults::RUN_SIZE,
+            tmp_size: defaults::TMP_SIZE,
+            shm_size: defaults::SHM_SIZE,
         }
     }
+}
+
+/// How big a tmpfs may grow: bytes, or a share of RAM (tmpfs's own `size=` forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TmpfsSize {
+    Bytes(u64),
+    /// 1 to 100.
+    Percent(u8),
+}
+
+impl fmt::Display for TmpfsSize {
+    /// As tmpfs's `size=` option takes it: `64M`, `10%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TmpfsSize::Percent(p) => write!(f, "{p}%"),
+            TmpfsSize::Bytes(b) => {
+                for (unit, n) in [("G", 1u64 << 30), ("M", 1 << 20), ("k", 1 << 10)] {
+                    if b >= n && b % n == 0 {
+                        return write!(f, "{}{unit}", b / n);
+                    }
+                }
+                write!(f, "{b}")
+            }
+        }
+    }
+}
+
+/// Parses `"64M"`, `"512k"`, `"1G"`, `"10%"`: a size with a unit, or a share of RAM.
+/// Under 1 MiB is refused: such a /run cannot hold keel's sockets and sshd's pid file.
+pub fn parse_tmpfs_size(s: &str) -> Option<TmpfsSize> {
+    let s = s.trim();
+    if let Some(p) = s.strip_suffix('%') {
+        return p
+            .parse::<u8>()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .map(TmpfsSize::Percent);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mul: u64 = match unit {
+        "k" | "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+        .filter(|&b| b >= 1 << 20)
+        .map(TmpfsSize::Bytes)
 }
 
 /// `[ssh]`: how sshd lets people in.
@@ -247,6 +317,9 @@ pub struct ServiceConfig {
     pub on_give_up: OnGiveUp,
     pub stop_signal: Sig,
     pub stop_timeout: Duration,
+    /// Not ready (a oneshot: not finished) this long after its start is a failure;
+    /// `None` (`start_timeout = "0"`) waits for ever.
+    pub start_timeout: Option<Duration>,
     pub console: bool,
 }
 
@@ -270,6 +343,7 @@ impl ServiceConfig {
             on_give_up: OnGiveUp::RetrySlowly,
             stop_signal: Sig::TERM,
             stop_timeout: defaults::STOP_TIMEOUT,
+            start_timeout: Some(defaults::START_TIMEOUT),
             console: false,
         }
     }
@@ -367,8 +441,20 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Parses and validates the appliance config. `path` is only used in messages.
 /// On error, every problem found is returned, in the order of the file.
 pub fn parse(text: &str, path: &str) -> Result<ApplianceConfig, Vec<Diagnostic>> {
+    parse_noted(text, path).map(|(config, _)| config)
+}
+
+/// [`parse`], and on success also the notes: each value written in another accepted
+/// spelling (systemd's `restart = "no"`, a compound duration) with keel's own.
+pub fn parse_noted(
+    text: &str,
+    path: &str,
+) -> Result<(ApplianceConfig, Vec<Diagnostic>), Vec<Diagnostic>> {
     let (root, parse_errors) = DeTable::parse_recoverable(text);
-    let mut v = Validator { errors: Vec::new() };
+    let mut v = Validator {
+        errors: Vec::new(),
+        notes: Vec::new(),
+    };
     for e in &parse_errors {
         let at = e.span().map_or(0, |s| s.start);
         let msg = e.message().trim();
@@ -380,29 +466,31 @@ pub fn parse(text: &str, path: &str) -> Result<ApplianceConfig, Vec<Diagnostic>>
         v.errors.push((at, format!("{msg}; {hint}")));
     }
     let config = v.root(root.get_ref());
+    let place = |list: Vec<(usize, String)>| -> Vec<Diagnostic> {
+        let mut list = list;
+        list.sort_by_key(|(at, _)| *at);
+        list.into_iter()
+            .map(|(at, message)| {
+                let (line, column) = line_col(text, at);
+                Diagnostic {
+                    path: path.to_string(),
+                    line: Some(line),
+                    column: Some(column),
+                    message,
+                }
+            })
+            .collect()
+    };
     if v.errors.is_empty() {
-        return Ok(config);
+        return Ok((config, place(v.notes)));
     }
-    v.errors.sort_by_key(|(at, _)| *at);
-    Err(v
-        .errors
-        .into_iter()
-        .map(|(at, message)| {
-            let (line, column) = line_col(text, at);
-            Diagnostic {
-                path: path.to_string(),
-                line: Some(line),
-                column: Some(column),
-                message,
-            }
-        })
-        .collect())
+    Err(place(v.errors))
 }
 
 type Val<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 
-const SYSTEM_FIELDS: &[&str] = &["hostname"];
+const SYSTEM_FIELDS: &[&str] = &["hostname", "run_size", "tmp_size", "shm_size"];
 const MODULES_FIELDS: &[&str] = &["load", "required"];
 const SSH_FIELDS: &[&str] = &["password_login"];
 const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "ssh", "services"];
@@ -422,6 +510,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "on_give_up",
     "stop_signal",
     "stop_timeout",
+    "start_timeout",
     "console",
 ];
 const BACKOFF_FIELDS: &[&str] = &["initial", "factor", "cap", "jitter", "reset_after"];
@@ -437,6 +526,8 @@ struct DepSpans {
 
 struct Validator {
     errors: Vec<(usize, String)>,
+    /// What was accepted in another spelling than keel's own (`keel check -v` prints them).
+    notes: Vec<(usize, String)>,
 }
 
 /// A table's entries in the order of the file (toml's map is sorted by key).
@@ -504,26 +595,63 @@ fn did_you_mean(word: &str, known: &[&str]) -> String {
     }
 }
 
-/// Parses `"200ms"`, `"1.5s"`, `"2m"`, `"1h"` or `"0"`.
+/// Parses a duration: a number with a unit (`"200ms"`, `"1.5s"`, `"2m"`, `"1h"`), several
+/// of them in a row as systemd writes them (`"1m30s"`, `"1h 5min"`), or `"0"`. Units: `ms`,
+/// `s`/`sec`, `m`/`min`, `h`/`hr`. A bare number other than 0 is refused (seconds or
+/// milliseconds? the config says which by its unit).
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     if s == "0" {
         return Some(Duration::ZERO);
     }
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let ms_per = match unit.trim() {
-        "ms" => 1.0,
-        "s" => 1000.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return None,
-    };
-    let ms = n * ms_per;
-    (0.0..1e15)
-        .contains(&ms)
-        .then(|| Duration::from_millis(ms.round() as u64))
+    let mut rest = s;
+    let mut ms = 0.0f64;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, after) = rest.split_at(num_end);
+        if num.is_empty() {
+            return None;
+        }
+        let n: f64 = num.parse().ok()?;
+        let after = after.trim_start();
+        let unit_end = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_end);
+        let ms_per = match unit {
+            "ms" => 1.0,
+            "s" | "sec" => 1000.0,
+            "m" | "min" => 60_000.0,
+            "h" | "hr" => 3_600_000.0,
+            _ => return None,
+        };
+        ms += n * ms_per;
+        parts += 1;
+        rest = after.trim_start();
+    }
+    (parts > 0 && (0.0..1e15).contains(&ms)).then(|| Duration::from_millis(ms.round() as u64))
+}
+
+/// A duration in one unit, as `keel check -v` shows what it read: `200ms`, `1.5s`, `90s`.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0".into(),
+        1..=999 => format!("{ms}ms"),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!(
+            "{}.{}s",
+            ms / 1000,
+            format!("{:03}", ms % 1000).trim_end_matches('0')
+        ),
+    }
+}
+
+/// True for a duration written as one number and one of keel's own units (`5s`, `1.5s`).
+fn plain_duration(s: &str) -> bool {
+    let units = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    units.len() < s.len() && matches!(units, "ms" | "s" | "m" | "h")
 }
 
 /// Service names appear in commands and the control protocol: keep them plain.
@@ -536,9 +664,22 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with(['-', '.'])
 }
 
+/// keel's own word for a restart policy.
+pub fn restart_word(r: Restart) -> &'static str {
+    match r {
+        Restart::Always => "always",
+        Restart::OnFailure => "on-failure",
+        Restart::Never => "never",
+    }
+}
+
 impl Validator {
     fn err(&mut self, at: usize, msg: impl Into<String>) {
         self.errors.push((at, msg.into()));
+    }
+
+    fn note(&mut self, at: usize, msg: impl Into<String>) {
+        self.notes.push((at, msg.into()));
     }
 
     fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str) -> Option<&'a DeTable<'i>> {
@@ -621,8 +762,12 @@ impl Validator {
         match v.get_ref() {
             DeValue::String(s) => {
                 let d = parse_duration(s);
-                if d.is_none() {
-                    self.err(at, format!("`{field}` = \"{s}\" is not a duration; write a number with a unit: \"200ms\", \"5s\", \"1m\" or \"1h\""));
+                match d {
+                    None => self.err(at, format!("`{field}` = \"{s}\" is not a duration; write numbers with units: \"200ms\", \"1.5s\", \"1m30s\" or \"1h\"")),
+                    Some(d) if !plain_duration(s) && s.trim() != "0" => {
+                        self.note(at, format!("`{field}` = \"{s}\" read as {}", format_duration(d)));
+                    }
+                    Some(_) => {}
                 }
                 d
             }
@@ -723,6 +868,19 @@ impl Validator {
                         } else {
                             self.err(value.span().start, format!("hostname \"{h}\" is not valid; use 1-64 letters, digits, '-' and '.' (e.g. \"keel\")"));
                         }
+                    }
+                }
+                field @ ("run_size" | "tmp_size" | "shm_size") => {
+                    let Some(text) = self.string(value, field) else {
+                        continue;
+                    };
+                    match parse_tmpfs_size(&text) {
+                        Some(size) => match field {
+                            "run_size" => out.run_size = size,
+                            "tmp_size" => out.tmp_size = size,
+                            _ => out.shm_size = size,
+                        },
+                        None => self.err(value.span().start, format!("`{field}` = \"{text}\" is not a tmpfs size; write a size of at least 1M (\"64M\", \"1G\") or a share of RAM (\"10%\")")),
                     }
                 }
                 _ => self.unknown(key, "[system]", SYSTEM_FIELDS),
@@ -964,7 +1122,31 @@ impl Validator {
                         ("on-failure", Restart::OnFailure),
                         ("never", Restart::Never),
                     ];
-                    if let Some(r) = self.word(v, "restart", &words) {
+                    // systemd's Restart=no and dinit's restart = yes/no/true/false mean the
+                    // same as keel's words: accepted, and noted for `keel check -v`.
+                    let alias = match v.get_ref() {
+                        DeValue::Boolean(true) => Some(("true", Restart::Always)),
+                        DeValue::Boolean(false) => Some(("false", Restart::Never)),
+                        DeValue::String(w) if w.as_ref() == "yes" => {
+                            Some(("\"yes\"", Restart::Always))
+                        }
+                        DeValue::String(w) if w.as_ref() == "no" => {
+                            Some(("\"no\"", Restart::Never))
+                        }
+                        _ => None,
+                    };
+                    let r = match alias {
+                        Some((written, r)) => {
+                            let own = restart_word(r);
+                            self.note(
+                                at,
+                                format!("{section}: `restart` = {written} read as \"{own}\""),
+                            );
+                            Some(r)
+                        }
+                        None => self.word(v, "restart", &words),
+                    };
+                    if let Some(r) = r {
                         s.restart = r;
                         restart_set = true;
                         restart_at = Some(at);
@@ -996,6 +1178,11 @@ impl Validator {
                             self.err(at, format!("`stop_signal` is not a signal; use a name like \"TERM\", \"SIGHUP\" or a number 1-64 (names: {})", names.join(" ")));
                         }
                         None => {}
+                    }
+                }
+                "start_timeout" => {
+                    if let Some(d) = self.duration(v, "start_timeout") {
+                        s.start_timeout = (!d.is_zero()).then_some(d);
                     }
                 }
                 "stop_timeout" => {
@@ -1312,6 +1499,97 @@ mod tests {
         assert_eq!(parse_duration("5 parsecs"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration(""), None);
+        // Compound forms, as systemd writes them.
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 5min"), Some(Duration::from_secs(3900)));
+        assert_eq!(
+            parse_duration("2sec 500ms"),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(parse_duration("1m30"), None, "a number without its unit");
+        assert_eq!(parse_duration("1m30x"), None);
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration(".s"), None);
+    }
+
+    #[test]
+    fn tmpfs_sizes() {
+        assert_eq!(parse_tmpfs_size("64M"), Some(TmpfsSize::Bytes(64 << 20)));
+        assert_eq!(parse_tmpfs_size("1G"), Some(TmpfsSize::Bytes(1 << 30)));
+        assert_eq!(parse_tmpfs_size("2048k"), Some(TmpfsSize::Bytes(2 << 20)));
+        assert_eq!(parse_tmpfs_size("10%"), Some(TmpfsSize::Percent(10)));
+        for bad in [
+            "",
+            "0%",
+            "101%",
+            "64",
+            "64MB",
+            "512k",
+            "-1M",
+            "1.5G",
+            "99999999999999G",
+        ] {
+            assert_eq!(parse_tmpfs_size(bad), None, "{bad}");
+        }
+        for (size, text) in [
+            (TmpfsSize::Bytes(64 << 20), "64M"),
+            (TmpfsSize::Bytes(3 << 30), "3G"),
+            (TmpfsSize::Percent(10), "10%"),
+        ] {
+            assert_eq!(size.to_string(), text);
+            assert_eq!(parse_tmpfs_size(text), Some(size));
+        }
+        let e = parse("[system]\nrun_size = \"5 parsecs\"\n", "t.toml")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].to_string()
+                .starts_with("t.toml:2:12: `run_size` = \"5 parsecs\" is not a tmpfs size"),
+            "{e:?}"
+        );
+        let c = parse("[system]\ntmp_size = \"64M\"\n", "t.toml").map(|c| c.system);
+        assert_eq!(
+            c.map(|s| (s.tmp_size, s.run_size)),
+            Ok((TmpfsSize::Bytes(64 << 20), defaults::RUN_SIZE))
+        );
+    }
+
+    #[test]
+    fn durations_are_shown_in_one_unit() {
+        for (d, text) in [
+            (0, "0"),
+            (200, "200ms"),
+            (1500, "1.5s"),
+            (90_000, "90s"),
+            (1250, "1.25s"),
+        ] {
+            assert_eq!(format_duration(Duration::from_millis(d)), text);
+            assert_eq!(parse_duration(text), Some(Duration::from_millis(d)));
+        }
+        assert!(plain_duration("5s") && plain_duration("1.5s") && !plain_duration("1m30s"));
+        assert!(!plain_duration("5sec") && !plain_duration("s"));
+    }
+
+    #[test]
+    fn other_spellings_are_accepted_and_noted() {
+        let text = "[services.a]\nexec = [\"/bin/a\"]\nrestart = \"no\"\nstop_timeout = \"1m30s\"\n\
+                    [services.b]\nexec = [\"/bin/b\"]\nrestart = true\n\
+                    [services.c]\nexec = [\"/bin/c\"]\nrestart = \"on-failure\"\nstop_timeout = \"5s\"\n";
+        let (config, notes) = parse_noted(text, "t.toml").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(config.services[0].restart, Restart::Never);
+        assert_eq!(config.services[0].stop_timeout, Duration::from_secs(90));
+        assert_eq!(config.services[1].restart, Restart::Always);
+        assert_eq!(config.services[2].restart, Restart::OnFailure);
+        let notes: Vec<String> = notes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            notes,
+            [
+                "t.toml:3:11: [services.a]: `restart` = \"no\" read as \"never\"",
+                "t.toml:4:16: `stop_timeout` = \"1m30s\" read as 90s",
+                "t.toml:7:11: [services.b]: `restart` = true read as \"always\"",
+            ]
+        );
     }
 
     #[test]

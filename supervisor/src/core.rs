@@ -36,7 +36,7 @@ use crate::config::{ApplianceConfig, Kind, OnGiveUp, Ready, Restart, ServiceConf
 use crate::event::{Action, ConnId, Event, Record, SpawnSpec};
 use crate::graph::Graph;
 use crate::log::{DEFAULT_RING_BYTES, LogRing};
-use crate::proto::{Request, Response, SvcStatus};
+use crate::proto::{Request, Response, SvcState, SvcStatus};
 use crate::restart::{self, Decision, Rng};
 use crate::state::{Phase, StopHow, Stopped, Svc, Target};
 use crate::timeline::{BootReport, BootRow};
@@ -95,6 +95,8 @@ pub struct Supervisor {
     up_at: Option<Mono>,
     /// Pending `wait` requests: the connection and the services it waits for.
     waiters: Vec<(ConnId, Vec<SvcId>)>,
+    /// The time of the last event, for how long things have waited in `status`.
+    now: Mono,
 }
 
 impl Supervisor {
@@ -126,6 +128,7 @@ impl Supervisor {
             init_at: None,
             up_at: None,
             waiters: Vec::new(),
+            now: Mono(0),
         }
     }
 
@@ -189,11 +192,13 @@ impl Supervisor {
     pub fn next_deadline(&self) -> Option<Mono> {
         self.svcs
             .iter()
-            .filter_map(|s| match s.phase {
+            .zip(&self.cfg)
+            .filter_map(|(s, c)| match s.phase {
                 Phase::Delayed { until } => Some(until),
                 Phase::Stopping { kill_at, .. } => Some(kill_at),
                 Phase::GaveUp { retry_at } => retry_at,
-                Phase::Down | Phase::Starting { .. } | Phase::Up { .. } => None,
+                Phase::Starting { pid: Some(_) } => start_deadline(s, c),
+                Phase::Down | Phase::Starting { pid: None } | Phase::Up { .. } => None,
             })
             .filter(|&t| t != NEVER)
             .min()
@@ -238,6 +243,7 @@ impl Supervisor {
 
     /// Handles one event at time `now`, appending what to do to `out`.
     pub fn handle(&mut self, ev: Event, now: Mono, out: &mut Vec<Action>) {
+        self.now = self.now.max(now);
         for p in self.pending.drain(..) {
             out.push(Action::Log(Record::Note(p)));
         }
@@ -357,6 +363,42 @@ impl Supervisor {
     }
 
     fn fire_timers(&mut self, now: Mono, out: &mut Vec<Action>) {
+        for i in 0..self.svcs.len() {
+            let (svc, c) = (&self.svcs[i], &self.cfg[i]);
+            let Phase::Starting { pid: Some(pid) } = svc.phase else {
+                continue;
+            };
+            if self.shutdown.is_some() || start_deadline(svc, c).is_none_or(|t| t > now) {
+                continue;
+            }
+            let limit = c.start_timeout.unwrap_or_default();
+            let what = if c.kind == Kind::Oneshot {
+                "finish"
+            } else {
+                "become ready"
+            };
+            let name = c.name.clone();
+            let sig = c.stop_signal;
+            let (kill_at, killed) = if sig == Sig::KILL {
+                (now.plus(KILL_GRACE), true)
+            } else {
+                (now.plus(c.stop_timeout), false)
+            };
+            Self::note(
+                out,
+                format!("{name} did not {what} within {limit:?} (start_timeout); stopping it"),
+            );
+            let svc = &mut self.svcs[i];
+            svc.timed_out = true;
+            svc.note = format!("did not {what} within {limit:?} (start_timeout)");
+            svc.phase = Phase::Stopping {
+                pid,
+                kill_at,
+                killed,
+            };
+            svc.signalled_at = Some(now);
+            out.push(Action::Kill { pid, sig });
+        }
         for i in 0..self.svcs.len() {
             let Phase::Stopping {
                 pid,
@@ -542,7 +584,16 @@ impl Supervisor {
                 at: now,
             });
         }
+        let timed_out = std::mem::take(&mut svc.timed_out);
         match svc.phase {
+            Phase::Stopping { .. } if timed_out && keep[i] && self.shutdown.is_none() => {
+                let reason = format!("{} and was stopped ({status})", svc.note);
+                Self::note(
+                    out,
+                    format!("{name} stopped ({status}) after its start timed out"),
+                );
+                self.failed(s, None, reason, now, out);
+            }
             Phase::Stopping { .. } => {
                 svc.phase = Phase::Down;
                 svc.restart_requested = false;
@@ -643,7 +694,10 @@ impl Supervisor {
                         svc.phase = Phase::GaveUp { retry_at: None };
                         svc.note = format!("{why}; emergency shell");
                         Self::note(out, format!("giving up on {name}: {why}"));
-                        out.push(Action::Emergency(format!("service {name} {why}")));
+                        out.push(Action::Emergency {
+                            svc: s,
+                            why: format!("service {name} {why}"),
+                        });
                     }
                 }
             }
@@ -1063,6 +1117,8 @@ impl Supervisor {
         svc.phase = Phase::Starting { pid: None };
         svc.starts = svc.starts.saturating_add(1);
         svc.up_since = None;
+        svc.started_at = Some(now);
+        svc.timed_out = false;
         svc.note.clear();
         Self::note(out, format!("starting {name}"));
         out.push(Action::Spawn(s, spec));
@@ -1074,27 +1130,29 @@ impl Supervisor {
         let c = &self.cfg[s.0];
         let (state, why) = match svc.phase {
             Phase::Down if svc.target == Target::Up && self.shutdown.is_none() => {
-                ("waiting", self.waiting_reason(s))
+                (SvcState::Waiting, self.waiting_reason(s))
             }
-            Phase::Down => ("down", svc.note.clone()),
-            Phase::Delayed { .. } => ("restarting", svc.note.clone()),
-            Phase::Starting { .. } if c.kind == Kind::Oneshot => ("running", String::new()),
+            Phase::Down => (SvcState::Down, svc.note.clone()),
+            Phase::Delayed { .. } => (SvcState::Restarting, svc.note.clone()),
+            Phase::Starting { .. } if c.kind == Kind::Oneshot => {
+                (SvcState::Running, self.start_wait(svc, c, "running"))
+            }
             Phase::Starting { .. } => {
                 let why = match c.ready {
                     Ready::Notify => "waiting for READY=1".to_string(),
                     Ready::Tcp(p) => format!("waiting for tcp port {p}"),
                     Ready::Started | Ready::Exit => String::new(),
                 };
-                ("starting", why)
+                (SvcState::Starting, self.start_wait(svc, c, &why))
             }
-            Phase::Up { pid: None } => ("done", String::new()),
-            Phase::Up { .. } => ("up", String::new()),
-            Phase::Stopping { .. } => ("stopping", svc.note.clone()),
-            Phase::GaveUp { .. } => ("gave-up", svc.note.clone()),
+            Phase::Up { pid: None } => (SvcState::Done, String::new()),
+            Phase::Up { .. } => (SvcState::Up, String::new()),
+            Phase::Stopping { .. } => (SvcState::Stopping, svc.note.clone()),
+            Phase::GaveUp { .. } => (SvcState::GaveUp, svc.note.clone()),
         };
         SvcStatus {
             name: c.name.clone(),
-            state: state.into(),
+            state,
             pid: svc.phase.pid().map(|p| p.0),
             ready_since: if svc.phase.is_up() {
                 svc.up_since
@@ -1104,6 +1162,19 @@ impl Supervisor {
             restarts: svc.starts.saturating_sub(1),
             last_exit: svc.last_exit,
             why,
+        }
+    }
+
+    /// `waiting for READY=1 for 12s of start_timeout 90s`: what a starting service does and
+    /// how long it has, as `keelctl status` shows it.
+    fn start_wait(&self, svc: &Svc, c: &ServiceConfig, doing: &str) -> String {
+        let Some(at) = svc.started_at else {
+            return doing.to_string();
+        };
+        let secs = self.now.since(at).as_secs();
+        match c.start_timeout {
+            Some(t) => format!("{doing} for {secs}s of start_timeout {t:?}"),
+            None => format!("{doing} for {secs}s"),
         }
     }
 
@@ -1127,4 +1198,9 @@ impl Supervisor {
         }
         String::new()
     }
+}
+
+/// When a starting service's start_timeout runs out, if it has one.
+fn start_deadline(svc: &Svc, c: &ServiceConfig) -> Option<Mono> {
+    Some(svc.started_at?.plus(c.start_timeout?))
 }

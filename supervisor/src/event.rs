@@ -86,8 +86,9 @@ pub enum Action {
     Reply(ConnId, Response),
     /// Write this to the console log.
     Log(Record),
-    /// A service with `on_give_up = "emergency"` gave up: open the emergency shell.
-    Emergency(String),
+    /// A service with `on_give_up = "emergency"` gave up: open the emergency shell, saying
+    /// which service and why.
+    Emergency { svc: SvcId, why: String },
     /// Every service is stopped after a shutdown request: sync and do this.
     Halt(PowerKind),
 }

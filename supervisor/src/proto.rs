@@ -81,8 +81,7 @@ pub const MAX_NAMES: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SvcStatus {
     pub name: String,
-    /// The phase in words: "up", "starting", "stopping", "down", "waiting", "gave-up", ...
-    pub state: String,
+    pub state: SvcState,
     pub pid: Option<i32>,
     pub ready_since: Option<Mono>,
     /// Starts after the first one.
@@ -90,6 +89,73 @@ pub struct SvcStatus {
     pub last_exit: Option<WaitStatus>,
     /// Why it is in this state, in words ("waiting for network", "stopped by request").
     pub why: String,
+}
+
+/// What a service is doing, as `keelctl status` names it (docs/services.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SvcState {
+    /// Ready.
+    Up,
+    /// Running, not ready yet.
+    Starting,
+    /// A oneshot that has not finished.
+    Running,
+    /// Wanted, but waiting for what it needs or comes after, or for dependents to stop.
+    Waiting,
+    /// Serving its backoff before a restart.
+    Restarting,
+    /// Signalled to stop.
+    Stopping,
+    /// Not running and not wanted.
+    Down,
+    /// A oneshot that finished.
+    Done,
+    /// Stopped after a crash loop (`on_give_up`).
+    GaveUp,
+}
+
+impl SvcState {
+    pub const ALL: [SvcState; 9] = [
+        SvcState::Up,
+        SvcState::Starting,
+        SvcState::Running,
+        SvcState::Waiting,
+        SvcState::Restarting,
+        SvcState::Stopping,
+        SvcState::Down,
+        SvcState::Done,
+        SvcState::GaveUp,
+    ];
+
+    /// The word on the wire and in the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SvcState::Up => "up",
+            SvcState::Starting => "starting",
+            SvcState::Running => "running",
+            SvcState::Waiting => "waiting",
+            SvcState::Restarting => "restarting",
+            SvcState::Stopping => "stopping",
+            SvcState::Down => "down",
+            SvcState::Done => "done",
+            SvcState::GaveUp => "gave-up",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<SvcState> {
+        SvcState::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// Up for `keelctl is-up` and `wait`: ready, or a oneshot that finished.
+    pub fn is_up(self) -> bool {
+        matches!(self, SvcState::Up | SvcState::Done)
+    }
+}
+
+impl fmt::Display for SvcState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What keel answers.
@@ -421,7 +487,7 @@ impl Response {
                     s.push_str(&format!(
                         "{}\t{}\t{}\t{since}\t{}\t{}\t{}\n",
                         escape(&r.name),
-                        escape(&r.state),
+                        r.state,
                         opt(r.pid),
                         r.restarts,
                         exit_text(r.last_exit),
@@ -528,7 +594,7 @@ impl Response {
                     };
                     rows.push(SvcStatus {
                         name: unescape(name)?,
-                        state: unescape(state)?,
+                        state: SvcState::parse(state).ok_or_else(|| bad("status"))?,
                         pid: parse_opt(pid).ok_or_else(|| bad("status"))?,
                         ready_since: parse_opt::<u64>(since)
                             .ok_or_else(|| bad("status"))?
@@ -580,7 +646,7 @@ mod tests {
     fn status() -> impl Strategy<Value = SvcStatus> {
         (
             name(),
-            ".*",
+            proptest::sample::select(SvcState::ALL.to_vec()),
             proptest::option::of(any::<i32>()),
             proptest::option::of(any::<u64>()),
             any::<u32>(),

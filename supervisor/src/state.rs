@@ -118,6 +118,11 @@ pub struct Svc {
     pub signalled_at: Option<Mono>,
     /// How it ended during shutdown (None before a shutdown, or while it still runs).
     pub stopped: Option<Stopped>,
+    /// When its current start was asked for (the spawn), while it is starting.
+    pub started_at: Option<Mono>,
+    /// It was stopped because it did not become ready within its start_timeout: its exit
+    /// is a failure, not a requested stop.
+    pub timed_out: bool,
 }
 
 impl Svc {
@@ -133,6 +138,8 @@ impl Svc {
             note: String::new(),
             signalled_at: None,
             stopped: None,
+            started_at: None,
+            timed_out: false,
         }
     }
 }

@@ -77,6 +77,8 @@ fn config() -> impl Strategy<Value = ApplianceConfig> {
             };
             s.crash_loop.limit = 3;
             s.stop_timeout = Duration::from_millis(stop_ms);
+            // Half of them time out while starting, some within one step's advance.
+            s.start_timeout = (stop_ms % 2 == 0).then(|| Duration::from_millis(stop_ms * 10 + 1));
             for j in 0..i {
                 if needs & (1 << j) != 0 {
                     s.needs.push(format!("s{j}"));
@@ -94,7 +96,7 @@ fn config() -> impl Strategy<Value = ApplianceConfig> {
 }
 
 /// Checks the invariants over the actions of the last step and the state after it.
-fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid]) {
+fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid], spawned_before: usize) {
     let g = sim.sup.graph();
     for (_, a) in &sim.actions[from..] {
         match a {
@@ -122,8 +124,12 @@ fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid]) {
             }
             Action::Kill { pid, sig } => {
                 // Only children it spawned and has not seen exit.
+                // (A child spawned in this step may also be killed and reaped in it: a
+                // start_timeout inside one long `advance`.)
                 assert!(
-                    live_before.contains(pid) || sim.live.contains_key(pid),
+                    live_before.contains(pid)
+                        || sim.live.contains_key(pid)
+                        || sim.spawned[spawned_before..].contains(pid),
                     "killed pid {pid}, which is not a live child"
                 );
                 let Some(owner) = sim.live.get(pid).copied() else {
@@ -141,7 +147,7 @@ fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid]) {
                     }
                 }
             }
-            Action::Reply(..) | Action::Log(_) | Action::Emergency(_) | Action::Halt(_) => {}
+            Action::Reply(..) | Action::Log(_) | Action::Emergency { .. } | Action::Halt(_) => {}
         }
     }
     for i in 0..g.len() {
@@ -207,8 +213,9 @@ fn run(cfg: &ApplianceConfig, ops: &[Op]) {
     let step = |sim: &mut Sim, f: &mut dyn FnMut(&mut Sim)| {
         let from = sim.actions.len();
         let live: Vec<_> = sim.live.keys().copied().collect();
+        let spawned = sim.spawned.len();
         f(sim);
-        check_step(sim, from, &live);
+        check_step(sim, from, &live, spawned);
     };
     step(&mut sim, &mut |s| s.event(Event::Deadline));
     for op in ops {

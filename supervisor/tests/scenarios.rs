@@ -568,3 +568,71 @@ fn the_boot_timeline_has_the_critical_chain_and_ends_once() {
         ",
     );
 }
+
+/// A notify service that never says READY=1, a hung oneshot, and what needs them.
+const HANGS: &str = r#"
+[services.web]
+exec = ["/web"]
+ready = "notify"
+start_timeout = "30s"
+stop_timeout = "2s"
+backoff = { initial = "1s", jitter = 0 }
+[services.app]
+exec = ["/app"]
+needs = ["web"]
+[services.prep]
+exec = ["/prep"]
+kind = "oneshot"
+start_timeout = "1m"
+[services.job]
+exec = ["/job"]
+needs = ["prep"]
+[services.slow]
+exec = ["/slow"]
+ready = "notify"
+start_timeout = "0"
+"#;
+
+#[test]
+fn a_start_that_takes_too_long_is_a_failure() {
+    check(
+        HANGS,
+        "
+        advance 12s
+        status web
+        status prep
+        status slow
+        advance 18s
+        exit web signal=15
+        status web
+        status app
+        advance 1s
+        ready web
+        status app
+        advance 30s
+        exit prep signal=15
+        status prep
+        status job
+        advance 1h
+        status slow
+        ",
+        "
+        0.000 spawn web pid=100
+        0.000 spawn prep pid=101
+        0.000 spawn slow pid=102
+        12.000 status web: starting (waiting for READY=1 for 12s of start_timeout 30s)
+        12.000 status prep: running (running for 12s of start_timeout 60s)
+        12.000 status slow: starting (waiting for READY=1 for 12s)
+        30.000 kill web pid=100 SIGTERM
+        30.000 status web: restarting (did not become ready within 30s (start_timeout) and was stopped (killed by SIGTERM); restarting in 1s)
+        30.000 status app: waiting (waiting for web, which failed)
+        31.000 spawn web pid=103
+        31.000 spawn app pid=104
+        31.000 status app: up
+        60.000 kill prep pid=101 SIGTERM
+        61.000 status prep: down (did not finish within 60s (start_timeout) and was stopped (killed by SIGTERM); restart = \"never\", so it stays down)
+        61.000 status job: waiting (waiting for prep, which is stopped)
+        3661.000 status slow: starting (waiting for READY=1 for 3661s)
+        ",
+    );
+}

@@ -5,7 +5,7 @@
 //! with target/keel/initramfs.cpio.gz) and run only with KEEL_VM_TESTS=1; logs are in
 //! target/keel/vm-logs/<test>.log.
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use keel_tests::{
     BOOT_TIMEOUT, BootOpts, CMD_TIMEOUT, EXIT_TIMEOUT, Pattern, Scratch, Vm, vm_tests_enabled,
 };
@@ -180,5 +180,142 @@ fn a_second_console_gets_the_log_and_its_own_getty() -> Result<()> {
             "hvc0 never showed {want:?}; it showed:\n{text}"
         );
     }
+    vm.assert_no_kernel_panic()
+}
+
+/// The `[ts.usec] Run /init as init process` time of the kernel's own log, in ms.
+fn kernel_run_init_ms(dmesg: &str) -> Option<u64> {
+    dmesg.lines().find_map(|l| {
+        let rest = l.trim_start().strip_prefix('[')?;
+        let (ts, text) = rest.split_once(']')?;
+        if !text.contains("Run /init as init process") {
+            return None;
+        }
+        let secs: f64 = ts.trim().parse().ok()?;
+        Some((secs * 1000.0).round() as u64)
+    })
+}
+
+fn ms(v: &serde_json::Value, field: &str) -> Result<u64> {
+    v[field]
+        .as_u64()
+        .with_context(|| format!("`{field}` is not a number of ms in {v}"))
+}
+
+#[test]
+fn keelctl_boot_json_has_the_chain_to_sshd() -> Result<()> {
+    let name = "keelctl_boot_json_has_the_chain_to_sshd";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let mut vm = Vm::boot(BootOpts::new(name).authorize_test_key()?)?;
+    vm.wait_ssh(BOOT_TIMEOUT)?;
+    let out = vm.ssh("keelctl wait sshd --timeout 60s >/dev/null && keelctl --json boot")?;
+    let j: serde_json::Value = serde_json::from_str(out.trim())
+        .with_context(|| format!("keelctl --json boot printed no JSON document: {out:?}"))?;
+    ensure!(j["target"] == "sshd", "the target is not sshd: {j}");
+    let chain = j["critical_chain"]
+        .as_array()
+        .context("no critical_chain array")?;
+    let last = chain.last().context("the critical chain is empty")?;
+    ensure!(
+        last["name"] == "sshd",
+        "the chain does not end at sshd: {j}"
+    );
+    // Each link starts once the one before it is ready, and took what its times say.
+    let mut prev_ready = 0;
+    for link in chain {
+        let (start, ready) = (ms(link, "started_ms")?, ms(link, "ready_ms")?);
+        ensure!(
+            start >= prev_ready && ready >= start,
+            "the chain runs backwards at {link}"
+        );
+        ensure!(
+            ms(link, "took_ms")? == ready - start,
+            "took_ms is not ready - started at {link}"
+        );
+        prev_ready = ready;
+    }
+    // The times add up with the kernel's own log: keel read the kernel's time to /init
+    // from it, began after it, and was up once sshd was ready.
+    let dmesg = vm.ssh("dmesg")?;
+    let run_init = kernel_run_init_ms(&dmesg).context("no `Run /init` line in dmesg")?;
+    ensure!(
+        j["kernel_source"] == "kernel-log",
+        "kernel time not from the kernel log: {j}"
+    );
+    let kernel = ms(&j, "kernel_ms")?;
+    ensure!(
+        kernel.abs_diff(run_init) <= 1,
+        "kernel_ms {kernel} is not the kernel's Run /init at {run_init} ms"
+    );
+    let init = ms(&j, "init_ms")?;
+    let up = ms(&j, "up_ms")?;
+    ensure!(
+        kernel <= init && init <= ms(&chain[0], "started_ms")? && prev_ready <= up,
+        "the times do not add up: kernel {kernel}, init {init}, chain {chain:?}, up {up}"
+    );
+    // The console's one line says the same in seconds.
+    let log = vm.keel_log()?;
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("keel: up in "))
+        .context("no `keel: up in` line in keel's log")?;
+    let up_s = format!("keel: up in {}.{:02} s", up / 1000, up % 1000 / 10);
+    ensure!(
+        line.starts_with(&up_s),
+        "{line:?} does not start with {up_s:?}"
+    );
+    ensure!(
+        line.contains("critical chain: ") && line.ends_with(" ms"),
+        "{line}"
+    );
+    ensure!(
+        line.contains("sshd "),
+        "the console's chain does not reach sshd: {line}"
+    );
+    vm.assert_no_kernel_panic()
+}
+
+#[test]
+fn the_ram_filesystems_are_bounded_as_configured() -> Result<()> {
+    let name = "the_ram_filesystems_are_bounded_as_configured";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/appliance.toml");
+    let shipped = std::fs::read_to_string(&shipped).context("reading configs/appliance.toml")?;
+    let host = "hostname = \"keel\"";
+    ensure!(shipped.contains(host), "the shipped config has no {host}");
+    let config = shipped.replace(host, &format!("{host}\nrun_size = \"16M\""));
+    let mut vm = Vm::boot(BootOpts::new(name).overlay("/etc/keel/appliance.toml", config))?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    let mem_kb: u64 = vm
+        .run("awk '/^MemTotal:/ {print $2}' /proc/meminfo", CMD_TIMEOUT)?
+        .trim()
+        .parse()
+        .context("MemTotal")?;
+    // df -k: the size of each tmpfs in KiB.
+    let size = |vm: &mut Vm, dir: &str| -> Result<u64> {
+        let out = vm.run(
+            &format!("df -k {dir} | awk 'NR==2 {{print $2}}'"),
+            CMD_TIMEOUT,
+        )?;
+        out.trim()
+            .parse()
+            .with_context(|| format!("df -k {dir} printed {out:?}"))
+    };
+    ensure!(size(&mut vm, "/run")? == 16 * 1024, "/run is not 16M");
+    for dir in ["/tmp", "/dev/shm"] {
+        let kb = size(&mut vm, dir)?;
+        // 25% of RAM, in whole pages.
+        ensure!(
+            kb.abs_diff(mem_kb / 4) <= 4,
+            "{dir} is {kb} KiB, not a quarter of {mem_kb} KiB"
+        );
+    }
+    let log = vm.keel_log()?;
+    ensure!(log.contains("keel: /run: tmpfs of at most 16M"), "{log}");
     vm.assert_no_kernel_panic()
 }

@@ -166,14 +166,24 @@ fn poweroff_over_ssh_ends_qemu_with_a_report() -> Result<()> {
     let _ = vm.ssh_output("/sbin/poweroff");
     let tail = powered_off(&mut vm, mark)?;
     let tail = tail.as_str();
-    // sshd needs the network, which needs the firewall: they stop in reverse.
+    // sshd and the network both need the firewall: they stop before it.
+    for svc in ["sshd", "network"] {
+        in_order(
+            tail,
+            &[
+                "keel: powering off",
+                &format!("keel: stopping {svc}"),
+                "keel: firewall is down",
+                "keel: every service is stopped",
+            ],
+        )?;
+    }
     in_order(
         tail,
         &[
             "keel: powering off",
             "keel: stopping sshd",
             "keel: sshd stopped",
-            "keel: stopping network",
             "keel: every service is stopped",
             "keel: shutdown report (powering off):",
             "keel:   sshd: ",

@@ -653,13 +653,13 @@ fn vm_figures(
         ),
         Figure::new(
             "cascade_guest",
-            "kill -9 dhclient to sshd ready (guest)",
+            "kill -9 dhclient to network ready (guest)",
             Unit::Secs,
             vec![casc_g, unsupervised()],
         ),
         Figure::new(
             "cascade_banner",
-            "kill -9 dhclient to new banner (host)",
+            "kill -9 dhclient to banner (host; sshd stays up)",
             Unit::Secs,
             vec![casc_h, unsupervised()],
         ),

@@ -175,18 +175,25 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     let config_text = std::fs::read_to_string(&opts.config)
         .with_context(|| format!("cannot read the appliance config {}", opts.config.display()))?;
     let shown = opts.config.display().to_string();
-    let config = match supervisor::config::parse(&config_text, &shown) {
-        Ok(c) => c,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            bail!(
-                "{shown}: {} problem(s) in the appliance config; fix them and run again",
-                diags.len()
-            );
-        }
+    // The same report as `keel check --graph`, so the builder sees the boot it will get.
+    let report = keel::applets::keel::CheckOpts {
+        verbose: true,
+        graph: Some(keel::applets::keel::GraphStyle::Text),
     };
+    let (lines, ok) = keel::applets::keel::check_report(&config_text, &shown, report);
+    for l in &lines {
+        eprintln!("{l}");
+    }
+    if !ok {
+        bail!(
+            "{shown}: {} problem(s) in the appliance config; fix them and run again \
+             (keel check {shown} says the same)",
+            lines.len()
+        );
+    }
+    let config = supervisor::config::parse(&config_text, &shown).map_err(|d| {
+        anyhow::anyhow!("{shown}: the config checked ok but did not parse again: {d:?}")
+    })?;
 
     let keel_bin = match &opts.keel {
         Some(path) => path.clone(),

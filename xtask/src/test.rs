@@ -171,7 +171,15 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         if kernel {
             phase(&mut phases, SINGLE, || {
                 run_cargo(
-                    &["test", "-p", "keel-tests", "--", &threads_arg],
+                    // --no-fail-fast: one failing VM test file must not hide the others.
+                    &[
+                        "test",
+                        "-p",
+                        "keel-tests",
+                        "--no-fail-fast",
+                        "--",
+                        &threads_arg,
+                    ],
                     &[("KEEL_VM_TESTS", "1"), ("KEEL_VM_KERNEL", "single")],
                 )
             });
@@ -179,7 +187,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
             skip(&mut phases, SINGLE, "the image or kernel build failed");
         }
         if image {
-            let mut args = vec!["test", "-p", "keel-tests"];
+            let mut args = vec!["test", "-p", "keel-tests", "--no-fail-fast"];
             for t in MODULAR_TESTS {
                 args.extend(["--test", t]);
             }

@@ -228,12 +228,6 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     })
 }
 
-/// True when the state counts as up for `is-up` and `wait`: running and ready, or a
-/// oneshot that finished.
-pub fn is_up(state: &str) -> bool {
-    matches!(state, "up" | "done")
-}
-
 fn exit_cell(e: Option<WaitStatus>) -> String {
     match e {
         None => "-".into(),
@@ -295,7 +289,7 @@ pub fn table(rows: &[SvcStatus], now: Mono) -> String {
     for r in rows {
         cells.push([
             r.name.clone(),
-            r.state.clone(),
+            r.state.to_string(),
             r.pid.map_or("-".into(), |p| p.to_string()),
             ago(r.ready_since, now),
             r.restarts.to_string(),
@@ -332,8 +326,8 @@ pub fn status_json(rows: &[SvcStatus], now: Mono) -> Json {
                     .map(|r| {
                         Json::Obj(vec![
                             ("name", Json::str(&r.name)),
-                            ("state", Json::str(&r.state)),
-                            ("up", Json::Bool(is_up(&r.state))),
+                            ("state", Json::str(r.state.as_str())),
+                            ("up", Json::Bool(r.state.is_up())),
                             ("pid", Json::opt(r.pid)),
                             ("ready_since_ms", Json::opt_u64(r.ready_since.map(|m| m.0))),
                             ("restarts", Json::Int(i64::from(r.restarts))),
@@ -854,13 +848,17 @@ fn is_up_cmd(opts: &Opts, names: &[String], verbose: bool) -> Result<Exit, Exit>
                 format!(
                     "{} {}\n",
                     r.name,
-                    if is_up(&r.state) { "up" } else { &r.state }
+                    if r.state.is_up() {
+                        "up"
+                    } else {
+                        r.state.as_str()
+                    }
                 )
             })
             .collect();
         emit(&s)?;
     }
-    Ok(if rows.iter().all(|r| is_up(&r.state)) {
+    Ok(if rows.iter().all(|r| r.state.is_up()) {
         Exit::Ok
     } else {
         Exit::NotUp
@@ -887,7 +885,7 @@ fn wait(opts: &Opts, names: &[String]) -> Result<Exit, Exit> {
             let why: Vec<String> = rows_of(&short, names)
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|r| !is_up(&r.state))
+                .filter(|r| !r.state.is_up())
                 .map(|r| {
                     if r.why.is_empty() {
                         format!("{} is {}", r.name, r.state)
@@ -936,6 +934,7 @@ fn boot(opts: &Opts, target: Option<&str>) -> Result<Exit, Exit> {
 mod tests {
     use super::*;
     use crate::applets::args;
+    use supervisor::proto::SvcState;
     use supervisor::timeline::BootRow;
 
     fn cmd(a: &[&str]) -> Result<Cmd, String> {
@@ -1036,7 +1035,7 @@ mod tests {
         vec![
             SvcStatus {
                 name: "network".into(),
-                state: "up".into(),
+                state: SvcState::Up,
                 pid: Some(42),
                 ready_since: Some(Mono(1_000)),
                 restarts: 2,
@@ -1045,7 +1044,7 @@ mod tests {
             },
             SvcStatus {
                 name: "sshd".into(),
-                state: "waiting".into(),
+                state: SvcState::Waiting,
                 pid: None,
                 ready_since: None,
                 restarts: 0,

@@ -32,6 +32,21 @@ pub fn write_existing(path: &str, text: &str) -> Result<(), Errno> {
     f.write_all(text.as_bytes()).map_err(|e| io_errno(&e))
 }
 
+/// Creates (or truncates) the regular file `path` with mode 0644 and writes `text`.
+pub fn create(path: &str, text: &str) -> Result<(), Errno> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| io_errno(&e))?;
+    f.write_all(text.as_bytes()).map_err(|e| io_errno(&e))
+}
+
 /// Whether `path` exists (a dangling symlink counts as existing).
 pub fn exists(path: &str) -> bool {
     Path::new(path).symlink_metadata().is_ok()

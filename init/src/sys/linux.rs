@@ -38,6 +38,10 @@ impl Sys for LinuxSys {
         fs::write_existing(path, text)
     }
 
+    fn create_file(&mut self, path: &str, text: &str) -> Result<(), Errno> {
+        fs::create(path, text)
+    }
+
     fn exists(&mut self, path: &str) -> bool {
         fs::exists(path)
     }
@@ -48,6 +52,11 @@ impl Sys for LinuxSys {
 
     fn mount(&mut self, m: &Mount) -> Result<(), Errno> {
         fs::mount(m.source, m.target, m.fstype, m.flags, m.data)
+    }
+
+    fn remount_tmpfs(&mut self, target: &str, flags: u64, data: &str) -> Result<(), Errno> {
+        let remount = crate::mountplan::REMOUNT;
+        fs::mount("tmpfs", target, "tmpfs", flags | remount, data)
     }
 
     fn mknod(&mut self, path: &str, major: u64, minor: u64, mode: u32) -> Result<(), Errno> {

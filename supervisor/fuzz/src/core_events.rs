@@ -244,7 +244,7 @@ impl Driver {
                         self.halts += 1;
                         assert_eq!(self.halts, 1, "halt emitted twice");
                     }
-                    Action::Reply(..) | Action::Log(_) | Action::Emergency(_) => {}
+                    Action::Reply(..) | Action::Log(_) | Action::Emergency { .. } => {}
                 }
             }
             assert_eq!(self.sup.status().len(), self.n);

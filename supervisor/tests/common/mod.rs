@@ -178,7 +178,7 @@ impl Sim {
                             self.say(format!("log {r}"));
                         }
                     }
-                    Action::Emergency(why) => self.say(format!("emergency {why}")),
+                    Action::Emergency { why, .. } => self.say(format!("emergency {why}")),
                     Action::Halt(kind) => self.say(format!("halt {kind}")),
                 }
             }
@@ -272,6 +272,8 @@ impl Sim {
             }
             ["status", name] => {
                 let s = self.id(name);
+                // As keelctl's request would, this reaches the core at the current time.
+                self.event(Event::Deadline);
                 let st = &self.sup.status()[s.0];
                 let why = if st.why.is_empty() {
                     String::new()
