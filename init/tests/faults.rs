@@ -512,3 +512,44 @@ fn the_dhcp_hook_keeps_rd_route_on_a_command_line_that_is_not_utf8() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Run only by `a_missing_prerequisite_fails_under_ci`, in a child test process.
+#[test]
+#[ignore = "run by a_missing_prerequisite_fails_under_ci with and without CI=true"]
+fn a_test_whose_prerequisite_is_missing() {
+    if !prerequisite(false, "a prerequisite this test lacks on purpose") {
+        return;
+    }
+    panic!("prerequisite(false, ..) let the test go on");
+}
+
+#[test]
+fn a_missing_prerequisite_fails_under_ci() {
+    let me = std::env::current_exe().expect("no test binary");
+    let run = |ci: Option<&str>| {
+        let mut c = Command::new(&me);
+        c.args([
+            "--exact",
+            "a_test_whose_prerequisite_is_missing",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env_remove("CI");
+        if let Some(v) = ci {
+            c.env("CI", v);
+        }
+        c.output().expect("cannot run the test binary")
+    };
+    let under_ci = run(Some("true"));
+    assert!(
+        !under_ci.status.success(),
+        "under CI=true a test with a missing prerequisite passed"
+    );
+    let here = run(None);
+    let err = String::from_utf8_lossy(&here.stderr);
+    assert!(here.status.success(), "{err}");
+    assert!(
+        err.contains("NOT RUN: a prerequisite this test lacks on purpose"),
+        "{err}"
+    );
+}
