@@ -4,6 +4,12 @@
 //! as the kernel's own stamps); /dev/kmsg gets `<7>keel: <message>`, debug level, so the
 //! kernel does not echo it to the console a second time.
 //!
+//! What reaches a console is text a terminal shows as it is: control characters but the
+//! tab are escaped (`supervisor::log::escape`; service output already is, keel's own
+//! messages may quote a service's STATUS= or a file name), and a line longer than a kmsg
+//! record takes ([`RECORD_MAX`]) is split, the rest marked `… ` (the kernel refuses a
+//! longer record whole: EINVAL).
+//!
 //! Invariant: in PID 1, logging never blocks and never fails. Every fd is non-blocking; a
 //! write that would block (or is cut short) is dropped and counted, and the count is
 //! reported on that console once it accepts writes again. Applets that print to the
@@ -90,6 +96,43 @@ fn write_console_directly(line: &str) {
         let _ = console::write_once(&fd, line.as_bytes());
     }
 }
+/// Bytes of message text per line: a /dev/kmsg record holds 992 bytes (LOG_LINE_MAX in
+/// kernel/printk/printk.c, 1024 less a 32-byte prefix) with `<7>keel: `, the note of
+/// dropped records and the newline around it.
+pub const RECORD_MAX: usize = 900;
+
+/// The lines `msg` is logged as: one per line of it (empty ones left out), escaped, each
+/// cut into pieces of at most [`RECORD_MAX`] bytes, every piece after the first marked
+/// `supervisor::log::CONTINUED`.
+pub fn lines(msg: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in msg.split('\n').filter(|p| !p.is_empty()) {
+        let text = supervisor::log::escape(part);
+        let mut rest: &str = &text;
+        let mut first = true;
+        while !rest.is_empty() {
+            let room = if first {
+                RECORD_MAX
+            } else {
+                RECORD_MAX - supervisor::log::CONTINUED.len()
+            };
+            let mut end = rest.len().min(room);
+            while !rest.is_char_boundary(end) {
+                end -= 1;
+            }
+            let (piece, tail) = rest.split_at(end);
+            out.push(if first {
+                piece.to_string()
+            } else {
+                format!("{}{piece}", supervisor::log::CONTINUED)
+            });
+            first = false;
+            rest = tail;
+        }
+    }
+    out
+}
+
 /// Formats a console line. `secs` and `micros` are the time since boot.
 pub fn console_line(secs: u64, micros: u32, msg: &str) -> String {
     format!("[{secs:5}.{micros:06}] keel: {msg}\n")
@@ -170,15 +213,15 @@ pub fn debug(msg: &str) {
 /// Logs one line (a message with newlines is logged as several lines).
 pub fn log(level: Level, msg: &str) {
     let (secs, micros) = clock::since_boot();
-    let parts = msg.split('\n').filter(|p| !p.is_empty());
+    let parts = lines(msg);
     match logger() {
         Some(mut l) => {
-            for part in parts {
+            for part in &parts {
                 l.write_line(level, secs, micros, part);
             }
         }
         None => {
-            for part in parts {
+            for part in &parts {
                 write_console_directly(&console_line(secs, micros, part));
             }
         }
@@ -324,6 +367,18 @@ mod tests {
         );
         assert_eq!(console_line(12345, 7, "x"), "[12345.000007] keel: x\n");
         assert_eq!(console_line(123456, 0, "x"), "[123456.000000] keel: x\n");
+    }
+
+    #[test]
+    fn lines_are_escaped_and_cut_to_fit_a_kmsg_record() {
+        assert_eq!(lines("a\n\nb\x1b[31m\tc"), ["a", "b\\x1b[31m\tc"]);
+        let long = "é".repeat(1000);
+        let got = lines(&format!("svc: {long}"));
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.iter().all(|l| kmsg_record(l).len() <= 992 - 40));
+        assert!(!got[0].starts_with("… ") && got[1].starts_with("… ") && got[2].starts_with("… "));
+        let joined: String = got.iter().map(|l| l.trim_start_matches("… ")).collect();
+        assert_eq!(joined, format!("svc: {long}"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::boot::Booted;
 use crate::consoles::term_for;
 use crate::lifecycle::{self, Cause, Lifecycle, ShellKind};
 use crate::log::{self, Level};
-use crate::sys::control::{Conn, Listener, Overflow};
+use crate::sys::control::{self, Conn, Listener, Overflow};
 use crate::sys::power::{self, PowerKind};
 use crate::sys::spawn::{self, SpawnSpec};
 use crate::sys::{caps, clock, input, notify, pipe, probe, reap, signals, users};
@@ -43,6 +43,14 @@ pub const CONTROL_PATH: &str = "/run/keel/control";
 pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// At most this many control connections at once; more get an error and are closed.
 pub const MAX_CONNS: usize = 32;
+/// At the cap, a connection idle this long that does not follow logs gives its slot to a
+/// new one (told why), so idle clients cannot lock keelctl out.
+pub const IDLE_EVICT_MS: u64 = 10_000;
+/// With no descriptor left to accept (EMFILE, ENFILE) and no spare to free, the listener
+/// is not polled for this long, so a waiting connection cannot make the loop spin.
+pub const ACCEPT_BACKOFF_MS: u64 = 1_000;
+/// Requests taken from one connection per round, so one client cannot starve the rest.
+const REQUESTS_PER_ROUND: usize = 256;
 /// How often a TCP readiness probe looks at the socket tables again.
 pub const PROBE_INTERVAL_MS: u64 = 50;
 /// How many of the failed service's last log lines the emergency summary shows.
@@ -195,6 +203,10 @@ pub struct Driver {
     /// Log pipes still open (a service's, or an earlier instance's kept by a descendant).
     pipes: Vec<(SvcId, OwnedFd)>,
     listener: Option<Listener>,
+    /// Kept to free one descriptor when accept finds none (see `control::spare_fd`).
+    spare: Option<OwnedFd>,
+    /// The listener is not polled before this (out of descriptors).
+    accept_paused_until: Option<clock::Mono>,
     conns: BTreeMap<u64, Conn>,
     next_conn: u64,
     /// Set once reboot(2) has failed for every mode: keel then only reaps, forever.
@@ -272,6 +284,13 @@ impl Driver {
     }
 
     fn bare(mode: Mode, tty: String, test_panic: bool) -> Driver {
+        match control::raise_nofile() {
+            Ok((soft, hard)) if soft < hard => log::debug(&format!(
+                "open files limit raised from {soft} to {hard} (services keep {soft})"
+            )),
+            Ok(_) => {}
+            Err(e) => log::info(&format!("cannot raise the open files limit: {e}")),
+        }
         let sfd = match signals::signal_fd() {
             Ok(fd) => Some(fd),
             Err(e) => {
@@ -292,6 +311,8 @@ impl Driver {
             pids: HashMap::new(),
             pipes: Vec::new(),
             listener: None,
+            spare: None,
+            accept_paused_until: None,
             conns: BTreeMap::new(),
             next_conn: 1,
             stuck: false,
@@ -356,6 +377,7 @@ impl Driver {
         match Listener::bind(socket) {
             Ok(l) => {
                 self.listener = Some(l);
+                self.spare = control::spare_fd();
                 true
             }
             Err(e) => {
@@ -476,9 +498,13 @@ impl Driver {
                 if level == Level::Info || std::env::var_os("KEEL_DEBUG").is_some() {
                     use std::io::Write;
                     let (secs, micros) = clock::since_boot();
+                    // The same lines as PID 1's log: escaped, cut to fit a kmsg record.
+                    let text: String = log::lines(msg)
+                        .iter()
+                        .map(|l| log::console_line(secs, micros, l))
+                        .collect();
                     // A closed stderr must not end the loop (eprint! would panic).
-                    let _ = std::io::stderr()
-                        .write_all(log::console_line(secs, micros, msg).as_bytes());
+                    let _ = std::io::stderr().write_all(text.as_bytes());
                 }
             }
         }
@@ -930,7 +956,18 @@ impl Driver {
             .filter_map(|io| io.probe.as_ref())
             .map(|p| p.next_at)
             .min();
-        [lc, sup, probes].into_iter().flatten().min()
+        [lc, sup, probes, self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A connection has a request waiting in keel's buffer that it may take now (the poll
+    /// must not wait: no new byte will come to wake it).
+    fn requests_waiting(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| c.takes_requests() && c.has_line())
     }
 
     /// Runs one round of the loop: wait for something to happen or the next deadline,
@@ -944,7 +981,11 @@ impl Driver {
             );
         }
         let now = clock::now();
+        if self.accept_paused_until.is_some_and(|at| now >= at) {
+            self.accept_paused_until = None;
+        }
         let timeout = match (self.stuck, self.next_deadline()) {
+            _ if self.requests_waiting() => PollTimeout::ZERO,
             (true, _) | (false, None) => PollTimeout::NONE,
             (false, Some(at)) => {
                 let ms = at.since(now).min(i32::MAX as u64);
@@ -969,7 +1010,16 @@ impl Driver {
             self.read_notify(svc);
         }
         self.run_probes();
-        for id in ready.conns {
+        let mut pump: Vec<u64> = ready.conns;
+        pump.extend(
+            self.conns
+                .iter()
+                .filter(|(_, c)| c.takes_requests() && c.has_line())
+                .map(|(id, _)| *id),
+        );
+        pump.sort_unstable();
+        pump.dedup();
+        for id in pump {
             self.read_conn(id);
         }
         if ready.listener {
@@ -991,13 +1041,13 @@ impl Driver {
             fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
             what.push(Source::Signal);
         }
-        if let Some(l) = &self.listener {
+        if let (Some(l), None) = (&self.listener, self.accept_paused_until) {
             fds.push(PollFd::new(l.fd.as_fd(), PollFlags::POLLIN));
             what.push(Source::Listener);
         }
         for (id, c) in &self.conns {
             let mut flags = PollFlags::empty();
-            if !c.closing {
+            if c.wants_read() {
                 flags |= PollFlags::POLLIN;
             }
             if c.wants_write() {
@@ -1186,12 +1236,17 @@ impl Driver {
             let (fd, uid) = match l.accept() {
                 Ok(Some(x)) => x,
                 Ok(None) => return,
+                Err(e @ (Errno::EMFILE | Errno::ENFILE)) => {
+                    self.out_of_fds(e);
+                    return;
+                }
                 Err(e) => {
                     self.log(Level::Debug, &format!("accept on the control socket: {e}"));
                     return;
                 }
             };
-            let mut conn = Conn::new(fd);
+            let now = clock::now();
+            let mut conn = Conn::new(fd, now);
             let refusal = match uid {
                 Some(0) => None,
                 Some(u) if u == own => None,
@@ -1200,9 +1255,12 @@ impl Driver {
                 )),
                 None => Some("permission denied: cannot tell who you are (SO_PEERCRED)".into()),
             };
+            if refusal.is_none() && self.conns.len() >= MAX_CONNS {
+                self.evict_idle(now);
+            }
             let refusal = refusal.or_else(|| {
                 (self.conns.len() >= MAX_CONNS).then(|| {
-                    format!("too many control connections (at most {MAX_CONNS}); try again")
+                    format!("too many control connections (at most {MAX_CONNS}, each busy or idle less than {} s); try again", IDLE_EVICT_MS / 1000)
                 })
             });
             if let Some(why) = refusal {
@@ -1218,35 +1276,96 @@ impl Driver {
         }
     }
 
+    /// accept found no descriptor. Free the spare to take the waiting connection and tell
+    /// it why it is refused (so it does not wait, and the listener is not left readable);
+    /// without a spare, stop polling the listener for a while. Either way the loop does
+    /// not spin on a connection it cannot take.
+    fn out_of_fds(&mut self, e: Errno) {
+        let what = format!(
+            "keel is out of file descriptors ({e}): control connections are refused until some close"
+        );
+        if self.spare.take().is_some()
+            && let Some(l) = &self.listener
+        {
+            if let Ok(Some((fd, _))) = l.accept() {
+                let mut conn = Conn::new(fd, clock::now());
+                conn.queue(Response::Err(what.clone()).encode().as_bytes());
+                conn.flush();
+            }
+            self.spare = control::spare_fd();
+        }
+        if self.spare.is_none() {
+            // No spare (it could not be had again): back off instead.
+            self.accept_paused_until = Some(clock::now().plus_ms(ACCEPT_BACKOFF_MS));
+        }
+        self.log(Level::Debug, &what);
+    }
+
+    /// Closes the connection idle longest, if it has been idle [`IDLE_EVICT_MS`] and does
+    /// not follow logs, telling it why.
+    fn evict_idle(&mut self, now: clock::Mono) {
+        let idle = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.following && !c.closing && !c.wants_write())
+            .filter(|(_, c)| now.since(c.last_active) >= IDLE_EVICT_MS)
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(id, _)| *id);
+        let Some(id) = idle else { return };
+        if let Some(mut c) = self.conns.remove(&id) {
+            let why = format!(
+                "closed: idle for {} s while every control connection was taken",
+                now.since(c.last_active) / 1000
+            );
+            c.queue(Response::Err(why).encode().as_bytes());
+            c.flush();
+        }
+        self.log(
+            Level::Debug,
+            "closed an idle control connection to make room for a new one",
+        );
+        self.sup_event(SupEvent::Closed(ConnId(id)));
+    }
+
+    /// Takes the requests of connection `id` one at a time while it keeps up with the
+    /// answers, reading more from the socket only when no whole line is buffered: nothing
+    /// is dropped, and an input that cannot be a request gets an error reply, then the
+    /// connection closes.
     fn read_conn(&mut self, id: u64) {
-        let mut requests = Vec::new();
-        if let Some(c) = self.conns.get_mut(&id) {
-            if c.wants_write() {
+        for _ in 0..REQUESTS_PER_ROUND {
+            let Some(c) = self.conns.get_mut(&id) else {
+                return;
+            };
+            if !c.takes_requests() && c.wants_write() {
                 c.flush();
             }
-            if !c.closing {
-                c.read(MAX_REQUEST);
-                while let Some(line) = c.take_line(MAX_REQUEST) {
-                    match line {
-                        Ok(bytes) => match Request::decode(&bytes) {
-                            Ok(r) => requests.push(r),
-                            Err(e) => {
-                                c.queue(Response::Err(e.to_string()).encode().as_bytes());
-                                c.closing = true;
-                                break;
-                            }
-                        },
-                        Err(Overflow::TooLong) => {
-                            let e = supervisor::proto::ProtoError::TooLong;
-                            c.queue(Response::Err(e.to_string()).encode().as_bytes());
-                            c.closing = true;
-                            break;
-                        }
-                    }
-                }
+            if !c.takes_requests() {
+                return;
             }
-        }
-        for r in requests {
+            if !c.has_line() {
+                c.read(MAX_REQUEST);
+            }
+            let r = match c.take_line(MAX_REQUEST) {
+                None => return,
+                Some(Ok(bytes)) => match Request::decode(&bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        c.queue(Response::Err(e.to_string()).encode().as_bytes());
+                        c.closing = true;
+                        return;
+                    }
+                },
+                Some(Err(Overflow::TooLong)) => {
+                    let e = supervisor::proto::ProtoError::TooLong;
+                    c.queue(Response::Err(e.to_string()).encode().as_bytes());
+                    c.closing = true;
+                    return;
+                }
+            };
+            c.last_active = clock::now();
+            if matches!(r, Request::Logs { follow: true, .. }) {
+                c.following = true;
+            }
             self.request(ConnId(id), r);
         }
     }
@@ -1290,7 +1409,15 @@ impl Driver {
             }
         }
         for id in gone {
-            self.conns.remove(&id);
+            if self.conns.remove(&id).is_some_and(|c| c.overflowed) {
+                self.log(
+                    Level::Info,
+                    &format!(
+                        "dropped a control connection more than {} KiB behind on its output (a keelctl logs -f that does not read?)",
+                        control::MAX_OUTPUT >> 10
+                    ),
+                );
+            }
             self.sup_event(SupEvent::Closed(ConnId(id)));
         }
     }

@@ -318,6 +318,14 @@ fn parse_net(text: &str) -> Option<Cidr> {
     Cidr::new(addr, prefix)
 }
 
+/// The text of the command line's bytes (/proc/cmdline is bytes, not UTF-8): what is not
+/// UTF-8 becomes U+FFFD, so an argument with a stray byte is only a bad argument (a warning
+/// from [`parse`], or ignored) and the rest of the line keeps its meaning. PID 1 and every
+/// applet read the command line with this rule.
+pub fn decode(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Parses the whole command line. It cannot fail: bad arguments become warnings.
 pub fn parse(text: &str) -> (Cmdline, Vec<Warning>) {
     let mut c = Cmdline::default();

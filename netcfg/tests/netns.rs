@@ -28,12 +28,14 @@ struct Ns {
 impl Ns {
     /// Creates the namespace, or says why the test cannot run and returns `None`.
     fn new() -> Option<Ns> {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: network namespace tests need root");
-            return None;
-        }
-        if std::process::Command::new("ip").arg("-V").output().is_err() {
-            eprintln!("skipped: the ip tool (iproute2) is not installed");
+        let why = if !nix::unistd::geteuid().is_root() {
+            Some("network namespace tests need root")
+        } else if std::process::Command::new("ip").arg("-V").output().is_err() {
+            Some("the ip tool (iproute2) is not installed")
+        } else {
+            None
+        };
+        if !fw::prerequisite(why) {
             return None;
         }
         let ns = Ns {

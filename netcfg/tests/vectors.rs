@@ -632,6 +632,25 @@ fn cmdline_keeps_every_occurrence_and_init_args() {
     assert_eq!(c.params.len(), 3);
 }
 
+#[test]
+fn a_command_line_that_is_not_utf8_keeps_its_good_arguments() {
+    // /proc/cmdline is bytes: a stray one costs only the argument it is in.
+    let text = cmdline::decode(b"console=ttyS0 ip=eth0:dhcp keel.x=\xfe\xff keel.debug");
+    let (c, _) = cmdline::parse(&text);
+    assert_eq!(c.ip.len(), 1, "{c:?}");
+    assert!(c.debug);
+    // The bad bytes are replaced, so the argument that holds them is only a warning.
+    let p = plan::plan(&text);
+    assert_eq!(p.interfaces.len(), 1, "{p:?}");
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("keel.x=\u{fffd}\u{fffd}: unknown keel switch")),
+        "{:?}",
+        p.warnings
+    );
+}
+
 /// Fuzz-style check: no input makes the whole-command-line parser panic.
 #[test]
 fn never_panics_on_odd_bytes() {

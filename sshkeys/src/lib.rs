@@ -24,5 +24,9 @@ pub const HOST_KEY_PATH: &str = "/var/lib/keel/ssh/ssh_host_ed25519_key";
 /// The directory of [`HOST_KEY_PATH`], as [`store::ensure_host_key`] takes it.
 pub const HOST_KEY_DIR: &str = "/var/lib/keel/ssh";
 
+/// Where `keel hostkeys` puts a key in RAM when the state directory cannot take one (a
+/// read-only or full disk); `keel sshd` then hands it to sshd with `-h`. New at every boot.
+pub const RAM_HOST_KEY_DIR: &str = "/run/keel/ssh";
+
 /// The file name of [`HOST_KEY_PATH`], as [`store::ensure_host_key`] takes it.
 pub const HOST_KEY_NAME: &str = "ssh_host_ed25519_key";

@@ -6,6 +6,14 @@
 //! before the rename, so the key path holds the old file or the new one at every moment and the
 //! corrupt bytes are never lost. All file operations go through [`Fs`] so tests can fail any step.
 //! This module must not generate keys itself (the caller passes a generator) nor read the clock.
+//!
+//! It does not trust what it finds: the real [`OsFs`] opens the key without following a
+//! symlink and without blocking (a FIFO in its place does not hang it), reads only a regular
+//! file of at most [`MAX_KEY_FILE`] bytes (a link to /dev/zero is not read for ever), and
+//! sets the mode through that open file, never through a path that may have been swapped
+//! for a symlink. Anything else at the key path is an unusable key: moved aside and
+//! replaced. Writing the `.pub` is best effort (sshd needs only the private key): a
+//! read-only disk holding a valid key keeps sshd up.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -21,6 +29,9 @@ pub const PRIVATE_MODE: u32 = 0o600;
 /// The public key's mode.
 pub const PUBLIC_MODE: u32 = 0o644;
 
+/// The largest key file read: an ED25519 key in OpenSSH format is about 400 bytes.
+pub const MAX_KEY_FILE: u64 = 64 * 1024;
+
 /// How many `<name>.corrupt-<n>` slots are tried before giving up.
 pub const MAX_CORRUPT_SLOTS: u32 = 999;
 
@@ -29,7 +40,9 @@ pub trait Fs {
     /// An open file being written.
     type File;
 
-    /// Reads a whole file; a missing file is an error of kind `NotFound`.
+    /// Reads a whole file; a missing file is an error of kind `NotFound`, and something
+    /// that is not a regular file of at most [`MAX_KEY_FILE`] bytes (a symlink, a FIFO, a
+    /// device, a huge file) one of kind `InvalidData` that says what it is.
     fn read(&mut self, path: &Path) -> io::Result<Vec<u8>>;
     /// The permission bits of a file (without following a symlink).
     fn mode(&mut self, path: &Path) -> io::Result<u32>;
@@ -63,13 +76,27 @@ impl Fs for OsFs {
     type File = File;
 
     fn read(&mut self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(path)
+        use std::io::Read;
+        let mut file = open_untrusted(path)?;
+        let mut data = Vec::new();
+        (&mut file)
+            .take(MAX_KEY_FILE + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::WouldBlock => invalid("did not have its data ready"),
+                _ => e,
+            })?;
+        if data.len() as u64 > MAX_KEY_FILE {
+            return Err(invalid(&format!("is larger than {MAX_KEY_FILE} bytes")));
+        }
+        Ok(data)
     }
     fn mode(&mut self, path: &Path) -> io::Result<u32> {
         Ok(fs::symlink_metadata(path)?.permissions().mode() & 0o7777)
     }
     fn set_mode(&mut self, path: &Path, mode: u32) -> io::Result<()> {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        // fchmod on what was opened without following a symlink.
+        open_untrusted(path)?.set_permissions(fs::Permissions::from_mode(mode))
     }
     fn exists(&mut self, path: &Path) -> io::Result<bool> {
         match fs::symlink_metadata(path) {
@@ -108,6 +135,45 @@ impl Fs for OsFs {
     }
 }
 
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+/// Opens `path` for reading if it is a regular file: O_NOFOLLOW (a symlink is refused,
+/// ELOOP) and O_NONBLOCK (a FIFO does not wait for a writer), then fstat.
+fn open_untrusted(path: &Path) -> io::Result<File> {
+    // The values of O_NOFOLLOW and O_NONBLOCK on Linux (x86_64 and aarch64 alike); this
+    // crate has no libc to name them.
+    const O_NOFOLLOW: i32 = 0o400_000;
+    const O_NONBLOCK: i32 = 0o4000;
+    const ELOOP: i32 = 40;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NOFOLLOW | O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(ELOOP) => invalid("is a symbolic link, not a regular file"),
+            _ => e,
+        })?;
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        };
+        return Err(invalid(&format!("is {what}, not a regular file")));
+    }
+    Ok(file)
+}
+
 /// What [`ensure_host_key`] did, for the caller's log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -138,6 +204,9 @@ pub struct Ensured {
     pub path: PathBuf,
     /// What was done.
     pub action: Action,
+    /// The `.pub` could not be written (a read-only disk): the key is used anyway, since
+    /// sshd needs only the private key.
+    pub pub_error: Option<String>,
 }
 
 impl fmt::Display for Ensured {
@@ -164,7 +233,14 @@ impl fmt::Display for Ensured {
                  clients that knew the old key will warn",
                 moved_to.display()
             ),
+        }?;
+        if let Some(e) = &self.pub_error {
+            write!(
+                f,
+                "; its .pub was not written ({e}), which sshd does not need"
+            )?;
         }
+        Ok(())
     }
 }
 
@@ -235,12 +311,16 @@ pub fn ensure_host_key<F: Fs>(
 
     let existing = match fs.read(&path) {
         // The bytes are a private key: wipe them when done.
-        Ok(bytes) => Some(zeroize::Zeroizing::new(bytes)),
+        Ok(bytes) => Some(Ok(zeroize::Zeroizing::new(bytes))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        // Not a regular file, or too large: unusable, like a corrupt key.
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => Some(Err(e.to_string())),
         Err(e) => return Err(io_err("read", &path)(e)),
     };
 
-    let (key, action) = match existing.map(|bytes| HostKey::from_openssh(&bytes)) {
+    let parsed =
+        existing.map(|r| r.and_then(|b| HostKey::from_openssh(&b).map_err(|e| e.to_string())));
+    let (key, action) = match parsed {
         Some(Ok(key)) => {
             let mode_fixed = fs.mode(&path).map_err(io_err("stat", &path))? != PRIVATE_MODE;
             if mode_fixed {
@@ -248,21 +328,26 @@ pub fn ensure_host_key<F: Fs>(
                     .map_err(io_err("chmod 0600", &path))?;
             }
             let line = pub_file_text(&key).map_err(key_err)?;
-            let pub_rewritten = match fs.read(&pub_path) {
-                Ok(bytes) => bytes != line.as_bytes(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-                Err(e) => return Err(io_err("read", &pub_path)(e)),
+            let stale = match fs.read(&pub_path) {
+                Ok(bytes) => Ok(bytes != line.as_bytes()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(true),
+                Err(e) => Err(io_err("read", &pub_path)(e).to_string()),
             };
-            if pub_rewritten {
-                write_atomic(fs, dir, &pub_path, line.as_bytes(), PUBLIC_MODE, None)?;
-            }
+            let written = match stale {
+                Ok(true) => write_atomic(fs, dir, &pub_path, line.as_bytes(), PUBLIC_MODE, None)
+                    .map(|()| true)
+                    .map_err(|e| e.to_string()),
+                other => other.map(|_| false),
+            };
             return Ok(Ensured {
                 key,
                 path,
                 action: Action::Kept {
-                    pub_rewritten,
+                    pub_rewritten: written == Ok(true),
                     mode_fixed,
                 },
+                pub_error: written.err(),
             });
         }
         Some(Err(why)) => {
@@ -281,7 +366,7 @@ pub fn ensure_host_key<F: Fs>(
                 key,
                 Action::Replaced {
                     moved_to,
-                    reason: why.to_string(),
+                    reason: why,
                 },
             )
         }
@@ -293,8 +378,15 @@ pub fn ensure_host_key<F: Fs>(
         }
     };
     let line = pub_file_text(&key).map_err(key_err)?;
-    write_atomic(fs, dir, &pub_path, line.as_bytes(), PUBLIC_MODE, None)?;
-    Ok(Ensured { key, path, action })
+    let pub_error = write_atomic(fs, dir, &pub_path, line.as_bytes(), PUBLIC_MODE, None)
+        .err()
+        .map(|e| e.to_string());
+    Ok(Ensured {
+        key,
+        path,
+        action,
+        pub_error,
+    })
 }
 
 /// Creates `dir` if it is missing and fsyncs the parent of each directory it created,
@@ -739,13 +831,15 @@ mod tests {
                 fs.fail_at = Some(fail_at);
                 let result = run(&mut fs);
                 let what = format!("{label}, failing step {fail_at} ({})", clean.log[fail_at]);
-                let Err(err) = result else {
-                    panic!("{what}: the injected failure was not reported")
+                // A failure writing the .pub is reported beside the key, which is in use.
+                let err = match result {
+                    Err(e) => e.to_string(),
+                    Ok(e) => e
+                        .pub_error
+                        .clone()
+                        .unwrap_or_else(|| panic!("{what}: the injected failure was not reported")),
                 };
-                assert!(
-                    err.to_string().contains("injected failure"),
-                    "{what}: {err}"
-                );
+                assert!(err.contains("injected failure"), "{what}: {err}");
                 check_state(&what, &start.live(), &fs.live());
                 check_state(
                     &format!("{what}, then a power cut"),
@@ -970,5 +1064,110 @@ mod tests {
         assert_eq!(mode(&key_dir.join(NAME)), Some(0o600));
         let _ = fs::remove_dir_all(&dir);
         Ok(())
+    }
+
+    /// What the real store makes of something other than a key file at the key path: it
+    /// must not hang, read without end or follow a link, and must end with a new key.
+    fn hostile(label: &str, plant: impl FnOnce(&Path)) -> (Ensured, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("sshkeys-hostile-{label}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("cannot create the test directory");
+        plant(&dir.join(NAME));
+        let ensured = ensure_host_key(&mut OsFs, &dir, NAME, || Ok(new_key()))
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let meta = fs::symlink_metadata(dir.join(NAME)).expect("no key after the run");
+        assert!(
+            meta.file_type().is_file(),
+            "{label}: the key is not a regular file"
+        );
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600, "{label}");
+        assert_eq!(
+            fs::read(dir.join(NAME)).ok(),
+            Some(private_text(&new_key())),
+            "{label}"
+        );
+        (ensured, dir)
+    }
+
+    fn reason(e: &Ensured) -> String {
+        match &e.action {
+            Action::Replaced { reason, .. } => reason.clone(),
+            other => panic!("expected the key to be replaced, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_fifo_at_the_key_path_is_replaced_not_waited_on() {
+        let (e, dir) = hostile("fifo", |p| {
+            let made = std::process::Command::new("mkfifo").arg(p).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
+        });
+        assert!(reason(&e).contains("is a FIFO, not a regular file"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_symlink_to_dev_zero_is_not_read() {
+        let (e, dir) = hostile("zero", |p| {
+            std::os::unix::fs::symlink("/dev/zero", p).expect("cannot make the symlink");
+        });
+        assert!(reason(&e).contains("symbolic link"), "{e}");
+        // The link itself was moved aside, not what it points to.
+        let aside = dir.join(format!("{NAME}.corrupt-1"));
+        assert!(
+            fs::symlink_metadata(&aside).is_ok_and(|m| m.file_type().is_symlink()),
+            "the link was not kept aside"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_huge_file_is_read_only_up_to_the_cap() {
+        let (e, dir) = hostile("huge", |p| {
+            fs::write(p, vec![b'A'; MAX_KEY_FILE as usize * 4]).expect("cannot write");
+        });
+        assert!(reason(&e).contains("larger than 65536 bytes"), "{e}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_symlink_to_a_valid_key_is_not_followed_by_chmod() {
+        let outside = std::env::temp_dir().join(format!("sshkeys-outside-{}", std::process::id()));
+        fs::write(&outside, private_text(&old_key())).expect("cannot write");
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let (e, dir) = hostile("link", |p| {
+            std::os::unix::fs::symlink(&outside, p).expect("cannot make the symlink");
+        });
+        assert!(reason(&e).contains("symbolic link"), "{e}");
+        let m = fs::metadata(&outside).map(|m| m.permissions().mode() & 0o7777);
+        assert_eq!(m.ok(), Some(0o644), "the link's target was chmod'ed");
+        let _ = fs::remove_dir_all(&dir);
+        let _ = fs::remove_file(&outside);
+    }
+
+    #[test]
+    fn a_valid_key_whose_pub_cannot_be_written_is_still_used() {
+        // A read-only state disk with a key and no .pub: the .pub write fails at once.
+        let old = private_text(&old_key());
+        let mut clean = FakeFs::with(&[(NAME, &old, 0o600)]);
+        run(&mut clean).expect("clean run");
+        let create = clean
+            .log
+            .iter()
+            .position(|l| l.starts_with("remove") || l.starts_with("create_new"))
+            .expect("the clean run wrote nothing");
+        let mut fs = FakeFs::with(&[(NAME, &old, 0o600)]);
+        fs.fail_at = Some(create);
+        let e = run(&mut fs).expect("a .pub that cannot be written must not stop sshd");
+        assert_eq!(e.key.public_line().ok(), old_key().public_line().ok());
+        assert!(
+            e.pub_error
+                .as_deref()
+                .is_some_and(|p| p.contains("injected failure")),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("its .pub was not written"), "{e}");
+        assert_eq!(fs.live().get(NAME), Some(&old));
     }
 }

@@ -44,7 +44,14 @@ impl Graph {
     pub fn build(services: &[ServiceConfig]) -> (Graph, Vec<GraphError>) {
         let n = services.len();
         let mut errors = Vec::new();
-        let find = |name: &str| services.iter().position(|s| s.name == name).map(SvcId);
+        // A map, not a scan per name: with a scan, 30,000 chained services took seconds.
+        let mut by_name: std::collections::HashMap<&str, SvcId> =
+            std::collections::HashMap::with_capacity(n);
+        for (i, s) in services.iter().enumerate().rev() {
+            // The first service of a name wins, as the scan did.
+            by_name.insert(s.name.as_str(), SvcId(i));
+        }
+        let find = |name: &str| by_name.get(name).copied();
         let mut g = Graph {
             needs: vec![Vec::new(); n],
             after: vec![Vec::new(); n],
@@ -83,17 +90,29 @@ impl Graph {
                 g.before[d.0].push(SvcId(i));
             }
         }
-        // Kahn's algorithm in file order. Without back edges there is no cycle, so every
-        // service is placed; the fallback after it is only a guard.
+        // Kahn's algorithm in file order: of the services whose dependencies are all
+        // placed, the first in the file goes next. The ready ones wait in a min-heap, so
+        // this is O((services + edges) log services), not a scan of every service per
+        // step. Without back edges there is no cycle, so every service is placed; the
+        // fallback after it is only a guard.
         let mut indegree: Vec<usize> = (0..n)
             .map(|i| g.needs[i].len() + g.after[i].len())
             .collect();
         let mut placed = vec![false; n];
-        while let Some(next) = (0..n).find(|&i| !placed[i] && indegree[i] == 0) {
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+            .filter(|&i| indegree[i] == 0)
+            .map(std::cmp::Reverse)
+            .collect();
+        while let Some(std::cmp::Reverse(next)) = ready.pop() {
             placed[next] = true;
             g.order.push(SvcId(next));
             for &d in g.needed_by[next].iter().chain(&g.before[next]) {
-                indegree[d.0] = indegree[d.0].saturating_sub(1);
+                if indegree[d.0] > 0 {
+                    indegree[d.0] -= 1;
+                    if indegree[d.0] == 0 {
+                        ready.push(std::cmp::Reverse(d.0));
+                    }
+                }
             }
         }
         g.order.extend((0..n).filter(|&i| !placed[i]).map(SvcId));
@@ -155,8 +174,13 @@ fn find_cycles(g: &Graph) -> (Vec<Vec<SvcId>>, Vec<(SvcId, SvcId)>) {
     let mut color = vec![Color::White; n];
     let mut cycles: Vec<Vec<SvcId>> = Vec::new();
     let mut back_edges = Vec::new();
-    let edges =
-        |i: usize| -> Vec<SvcId> { g.needs[i].iter().chain(&g.after[i]).copied().collect() };
+    // Edge `k` of `i`: its needs, then its after (no list built per step).
+    let edges = |i: usize, k: usize| -> Option<SvcId> {
+        match g.needs[i].get(k) {
+            Some(&d) => Some(d),
+            None => g.after[i].get(k - g.needs[i].len()).copied(),
+        }
+    };
     for root in 0..n {
         if color[root] != Color::White {
             continue;
@@ -165,8 +189,7 @@ fn find_cycles(g: &Graph) -> (Vec<Vec<SvcId>>, Vec<(SvcId, SvcId)>) {
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
         color[root] = Color::Grey;
         while let Some(&mut (node, ref mut next)) = stack.last_mut() {
-            let out = edges(node);
-            if let Some(&d) = out.get(*next) {
+            if let Some(d) = edges(node, *next) {
                 *next += 1;
                 match color[d.0] {
                     Color::White => {
@@ -301,5 +324,42 @@ mod tests {
         let (g, errors) = Graph::build(&svcs);
         assert!(errors.is_empty());
         assert_eq!(g.rank[4999], 4999);
+    }
+
+    #[test]
+    fn thirty_thousand_chained_services_are_ordered_dependencies_first() {
+        // Written last to first, so every service waits on one further down the file: the
+        // order must be the reverse of the file. (The scan Kahn's loop used was quadratic
+        // here: 30,000 services took 10 s to check.)
+        const N: usize = 30_000;
+        let names: Vec<String> = (0..N).map(|i| format!("s{i}")).collect();
+        let svcs: Vec<ServiceConfig> = (0..N)
+            .map(|i| {
+                if i == N - 1 {
+                    svc(&names[i], &[], &[])
+                } else if i % 2 == 0 {
+                    svc(&names[i], &[&names[i + 1]], &[])
+                } else {
+                    svc(&names[i], &[], &[&names[i + 1]])
+                }
+            })
+            .collect();
+        let (g, errors) = Graph::build(&svcs);
+        assert!(errors.is_empty(), "{errors:?}");
+        let want: Vec<SvcId> = (0..N).rev().map(SvcId).collect();
+        assert_eq!(g.order, want);
+        assert_eq!(g.rank[0], N - 1);
+    }
+
+    #[test]
+    fn the_first_ready_service_in_the_file_goes_next() {
+        // b is ready at once and frees a; a comes before c because it is first in the file.
+        let svcs = [
+            svc("a", &["b"], &[]),
+            svc("b", &[], &[]),
+            svc("c", &[], &[]),
+        ];
+        let (g, _) = Graph::build(&svcs);
+        assert_eq!(g.order, vec![SvcId(1), SvcId(0), SvcId(2)]);
     }
 }

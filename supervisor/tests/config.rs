@@ -316,3 +316,19 @@ fn shipped_config_has_the_appliance_graph() {
             .any(|a| a == "network" || a == "entropy")
     );
 }
+
+#[test]
+fn a_nul_in_exec_or_env_is_an_error_where_it_is_written() {
+    // TOML can spell a NUL (\u0000); execve cannot pass one, so it must fail here, not at
+    // spawn.
+    one(
+        "[services.a]\nexec = [\"/bin/echo\", \"a\\u0000b\"]\n",
+        "2:22",
+        "`exec[1]` of [services.a] contains a NUL character",
+    );
+    one(
+        "[services.a]\nexec = [\"/bin/true\"]\nenv = { X = \"1\\u00002\" }\n",
+        "3:13",
+        "`env.X` of [services.a] contains a NUL character",
+    );
+}

@@ -158,7 +158,13 @@ mod tests {
     fn sshd_libraries_are_found_by_reading_elf() {
         let sshd = Path::new("/usr/sbin/sshd");
         if !sshd.exists() {
-            eprintln!("skipped: /usr/sbin/sshd is absent (apt-get install openssh-server)");
+            let why = "/usr/sbin/sshd is absent (apt-get install openssh-server)";
+            // A test that cannot run must not pass under CI.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and this test cannot run: {why}"
+            );
+            eprintln!("NOT RUN: {why} (under CI=true this test fails)");
             return;
         }
         let info = read(sshd).expect("read sshd");

@@ -877,7 +877,16 @@ mod tests {
     fn host_symlink_chains_are_recreated_with_real_directories() {
         let loader = Path::new("/lib64/ld-linux-x86-64.so.2");
         if !loader.exists() {
-            eprintln!("skipped: no {}", loader.display());
+            // A test that cannot run must not pass under CI.
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true and this test cannot run: no {}",
+                loader.display()
+            );
+            eprintln!(
+                "NOT RUN: no {} (under CI=true this test fails)",
+                loader.display()
+            );
             return;
         }
         let mut t = Tree::default();

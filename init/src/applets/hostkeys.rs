@@ -9,6 +9,10 @@
 //! before trusting the machine, and a line saying whether the key lives on the state disk
 //! or in RAM (new at every boot).
 //!
+//! When the state directory cannot take a key (a read-only or full disk with no usable key
+//! on it), a key is made in RAM instead, in `sshkeys::RAM_HOST_KEY_DIR`, and the console
+//! says so; `keel sshd` passes it to sshd, so ssh still comes up.
+//!
 //! Console output goes through keel's log (every tty in /sys/class/tty/console/active,
 //! opened non-blocking, and /dev/kmsg); the randomart box is written raw so it stays a box.
 //! This applet must never print the private key.
@@ -71,21 +75,41 @@ pub fn main(args: &[String]) -> Exit {
         return Exit::Permanent;
     }
     let comment = comment();
-    let ensured = match sshkeys::ensure_host_key(
+    let on_disk = sshkeys::ensure_host_key(
         &mut sshkeys::OsFs,
         Path::new(sshkeys::HOST_KEY_DIR),
         sshkeys::HOST_KEY_NAME,
         || sshkeys::generate_host_key(&comment),
-    ) {
-        Ok(e) => e,
-        Err(e) => {
-            say(&format!("{e}; sshd cannot start without it"));
-            return Exit::Temporary;
+    );
+    let ensured = match on_disk {
+        Ok(e) => {
+            say(&e.to_string());
+            let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            say(&storage(&mountinfo));
+            e
         }
+        Err(disk) => match sshkeys::ensure_host_key(
+            &mut sshkeys::OsFs,
+            Path::new(sshkeys::RAM_HOST_KEY_DIR),
+            sshkeys::HOST_KEY_NAME,
+            || sshkeys::generate_host_key(&comment),
+        ) {
+            Ok(e) => {
+                say(&format!(
+                    "{disk}; using a host key in RAM instead ({}): it is new at every boot, so \
+                     clients will warn after each reboot until the state disk takes a key",
+                    e.path.display()
+                ));
+                e
+            }
+            Err(ram) => {
+                say(&format!(
+                    "{disk}; and not in RAM either: {ram}; sshd cannot start without a host key"
+                ));
+                return Exit::Temporary;
+            }
+        },
     };
-    say(&ensured.to_string());
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    say(&storage(&mountinfo));
     match ensured.key.public_line() {
         Ok(line) => say(&format!("public key: {line}")),
         Err(e) => say(&format!("cannot encode the public key line: {e}")),

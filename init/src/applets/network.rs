@@ -97,10 +97,18 @@ pub fn choose_client(cmdline: Option<DhcpClient>, opt: Option<DhcpClient>) -> Dh
     cmdline.or(opt).unwrap_or_default()
 }
 
-/// Reads the kernel command line.
+/// Names a file to read instead of /proc/cmdline (for tests; PID 1 never reads it).
+pub const CMDLINE_ENV: &str = "KEEL_PROC_CMDLINE";
+
+/// Reads the kernel command line: the one reader of every applet (`network`, `dhcp-hook`,
+/// `cmdline`), with PID 1's rule: bytes that are not UTF-8 become U+FFFD
+/// ([`netcfg::cmdline::decode`]), so a stray byte costs one argument a warning, never the
+/// network (a strict read exited 111 and kept sshd down).
 pub fn read_cmdline() -> Result<String, String> {
-    std::fs::read_to_string(PROC_CMDLINE)
-        .map_err(|e| format!("cannot read {PROC_CMDLINE}: {e} (is /proc mounted?)"))
+    let path = std::env::var(CMDLINE_ENV).unwrap_or_else(|_| PROC_CMDLINE.to_string());
+    std::fs::read(&path)
+        .map(|b| cmdline::decode(&b))
+        .map_err(|e| format!("cannot read {path}: {e} (is /proc mounted?)"))
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a reader never sees

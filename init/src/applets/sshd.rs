@@ -36,6 +36,19 @@ pub fn sshd_argv(password_login: bool) -> Vec<String> {
     ]
 }
 
+/// `-h KEY` for the host key `keel hostkeys` made in RAM, when it made one (the state disk
+/// could not take a key); sshd also tries the HostKey of its config and needs only one.
+pub fn ram_key_args(ram_key_exists: bool) -> Vec<String> {
+    if ram_key_exists {
+        vec![
+            "-h".to_string(),
+            format!("{}/{}", sshkeys::RAM_HOST_KEY_DIR, sshkeys::HOST_KEY_NAME),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Runs `keel sshd`.
 pub fn main(args: &[String]) -> Exit {
     if !args.is_empty() {
@@ -60,7 +73,9 @@ pub fn main(args: &[String]) -> Exit {
     if password_login {
         eprintln!("keel sshd: password login is on ([ssh] password_login = true in {path})");
     }
-    let argv = sshd_argv(password_login);
+    let mut argv = sshd_argv(password_login);
+    let ram_key = std::path::Path::new(sshkeys::RAM_HOST_KEY_DIR).join(sshkeys::HOST_KEY_NAME);
+    argv.extend(ram_key_args(ram_key.exists()));
     let err = std::process::Command::new(&argv[0]).args(&argv[1..]).exec();
     eprintln!("keel sshd: cannot run {SSHD}: {err}");
     Exit::for_exec_errno(err.raw_os_error().unwrap_or(0))
@@ -69,6 +84,15 @@ pub fn main(args: &[String]) -> Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_in_ram_is_handed_to_sshd() {
+        assert!(ram_key_args(false).is_empty());
+        assert_eq!(
+            ram_key_args(true),
+            ["-h", "/run/keel/ssh/ssh_host_ed25519_key"]
+        );
+    }
 
     #[test]
     fn keys_only_unless_asked() {

@@ -476,7 +476,7 @@ mod tests {
             .arg("4M")
             .output();
         let Ok(out) = made else {
-            eprintln!("skipping: no mkfs.ext4 (apt-get install e2fsprogs)");
+            crate::applets::not_run("no mkfs.ext4 (apt-get install e2fsprogs)");
             return;
         };
         assert!(

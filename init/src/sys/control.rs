@@ -2,9 +2,11 @@
 //! on the other end (SO_PEERCRED).
 //!
 //! Each connection buffers what came in (at most a request's worth, see
-//! [`Conn::take_line`]) and what is to go out (at most [`MAX_OUTPUT`]); reads and writes
-//! never block, so a client that stops reading or sends garbage costs keel a buffer, never
-//! its loop. Deciding what a request means is not done here.
+//! [`Conn::take_line`]; what does not fit stays in the socket until the lines before it
+//! are answered, so pipelined requests are never dropped) and what is to go out (at most
+//! [`MAX_OUTPUT`]); reads and writes never block, so a client that stops reading or sends
+//! garbage costs keel a buffer, never its loop. Deciding what a request means is not done
+//! here.
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -13,8 +15,15 @@ use nix::sys::socket::{
 };
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-/// Bytes queued for one client at most; a client that falls this far behind is dropped.
-pub const MAX_OUTPUT: usize = 4 << 20;
+/// Bytes queued for one client at most; a client that falls this far behind (a `logs -f`
+/// that does not read) is dropped. 32 connections cost PID 1 at most 8 MiB. One answer
+/// is always queued whole, however large, when nothing else waits: its size is bounded by
+/// what keel holds (the log rings, the status of every service).
+pub const MAX_OUTPUT: usize = 256 << 10;
+
+/// No further request is taken from a connection while this much of its output waits:
+/// pipelined requests wait in the socket, not in keel's memory.
+pub const HIGH_WATER: usize = 64 << 10;
 
 /// The listening socket.
 #[derive(Debug)]
@@ -95,45 +104,80 @@ pub struct Conn {
     pub closing: bool,
     /// The peer hung up or an error happened: close now.
     pub dead: bool,
+    /// Dropped because its output passed [`MAX_OUTPUT`] (the driver logs it).
+    pub overflowed: bool,
+    /// It asked to follow logs: never evicted for being idle.
+    pub following: bool,
+    /// When it was accepted or last sent a request.
+    pub last_active: super::clock::Mono,
 }
 
 impl Conn {
-    pub fn new(fd: OwnedFd) -> Conn {
+    pub fn new(fd: OwnedFd, now: super::clock::Mono) -> Conn {
         Conn {
             fd,
             input: Vec::new(),
             output: Vec::new(),
             closing: false,
             dead: false,
+            overflowed: false,
+            following: false,
+            last_active: now,
         }
     }
 
-    /// Reads what is waiting, keeping at most `max + 1` bytes of unfinished input.
-    pub fn read(&mut self, max: usize) {
-        let mut buf = [0u8; 1024];
+    /// Reads what is waiting while a line is not complete, keeping at most `max + 1`
+    /// bytes of input: what does not fit stays in the socket for the next read, never
+    /// dropped. Returns whether any byte came.
+    pub fn read(&mut self, max: usize) -> bool {
+        let mut buf = [0u8; 2048];
+        let mut got = false;
         for _ in 0..16 {
-            match nix::unistd::read(self.fd.as_fd(), &mut buf) {
+            let room = (max + 1).saturating_sub(self.input.len()).min(buf.len());
+            if room == 0 || self.has_line() {
+                return got;
+            }
+            match nix::unistd::read(self.fd.as_fd(), &mut buf[..room]) {
                 Ok(0) => {
                     // The client is done sending (it may still read): answer what came,
                     // then close.
                     self.closing = true;
-                    return;
+                    return got;
                 }
                 Ok(n) => {
-                    let room = (max + 1).saturating_sub(self.input.len());
-                    self.input.extend_from_slice(&buf[..n.min(room)]);
-                    if self.input.len() > max && !self.input.contains(&b'\n') {
-                        return;
-                    }
+                    got = true;
+                    self.input.extend_from_slice(&buf[..n]);
                 }
                 Err(Errno::EINTR) => continue,
-                Err(Errno::EAGAIN) => return,
+                Err(Errno::EAGAIN) => return got,
                 Err(_) => {
                     self.dead = true;
-                    return;
+                    return got;
                 }
             }
         }
+        got
+    }
+
+    /// A whole line waits in the input.
+    pub fn has_line(&self) -> bool {
+        self.input.contains(&b'\n')
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn output_len(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Whether keel takes requests from this connection now: not closing, and not so far
+    /// behind on its answers that more would pile up.
+    pub fn takes_requests(&self) -> bool {
+        !self.closing && !self.dead && self.output.len() < HIGH_WATER
+    }
+
+    /// Poll it for input: it takes requests and no whole line is waiting already.
+    pub fn wants_read(&self) -> bool {
+        self.takes_requests() && !self.has_line()
     }
 
     /// The next complete line (newline included), if any; an error when `max` bytes came
@@ -142,10 +186,16 @@ impl Conn {
         take_line(&mut self.input, max)
     }
 
-    /// Queues bytes to send; a client too far behind is marked dead.
+    /// Queues bytes to send; a client too far behind is marked dead (and `overflowed`).
+    /// One answer is queued whole when nothing else waits, whatever its size.
     pub fn queue(&mut self, bytes: &[u8]) {
-        if self.output.len() + bytes.len() > MAX_OUTPUT {
+        if self.dead {
+            return;
+        }
+        if !self.output.is_empty() && self.output.len() + bytes.len() > MAX_OUTPUT {
             self.dead = true;
+            self.overflowed = true;
+            self.output = Vec::new();
             return;
         }
         self.output.extend_from_slice(bytes);
@@ -178,6 +228,27 @@ impl Conn {
     pub fn finished(&self) -> bool {
         self.dead || (self.closing && self.output.is_empty())
     }
+}
+
+/// A spare descriptor (/dev/null) kept for the moment keel runs out: closing it frees
+/// one slot to accept a waiting connection and tell it why it is refused, so a full fd
+/// table does not leave the listener readable for ever (the loop would spin).
+pub fn spare_fd() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
+}
+
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit, so PID 1's own table (log
+/// pipes, control connections, notify sockets) is as large as it may be. Children get
+/// the soft limit back ([`super::spawn`] restores it), so services see what they would
+/// have without keel. Returns (old soft, hard).
+pub fn raise_nofile() -> Result<(u64, u64), Errno> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    super::spawn::set_child_nofile(soft, hard);
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok((soft, hard))
 }
 
 /// Splits the first line off `input` (pure; see [`Conn::take_line`]).

@@ -15,8 +15,9 @@ fn io_errno(e: &std::io::Error) -> Errno {
 
 /// Reads a whole file as text (invalid UTF-8 is replaced, never an error).
 pub fn read_to_string(path: &str) -> Result<String, Errno> {
+    // Lossy, by the command line's rule (PID 1 reads /proc/cmdline through here).
     std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|b| netcfg::cmdline::decode(&b))
         .map_err(|e| io_errno(&e))
 }
 

@@ -6,7 +6,8 @@
 //! built before `fork` (names resolved, masks computed, pointer arrays laid out); the child
 //! then makes only async-signal-safe calls and raw system calls, never allocating:
 //!
-//! 1. restore default dispositions and clear the blocked mask PID 1 runs with;
+//! 1. restore default dispositions and clear the blocked mask PID 1 runs with, and the
+//!    soft RLIMIT_NOFILE keel had before it raised its own (`control::raise_nofile`);
 //! 2. setsid; open the tty (or /dev/null) as 0/1/2, TIOCSCTTY; dup2 the log pipe to 1/2;
 //! 3. with `caps`: drop every other capability from the bounding set (PR_CAPBSET_DROP,
 //!    while still root), and PR_SET_KEEPCAPS when a uid change follows;
@@ -26,6 +27,17 @@ use crate::sys::caps;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The RLIMIT_NOFILE children get (soft, hard), set once when keel raises its own; both 0
+/// (never set): children inherit keel's.
+static CHILD_NOFILE: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+
+/// Remembers the limit children get back (see `control::raise_nofile`).
+pub fn set_child_nofile(soft: u64, hard: u64) {
+    CHILD_NOFILE.0.store(soft, Ordering::Relaxed);
+    CHILD_NOFILE.1.store(hard, Ordering::Relaxed);
+}
 
 /// What to start and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +113,8 @@ struct Prepared {
     keep: Option<[u32; 2]>,
     /// Kept capability numbers to raise into the ambient set (non-root users only).
     ambient: Vec<libc::c_int>,
+    /// RLIMIT_NOFILE to set (`rlim_max == 0`: leave keel's).
+    nofile: libc::rlimit,
 }
 
 fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
@@ -151,6 +165,10 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
         bounding_drop,
         keep,
         ambient,
+        nofile: libc::rlimit {
+            rlim_cur: CHILD_NOFILE.0.load(Ordering::Relaxed),
+            rlim_max: CHILD_NOFILE.1.load(Ordering::Relaxed),
+        },
     })
 }
 
@@ -190,6 +208,10 @@ unsafe fn child_exec(p: &Prepared, setsid: bool, ctty: bool) -> ! {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if p.nofile.rlim_max != 0 {
+            // Best effort: a service with keel's raised limit still runs.
+            libc::setrlimit(libc::RLIMIT_NOFILE, &p.nofile);
+        }
         if setsid {
             libc::setsid();
         }
