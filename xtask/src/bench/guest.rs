@@ -47,6 +47,8 @@ const KILL_DHCLIENT: &str = "p=$(pidof dhclient); \
 pub(crate) enum Init {
     Keel,
     Baseline,
+    /// The lower bound: mounts, ip=, exec sshd (bench/baseline/floor.sh). Static ip= only.
+    Floor,
 }
 
 impl Init {
@@ -54,6 +56,7 @@ impl Init {
         match self {
             Init::Keel => "keel",
             Init::Baseline => "baseline",
+            Init::Floor => "floor",
         }
     }
 
@@ -66,6 +69,7 @@ impl Init {
         match self {
             Init::Keel => "keel: network is ready",
             Init::Baseline => "bench-baseline: network up",
+            Init::Floor => "bench-floor: network up",
         }
     }
 
@@ -74,6 +78,8 @@ impl Init {
         match self {
             Init::Keel => "keel: sshd is ready",
             Init::Baseline => "bench-baseline: sshd ready",
+            // sshd itself, logging to /dev/kmsg at VERBOSE once its first socket listens.
+            Init::Floor => "Server listening on",
         }
     }
 }
@@ -157,7 +163,7 @@ pub(crate) fn measure(plan: &Plan) -> Result<Boot> {
                 None
             }
         },
-        Init::Baseline => stats::interval(&log, INIT_EXEC, plan.init.sshd_ready()),
+        Init::Baseline | Init::Floor => stats::interval(&log, INIT_EXEC, plan.init.sshd_ready()),
     };
     if b.init_to_sshd.is_none() {
         b.notes.push(format!(

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The bench baseline's /init: a busybox shell script doing what the seed appliances do,
-# in the usual order, with nothing supervised. `cargo xtask bench` packs it with the same
-# programs, libraries, modules and sshd_config as keel's image, and times it against keel
+# in the usual order, with nothing supervised. `cargo xtask bench` packs it with Debian's
+# packaged sshd, ssh-keygen, nft, dhclient and busybox and the libraries they name, and
+# with the same modules and /etc as keel's image, and times it against keel
 # from the kernel log: the kernel's "Run /init as init process" to the "sshd ready" marker
 # below. It must stay a fair, plain shell init: no tricks that a seed would not use.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
