@@ -463,8 +463,23 @@ fn ensure_tty_node<S: Sys>(sys: &mut S, name: &str) {
 /// Loads the modules the config names, when the kernel is modular. Returns the fatal
 /// problem, if a required module could not be loaded.
 pub(crate) fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option<String> {
-    let mut wanted: Vec<String> = cfg.modules.load.clone();
-    for r in &cfg.modules.required {
+    let origin = format!("[modules] in {}", config::DEFAULT_PATH);
+    load_named(sys, &cfg.modules.load, &cfg.modules.required, &origin)
+}
+
+/// Loads `wanted` and `required` (with what modules.dep and the soft dependencies say
+/// they need, skipping what /proc/modules lists) when the kernel is modular: at boot for
+/// `[modules]`, and later for whoever asks (the `state` applet loads ext4 only when
+/// `keel.state=` names a disk). `origin` says in the logs who asked. Returns the fatal
+/// problem, if a required module could not be loaded.
+pub(crate) fn load_named<S: Sys>(
+    sys: &mut S,
+    load: &[String],
+    required: &[String],
+    origin: &str,
+) -> Option<String> {
+    let mut wanted: Vec<String> = load.to_vec();
+    for r in required {
         if !wanted.iter().any(|w| normalize(w) == normalize(r)) {
             wanted.push(r.clone());
         }
@@ -546,7 +561,9 @@ pub(crate) fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option
     for name in &plan.missing {
         sys.log(
             Level::Info,
-            &format!("module {name} ([modules] in {}) is not in {dep_path}, not built in, and no alias names it", config::DEFAULT_PATH),
+            &format!(
+                "module {name} ({origin}) is not in {dep_path}, not built in, and no alias names it"
+            ),
         );
     }
     if !plan.builtin.is_empty() {
@@ -555,9 +572,12 @@ pub(crate) fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option
             &format!("built into the kernel: {}", plan.builtin.join(" ")),
         );
     }
-    sys.log(Level::Info, &format!("loaded {count} kernel modules"));
+    sys.log(
+        Level::Info,
+        &format!("loaded {count} kernel modules ({origin})"),
+    );
 
-    for r in &cfg.modules.required {
+    for r in required {
         if plan.missing.iter().any(|m| normalize(m) == normalize(r)) {
             return Some(format!(
                 "required module {r} not found for kernel {release}"
@@ -1002,7 +1022,8 @@ kernel/drivers/input/evdev.ko:
             ]
         );
         assert!(
-            f.logs().contains(&"loaded 3 kernel modules"),
+            f.logs()
+                .contains(&"loaded 3 kernel modules ([modules] in /etc/keel/appliance.toml)"),
             "{:#?}",
             f.calls
         );

@@ -105,9 +105,25 @@ impl Keel {
     }
 
     fn ask(&self, r: &Request) -> Response {
-        self.raw(r.encode().as_bytes(), 1)
-            .pop()
-            .expect("keel sent no response")
+        match self.raw(r.encode().as_bytes(), 1).pop() {
+            Some(r) => r,
+            None => panic!(
+                "keel sent no response to {r:?} (keel {}); keel's log:\n{}",
+                self.alive(),
+                self.log()
+            ),
+        }
+    }
+
+    /// Whether keel still runs, for failure messages: a closed connection with keel gone
+    /// is a different bug from one keel closed.
+    fn alive(&self) -> String {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()));
+        match stat {
+            Ok(s) if !s.contains(") Z ") => "still running".into(),
+            Ok(_) => "has exited (a zombie of the test)".into(),
+            Err(_) => "is gone".into(),
+        }
     }
 
     fn status(&self) -> Vec<SvcStatus> {
@@ -513,7 +529,13 @@ exec = ["/bin/sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; 
         "{got:?}"
     );
     let lines: Vec<&Response> = got.iter().skip(1).collect();
-    assert_eq!(lines.len(), 3, "{got:?}");
+    assert_eq!(
+        lines.len(),
+        3,
+        "{got:?} (keel {}); keel's log:\n{}",
+        k.alive(),
+        k.log()
+    );
     assert!(
         lines
             .iter()

@@ -213,6 +213,9 @@ pub struct Modules {
     pub load: Vec<String>,
     /// Modules whose failure to load stops the boot (emergency shell).
     pub required: Vec<String>,
+    /// Modules the image packs but the boot does not load: the service that needs one
+    /// loads it (the `state` service loads ext4 only for a state disk).
+    pub on_demand: Vec<String>,
 }
 
 /// `kind`: a daemon that keeps running, or a task that runs once.
@@ -491,7 +494,7 @@ type Val<'i> = Spanned<DeValue<'i>>;
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 
 const SYSTEM_FIELDS: &[&str] = &["hostname", "run_size", "tmp_size", "shm_size"];
-const MODULES_FIELDS: &[&str] = &["load", "required"];
+const MODULES_FIELDS: &[&str] = &["load", "required", "on_demand"];
 const SSH_FIELDS: &[&str] = &["password_login"];
 const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "ssh", "services"];
 const SERVICE_FIELDS: &[&str] = &[
@@ -907,6 +910,7 @@ impl Validator {
             let list = match field {
                 "load" => &mut out.load,
                 "required" => &mut out.required,
+                "on_demand" => &mut out.on_demand,
                 _ => {
                     self.unknown(key, "[modules]", MODULES_FIELDS);
                     continue;

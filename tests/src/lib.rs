@@ -15,6 +15,7 @@
 
 pub mod artefacts;
 pub mod console;
+pub mod disk;
 pub mod monitor;
 pub mod qemu;
 pub mod scratch;

@@ -319,3 +319,55 @@ fn the_ram_filesystems_are_bounded_as_configured() -> Result<()> {
     ensure!(log.contains("keel: /run: tmpfs of at most 16M"), "{log}");
     vm.assert_no_kernel_panic()
 }
+
+#[test]
+fn ext4_is_loaded_only_for_a_state_disk() -> Result<()> {
+    let name = "ext4_is_loaded_only_for_a_state_disk";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let modular = keel_tests::artefacts::Kind::from_env()? == keel_tests::artefacts::Kind::Modular;
+    let lsmod =
+        "if [ -e /proc/modules ]; then cut -d' ' -f1 /proc/modules | sort | tr '\\n' ' '; fi";
+    if modular {
+        // Without keel.state= nothing asks for ext4: the boot's [modules] list has none.
+        let mut vm = boot_to_shell(&format!("{name}-none"))?;
+        let loaded = vm.run(lsmod, CMD_TIMEOUT)?;
+        ensure!(
+            loaded.contains("virtio_net ") && !loaded.contains("ext4 "),
+            "without a state disk ext4 was loaded, or the boot's modules were not: {loaded}"
+        );
+        vm.assert_no_kernel_panic()?;
+    }
+    // With one, the state service loads it (modular) or finds it built in, and mounts.
+    let scratch = Scratch::new("vm-boot-ext4")?;
+    let disk = keel_tests::disk::ext4_state_disk(&scratch.0)?;
+    let label = keel_tests::disk::STATE_LABEL;
+    let mut vm = Vm::boot(
+        BootOpts::new(&format!("{name}-disk"))
+            .drive(&disk)
+            .append(&format!("keel.state=LABEL={label}")),
+    )?;
+    vm.wait_for("keel: state: mounted the state disk /dev/vda", BOOT_TIMEOUT)?;
+    vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
+    let filesystems = vm.run("cat /proc/filesystems", CMD_TIMEOUT)?;
+    ensure!(
+        filesystems
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("ext4")),
+        "ext4 is not a known filesystem after the state disk mounted: {filesystems}"
+    );
+    if modular {
+        let loaded = vm.run(lsmod, CMD_TIMEOUT)?;
+        ensure!(
+            loaded.contains("ext4 ") && loaded.contains("jbd2 "),
+            "the state disk mounted but ext4 and jbd2 are not loaded modules: {loaded}"
+        );
+        let log = vm.keel_log()?;
+        ensure!(
+            log.contains("(for the state disk, keel.state=)"),
+            "the log does not say who loaded ext4:\n{log}"
+        );
+    }
+    vm.assert_no_kernel_panic()
+}

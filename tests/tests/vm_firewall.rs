@@ -66,8 +66,13 @@ fn only_allowed_ports_answer() -> Result<()> {
     }
     let mut vm = Vm::boot(BootOpts::new("only_allowed_ports_answer").forward(CLOSED))?;
     vm.wait_for(CONSOLE_SHELL, BOOT_TIMEOUT)?;
-    vm.wait_for("keel: firewall finished", BOOT_TIMEOUT)?;
-    vm.wait_for("keel: network is ready", BOOT_TIMEOUT)?;
+    // Asked of keel, not read off the console: those lines come before the shell's, in
+    // an order a busy console does not keep, and a wait consumes what it passes.
+    vm.wait_services(
+        "the firewall loaded and the network up",
+        &["firewall", "network"],
+        |r| r[0].0 == "done" && r[1].0 == "up",
+    )?;
     // keel loads the table over netlink itself: the image has no nft.
     let nft = vm.run("ls /usr/sbin/nft /sbin/nft 2>&1; echo end", CMD_TIMEOUT)?;
     ensure!(

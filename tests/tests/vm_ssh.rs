@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 
 use keel_tests::TEST_PASSWORD as PASSWORD;
 
-/// The state disk's label and uuid, as the kernel command line names them.
-const LABEL: &str = "keel-state";
-const UUID: &str = "6b1f6a5e-2c4d-4e8f-9a0b-1c2d3e4f5a6b";
+use keel_tests::disk::{STATE_LABEL as LABEL, STATE_UUID as UUID};
 
 /// What hostkeys printed on the console.
 struct HostKeyLines {
@@ -123,35 +121,8 @@ fn ssh_until_ok(vm: &Vm, known: &Path, cmd: &str, timeout: Duration) -> Result<S
     }
 }
 
-/// Makes an ext4 state disk with the test key in root/.ssh/authorized_keys.
 fn state_disk(dir: &Path) -> Result<PathBuf> {
-    let tree = dir.join("tree");
-    let ssh = tree.join("root/.ssh");
-    std::fs::create_dir_all(&ssh)?;
-    let public = keel_tests::ssh::test_public_key()?;
-    std::fs::write(ssh.join("authorized_keys"), public)?;
-    let set = |p: &Path, mode: u32| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-    };
-    set(&tree, 0o755)?;
-    set(&tree.join("root"), 0o700)?;
-    set(&ssh, 0o700)?;
-    set(&ssh.join("authorized_keys"), 0o600)?;
-    let img = dir.join("state.img");
-    let out = Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", LABEL, "-U", UUID, "-d"])
-        .arg(&tree)
-        .arg(&img)
-        .arg("16M")
-        .output()
-        .context("cannot run mkfs.ext4: apt-get install e2fsprogs")?;
-    ensure!(
-        out.status.success(),
-        "mkfs.ext4 failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(img)
+    keel_tests::disk::ext4_state_disk(dir)
 }
 
 /// Logs in as root on the serial console with `password`.

@@ -266,8 +266,14 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
         Some(r) => r.clone(),
         None => newest_kernel_release()?,
     };
+    // What the boot loads, and what a service loads when it needs it: both are packed.
     let mut wanted = config.modules.load.clone();
-    for r in &config.modules.required {
+    for r in config
+        .modules
+        .required
+        .iter()
+        .chain(&config.modules.on_demand)
+    {
         if !wanted.contains(r) {
             wanted.push(r.clone());
         }
