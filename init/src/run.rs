@@ -14,6 +14,9 @@
 
 use crate::boot::Booted;
 use crate::consoles::term_for;
+use crate::groups::Groups;
+
+mod group_events;
 use crate::lifecycle::{self, Cause, Lifecycle, ShellKind};
 use crate::log::{self, Level};
 use crate::sys::control::{self, Conn, Listener, Overflow};
@@ -217,6 +220,8 @@ pub struct Driver {
     finished: bool,
     /// The power buttons watched (PID 1 only).
     buttons: Vec<input::Button>,
+    /// Each service's cgroup (groups.rs).
+    groups: Groups,
 }
 
 impl Driver {
@@ -319,6 +324,7 @@ impl Driver {
             test_panic,
             finished: false,
             buttons: Vec::new(),
+            groups: Groups::none(),
         }
     }
 
@@ -326,6 +332,7 @@ impl Driver {
     /// control socket could not be made.
     fn start_supervisor(&mut self, cfg: &ApplianceConfig, socket: &str, notify_dir: &str) -> bool {
         let sup = Supervisor::with_seed(cfg, crate::sys::jitter_seed());
+        self.start_groups(cfg);
         let needs_notify = cfg.services.iter().any(|s| s.ready == Ready::Notify);
         if needs_notify && let Err(e) = crate::sys::fs::mkdir(notify_dir, 0o711) {
             self.log(Level::Info, &format!("cannot create {notify_dir}: {e}"));
@@ -478,6 +485,7 @@ impl Driver {
         if let Some(l) = self.listener.take() {
             let _ = std::fs::remove_file(&l.path);
         }
+        self.groups.cleanup();
         for io in &mut self.io {
             io.notify = None;
             if let Some(p) = io.notify_path.take() {
@@ -563,6 +571,18 @@ impl Driver {
             SupAction::Kill { pid, sig } => {
                 if let Err(e) = crate::sys::kill(pid.0, sig.0) {
                     self.log(Level::Debug, &format!("kill {pid} {sig}: {e}"));
+                }
+                Vec::new()
+            }
+            SupAction::SignalGroup { svc, pid, sig } => {
+                if let Err(e) = self.groups.signal(svc, pid, sig) {
+                    self.log(Level::Debug, &e);
+                }
+                Vec::new()
+            }
+            SupAction::KillGroup { svc, pid } => {
+                if let Err(e) = self.groups.kill(svc, pid) {
+                    self.log(Level::Info, &e);
                 }
                 Vec::new()
             }
@@ -755,16 +775,22 @@ impl Driver {
             }
         };
         let ready = io.ready;
+        let procs = match self.groups.prepare(svc) {
+            Ok(fd) => fd,
+            Err(why) => return fail(self, why, libc::EPERM),
+        };
         let sys_spec = SpawnSpec {
             tty,
             output: write_end.as_ref().map(AsRawFd::as_raw_fd),
             creds,
             caps,
+            cgroup: procs.as_ref().map(AsRawFd::as_raw_fd),
             ..SpawnSpec::new(spec.argv.clone(), env)
         };
         let result = spawn::spawn(&sys_spec);
         // The child has its copies; keel's write end must go, or EOF never comes.
         drop(write_end);
+        drop(procs);
         match result {
             Ok(pid) => {
                 if sys_spec.tty.is_some() {
@@ -778,6 +804,7 @@ impl Driver {
                     );
                 }
                 self.pids.insert(pid, svc);
+                self.groups.spawned(svc);
                 if let Some(r) = read_end {
                     self.pipes.push((svc, r));
                 }
@@ -1006,6 +1033,9 @@ impl Driver {
             self.read_pipe(i);
         }
         self.reap();
+        for svc in ready.groups {
+            self.check_group(svc);
+        }
         for svc in ready.notify {
             self.read_notify(svc);
         }
@@ -1070,6 +1100,10 @@ impl Driver {
             fds.push(PollFd::new(b.file.as_fd(), PollFlags::POLLIN));
             what.push(Source::Button(i));
         }
+        for (svc, fd) in self.groups.watched() {
+            fds.push(PollFd::new(fd, PollFlags::POLLPRI));
+            what.push(Source::Group(svc));
+        }
         let timeout = if self.sfd.is_none() && timeout == PollTimeout::NONE {
             // No signalfd: wake up each second to reap.
             PollTimeout::from(1000u16)
@@ -1093,6 +1127,7 @@ impl Driver {
                 Source::Pipe(i) => ready.pipes.push(i),
                 Source::Notify(s) => ready.notify.push(s),
                 Source::Button(i) => ready.buttons.push(i),
+                Source::Group(s) => ready.groups.push(s),
             }
         }
         ready
@@ -1174,6 +1209,7 @@ impl Driver {
                     if let Some(io) = self.io.get_mut(svc.0) {
                         io.probe = None;
                     }
+                    self.main_exited(svc);
                     self.sup_event(SupEvent::Exited {
                         pid: Pid(pid),
                         status: wait_status(ended),
@@ -1446,6 +1482,7 @@ struct Woken {
     pipes: Vec<usize>,
     notify: Vec<SvcId>,
     buttons: Vec<usize>,
+    groups: Vec<SvcId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1456,6 +1493,7 @@ enum Source {
     Pipe(usize),
     Notify(SvcId),
     Button(usize),
+    Group(SvcId),
 }
 
 fn sup_kind(k: PowerKind) -> supervisor::PowerKind {

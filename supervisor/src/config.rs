@@ -41,6 +41,9 @@
 //! dinit's restart words, compound durations) are returned as notes by [`parse_noted`].
 
 pub mod firewall;
+pub mod limits;
+
+pub use limits::Limits;
 
 pub use firewall::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
@@ -321,6 +324,8 @@ pub struct ServiceConfig {
     /// `None` (`start_timeout = "0"`) waits for ever.
     pub start_timeout: Option<Duration>,
     pub console: bool,
+    /// cgroup limits and process settings (config/limits.rs).
+    pub limits: Limits,
 }
 
 impl ServiceConfig {
@@ -345,6 +350,7 @@ impl ServiceConfig {
             stop_timeout: defaults::STOP_TIMEOUT,
             start_timeout: Some(defaults::START_TIMEOUT),
             console: false,
+            limits: Limits::default(),
         }
     }
 

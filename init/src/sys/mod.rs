@@ -6,6 +6,7 @@
 //! PID 1 for long (no sleeps, no blocking reads of ttys).
 
 pub mod caps;
+pub mod cgroup;
 pub mod clock;
 pub mod console;
 pub mod control;

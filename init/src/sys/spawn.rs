@@ -6,6 +6,8 @@
 //! built before `fork` (names resolved, masks computed, pointer arrays laid out); the child
 //! then makes only async-signal-safe calls and raw system calls, never allocating:
 //!
+//! 0. with `cgroup`: write `0` to the service group's `cgroup.procs` (an fd the parent
+//!    opened), so the child and everything it ever forks are in the group before exec;
 //! 1. restore default dispositions and clear the blocked mask PID 1 runs with, and the
 //!    soft RLIMIT_NOFILE keel had before it raised its own (`control::raise_nofile`);
 //! 2. setsid; open the tty (or /dev/null) as 0/1/2, TIOCSCTTY; dup2 the log pipe to 1/2;
@@ -60,6 +62,9 @@ pub struct SpawnSpec {
     pub creds: Option<Creds>,
     /// The capabilities to keep, as a mask by number; `None` leaves them alone.
     pub caps: Option<u64>,
+    /// A group's `cgroup.procs`, open for writing and close-on-exec: the child enters the
+    /// group first thing (a failure ends it with 111: it never runs outside its group).
+    pub cgroup: Option<RawFd>,
 }
 
 /// Numeric credentials, resolved from /etc/passwd and /etc/group before the fork.
@@ -83,6 +88,7 @@ impl SpawnSpec {
             output: None,
             creds: None,
             caps: None,
+            cgroup: None,
         }
     }
 }
@@ -115,6 +121,7 @@ struct Prepared {
     ambient: Vec<libc::c_int>,
     /// RLIMIT_NOFILE to set (`rlim_max == 0`: leave keel's).
     nofile: libc::rlimit,
+    cgroup: Option<RawFd>,
 }
 
 fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
@@ -169,6 +176,7 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
             rlim_cur: CHILD_NOFILE.0.load(Ordering::Relaxed),
             rlim_max: CHILD_NOFILE.1.load(Ordering::Relaxed),
         },
+        cgroup: spec.cgroup,
     })
 }
 
@@ -198,6 +206,11 @@ unsafe fn child_exec(p: &Prepared, setsid: bool, ctty: bool) -> ! {
     // and sigaction structs are locals, the strings are NUL-terminated CStrings owned by
     // `p`, and the argv/env pointer arrays are NULL-terminated arrays of those.
     unsafe {
+        if let Some(fd) = p.cgroup
+            && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+        {
+            libc::_exit(i32::from(Exit::Temporary.code()));
+        }
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         for sig in 1..libc::SIGRTMAX() {
