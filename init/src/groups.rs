@@ -102,6 +102,16 @@ impl Groups {
     /// (cgroup.procs) goes to the child, which enters the group before exec. `Ok(None)`:
     /// no cgroups. An error is a reason not to start it.
     pub fn prepare(&mut self, svc: SvcId) -> Result<Option<OwnedFd>, String> {
+        if let Some(w) = self
+            .slots
+            .get(svc.0)
+            .and_then(|s| s.limits.workdir.as_deref())
+            && !std::path::Path::new(w).is_dir()
+        {
+            return Err(format!(
+                "its workdir {w} is not a directory; create it or change `workdir`"
+            ));
+        }
         let Some(tree) = &self.tree else {
             return Ok(None);
         };
@@ -217,6 +227,11 @@ impl Groups {
         }
     }
 
+    /// The limits of `svc` as the config gave them.
+    pub fn limits(&self, svc: SvcId) -> Option<&Limits> {
+        self.slots.get(svc.0).map(|s| &s.limits)
+    }
+
     /// memory.current and pids.current of `svc`'s group (None without cgroups).
     pub fn usage(&self, svc: SvcId) -> Usage {
         let Some(g) = self.slots.get(svc.0).and_then(|s| s.group.as_ref()) else {
@@ -252,6 +267,29 @@ impl Groups {
 
 /// The interface files a service's limits set, with their values. memory.oom.group goes
 /// with memory_max: an OOM kill then takes the whole service, not one random process.
+/// The resource numbers and values of a service's `rlimits`, for `SpawnSpec::rlimits`.
+pub fn rlimits(l: &Limits) -> Vec<(i32, u64)> {
+    use supervisor::config::limits::Rlimit;
+    l.rlimits
+        .iter()
+        .map(|&(r, v)| {
+            let res = match r {
+                Rlimit::Nofile => libc::RLIMIT_NOFILE,
+                Rlimit::Core => libc::RLIMIT_CORE,
+                Rlimit::Nproc => libc::RLIMIT_NPROC,
+                Rlimit::Memlock => libc::RLIMIT_MEMLOCK,
+                Rlimit::Stack => libc::RLIMIT_STACK,
+                Rlimit::Fsize => libc::RLIMIT_FSIZE,
+                Rlimit::As => libc::RLIMIT_AS,
+                Rlimit::Cpu => libc::RLIMIT_CPU,
+            };
+            // The resource type is u32 on glibc and i32 on musl.
+            #[allow(clippy::unnecessary_cast)]
+            (res as i32, v)
+        })
+        .collect()
+}
+
 /// The default pids_max applies only where the pids controller is (`has_pids`); a limit
 /// the config sets is required (an error when its controller is missing).
 pub fn limit_files(l: &Limits, has_pids: bool) -> Vec<(&'static str, String)> {

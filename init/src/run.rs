@@ -586,7 +586,10 @@ impl Driver {
                 }
                 Vec::new()
             }
-            SupAction::Reply(conn, resp) => {
+            SupAction::Reply(conn, mut resp) => {
+                if let Response::Status(rows) = &mut resp {
+                    self.fill_usage(rows);
+                }
                 if conn != INTERNAL
                     && let Some(c) = self.conns.get_mut(&conn.0)
                 {
@@ -779,12 +782,16 @@ impl Driver {
             Ok(fd) => fd,
             Err(why) => return fail(self, why, libc::EPERM),
         };
+        let limits = self.groups.limits(svc).cloned().unwrap_or_default();
         let sys_spec = SpawnSpec {
             tty,
             output: write_end.as_ref().map(AsRawFd::as_raw_fd),
             creds,
             caps,
             cgroup: procs.as_ref().map(AsRawFd::as_raw_fd),
+            rlimits: crate::groups::rlimits(&limits),
+            umask: limits.umask,
+            cwd: limits.workdir.clone().unwrap_or_else(|| "/".to_string()),
             ..SpawnSpec::new(spec.argv.clone(), env)
         };
         let result = spawn::spawn(&sys_spec);

@@ -928,6 +928,8 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
             "NAME",
             "STATE",
             "PID",
+            "MEM",
+            "PIDS",
             "READY",
             "RESTARTS",
             "LAST-EXIT",
@@ -941,7 +943,7 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
         .collect();
     assert_eq!(fields[0][..2], ["app", "up"]);
     assert_eq!(fields[1][..2], ["prep", "done"]);
-    assert_eq!(fields[1][5], "exit:0");
+    assert_eq!(fields[1][7], "exit:0");
     // One NAME alone: the row and its last log lines (web says READY=1 just before it
     // prints, and keel may read the two in either order: wait for the line).
     let out = k.wait("web's line under its row", || {
@@ -967,6 +969,23 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
     assert_eq!(web["restarts"], 0);
     assert!(web["last_exit"].is_null(), "{web}");
     assert_eq!(web["why"], "");
+    // Usage of its group: numbers where this host has the controllers, null otherwise.
+    assert!(
+        web["memory_bytes"].is_u64() || web["memory_bytes"].is_null(),
+        "{web}"
+    );
+    assert!(web["pids"].is_u64() || web["pids"].is_null(), "{web}");
+    assert!(web["processes"].is_array(), "{web}");
+    let v = json(&k.ctl(&["--json", "status", "web"]).1);
+    let web1 = &v["services"][0];
+    if k.log().contains("service groups in") {
+        assert!(
+            web1["processes"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|p| p == &web["pid"])),
+            "status web lists its main process: {web1}"
+        );
+    }
     let prep = svcs
         .iter()
         .find(|s| s["name"] == "prep")
@@ -1232,6 +1251,12 @@ exec = ["/bin/sh", "-c", "sleep 1001 & setsid sleep 1002 & exec sleep 1003"]
             "pid {p} outside the group"
         );
     }
+    // `keelctl status NAME` lists the group's processes.
+    let (_, out, _) = k.ctl(&["status", "bg"]);
+    assert!(out.contains("processes in the group of bg:"), "{out}");
+    for p in &pids {
+        assert!(out.contains(&format!(" {p}  ")), "pid {p} missing:\n{out}");
+    }
     let (code, _, _) = k.ctl(&["stop", "bg"]);
     assert_eq!(code, 0);
     k.until("bg down", |r| r[0].state == SvcState::Down);
@@ -1289,4 +1314,43 @@ crash_loop = { limit = 1000, within = "1s" }
         "{}",
         k.log()
     );
+}
+
+#[test]
+fn rlimits_umask_and_workdir_are_applied_before_exec() {
+    let dir = std::env::temp_dir().join(format!("keel-it-workdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("cannot create the workdir");
+    let k = Keel::start(
+        "limits",
+        &format!(
+            r#"
+[services.show]
+exec = ["/bin/sh", "-c", "echo nofile=$(ulimit -n) core=$(ulimit -c) umask=$(umask) pwd=$(pwd)"]
+kind = "oneshot"
+rlimits = {{ nofile = 123, core = 0 }}
+umask = "027"
+workdir = "{}"
+[services.nowhere]
+exec = ["/bin/true"]
+kind = "oneshot"
+workdir = "/nonexistent/keel-workdir"
+"#,
+            dir.display()
+        ),
+    );
+    k.until("show done", |r| r[0].state == SvcState::Done);
+    let (_, out, _) = k.ctl(&["logs", "show"]);
+    assert_eq!(
+        out.trim(),
+        format!("nofile=123 core=0 umask=0027 pwd={}", dir.display())
+    );
+    let rows = k.until("nowhere failed", |r| r[1].state == SvcState::Down);
+    assert!(
+        k.log()
+            .contains("its workdir /nonexistent/keel-workdir is not a directory"),
+        "{:?}\n{}",
+        rows[1],
+        k.log()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

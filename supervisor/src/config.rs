@@ -518,6 +518,12 @@ const SERVICE_FIELDS: &[&str] = &[
     "stop_timeout",
     "start_timeout",
     "console",
+    "memory_max",
+    "pids_max",
+    "cpu_weight",
+    "rlimits",
+    "umask",
+    "workdir",
 ];
 const BACKOFF_FIELDS: &[&str] = &["initial", "factor", "cap", "jitter", "reset_after"];
 const CRASH_LOOP_FIELDS: &[&str] = &["limit", "within"];
@@ -1204,6 +1210,7 @@ impl Validator {
                         }
                     }
                 }
+                f if limits::FIELDS.contains(&f) => self.limit(f, v, &section, &mut s.limits),
                 _ => self.unknown(key, &section, SERVICE_FIELDS),
             }
         }

@@ -1337,6 +1337,9 @@ impl Supervisor {
             restarts: svc.starts.saturating_sub(1),
             last_exit: svc.last_exit,
             why,
+            memory: None,
+            pids: None,
+            procs: Vec::new(),
         }
     }
 

@@ -10,10 +10,21 @@ use crate::sys::cgroup;
 use supervisor::SvcId;
 use supervisor::config::ApplianceConfig;
 use supervisor::event::Event as SupEvent;
+use supervisor::proto::SvcStatus;
 
 impl Driver {
     /// Sets up the cgroup tree for the services of `cfg` and says once what it got.
     pub(super) fn start_groups(&mut self, cfg: &ApplianceConfig) {
+        if self.mode == Mode::Pid1
+            && let Err(e) = crate::sys::spawn::protect_from_oom()
+        {
+            self.log(
+                Level::Info,
+                &format!(
+                    "cannot set keel's oom_score_adj to -1000: {e}; the OOM killer may pick PID 1"
+                ),
+            );
+        }
         let tree = match self.mode {
             Mode::Pid1 => cgroup::setup_pid1(),
             Mode::Supervise if !nix::unistd::geteuid().is_root() => {
@@ -49,6 +60,23 @@ impl Driver {
     pub(super) fn check_group(&mut self, svc: SvcId) {
         if self.groups.check(svc) {
             self.group_gone(svc);
+        }
+    }
+
+    /// Status rows get memory.current and pids.current of their groups, and a reply
+    /// about one service the processes in its group (`keelctl status NAME`).
+    pub(super) fn fill_usage(&self, rows: &mut [SvcStatus]) {
+        let one = rows.len() == 1;
+        for r in rows {
+            let Some(svc) = self.sup.as_ref().and_then(|s| s.find(&r.name)) else {
+                continue;
+            };
+            let u = self.groups.usage(svc);
+            r.memory = u.memory;
+            r.pids = u.pids;
+            if one {
+                r.procs = self.groups.pids(svc);
+            }
         }
     }
 

@@ -25,8 +25,6 @@ use std::path::{Path, PathBuf};
 pub const MOUNT_POINT: &str = "/sys/fs/cgroup";
 /// The controllers keel enables for its services.
 pub const CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
-/// statfs(2)'s f_type of a cgroup2 mount.
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
 fn io_errno(e: &std::io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
@@ -46,7 +44,8 @@ pub struct Tree {
 
 /// True when `path` is the root of a cgroup2 mount (statfs magic).
 pub fn is_cgroup2(path: &str) -> bool {
-    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type().0 == CGROUP2_SUPER_MAGIC)
+    nix::sys::statfs::statfs(path)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
 }
 
 fn write_file(path: &Path, text: &str) -> Result<(), Errno> {

@@ -14,6 +14,18 @@
 //! This module only holds the model and turns the TOML values into it; the driver
 //! (init/src/groups.rs, init/src/sys/spawn.rs) applies it.
 
+use super::{DeValue, Val, Validator, entries, integer};
+
+/// The keys of `[services.NAME]` this module reads.
+pub const FIELDS: &[&str] = &[
+    "memory_max",
+    "pids_max",
+    "cpu_weight",
+    "rlimits",
+    "umask",
+    "workdir",
+];
+
 /// pids.max of a service that sets no `pids_max`: enough for any daemon keel ships, few
 /// enough that a fork bomb stops long before the kernel's pid space (documented in
 /// docs/services.md).
@@ -95,6 +107,78 @@ pub fn parse_umask(s: &str) -> Option<u32> {
         return None;
     }
     u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777)
+}
+
+impl Validator {
+    /// Reads one of [`FIELDS`] of `section` into `l`; every mistake is an error at its place.
+    pub(super) fn limit(&mut self, key: &str, v: &Val<'_>, section: &str, l: &mut Limits) {
+        let at = v.span().start;
+        match key {
+            "memory_max" => {
+                let parsed = match v.get_ref() {
+                    DeValue::String(t) => parse_bytes(t),
+                    DeValue::Integer(_) => integer(v.get_ref()).and_then(|n| u64::try_from(n).ok()),
+                    _ => None,
+                };
+                match parsed {
+                    Some(b) if b >= 1 << 20 => l.memory_max = Some(b),
+                    Some(_) => self.err(at, format!("`memory_max` of {section} is below 1M, too little for any program to start; write e.g. \"64M\"")),
+                    None => self.err(at, format!("`memory_max` of {section} must be a size like \"64M\", \"512K\" or \"1G\" (binary units, bytes without one)")),
+                }
+            }
+            "pids_max" => match integer(v.get_ref()) {
+                Some(n) if (1..=4_194_304).contains(&n) => l.pids_max = Some(n as u64),
+                _ => self.err(at, format!("`pids_max` of {section} must be a whole number from 1 to 4194304 (processes and threads; default {DEFAULT_PIDS_MAX})")),
+            },
+            "cpu_weight" => match integer(v.get_ref()) {
+                Some(n) if (1..=10_000).contains(&n) => l.cpu_weight = Some(n as u64),
+                _ => self.err(at, format!("`cpu_weight` of {section} must be a whole number from 1 to 10000 (100 is everyone's share)")),
+            },
+            "umask" => {
+                if let Some(t) = self.string(v, "umask") {
+                    match parse_umask(&t) {
+                        Some(m) => l.umask = Some(m),
+                        None => self.err(at, format!("`umask` = \"{t}\" of {section} is not an octal mask; write e.g. \"027\" (at most \"0777\")")),
+                    }
+                }
+            }
+            "workdir" => {
+                if let Some(t) = self.string(v, "workdir") {
+                    if !t.starts_with('/') || t.contains('\0') {
+                        self.err(at, format!("`workdir` = \"{t}\" of {section} must be an absolute path such as \"/var/lib/app\""));
+                    } else {
+                        l.workdir = Some(t);
+                    }
+                }
+            }
+            "rlimits" => {
+                let Some(t) = self.table(v, &format!("{}.rlimits", section.trim_matches(['[', ']']))) else {
+                    return;
+                };
+                let names: Vec<&str> = Rlimit::ALL.iter().map(|(n, _)| *n).collect();
+                for (k, v) in entries(t) {
+                    let at = v.span().start;
+                    let name = k.get_ref().as_ref();
+                    let Some(r) = Rlimit::from_name(name) else {
+                        self.err(k.span().start, format!("`rlimits.{name}` of {section} is not a limit keel knows; use one of {}", names.join(", ")));
+                        continue;
+                    };
+                    let value = match v.get_ref() {
+                        DeValue::String(s) if s.as_ref() == "infinity" => Some(u64::MAX),
+                        _ => integer(v.get_ref()).and_then(|n| u64::try_from(n).ok()),
+                    };
+                    match value {
+                        Some(n) => {
+                            l.rlimits.retain(|(x, _)| *x != r);
+                            l.rlimits.push((r, n));
+                        }
+                        None => self.err(at, format!("`rlimits.{name}` of {section} must be a whole number of at least 0, or \"infinity\"")),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
