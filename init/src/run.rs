@@ -17,6 +17,7 @@ use crate::consoles::term_for;
 use crate::groups::Groups;
 
 mod group_events;
+mod watchdog;
 use crate::lifecycle::{self, Cause, Lifecycle, ShellKind};
 use crate::log::{self, Level};
 use crate::sys::control::{self, Conn, Listener, Overflow};
@@ -40,6 +41,8 @@ pub const SHELL: &str = "/bin/sh";
 /// another user can reach its own notify socket by name but nobody can list or enter
 /// anything else; the control socket in it is 0600 and checked with SO_PEERCRED.
 pub const RUN_DIR: &str = "/run/keel";
+/// What the `[watchdog]` is doing, one line (`keelctl status` shows it).
+pub const WATCHDOG_STATE: &str = "/run/keel/watchdog";
 /// The control socket of PID 1.
 pub const CONTROL_PATH: &str = "/run/keel/control";
 /// The PATH every service starts with.
@@ -222,6 +225,8 @@ pub struct Driver {
     buttons: Vec<input::Button>,
     /// Each service's cgroup (groups.rs).
     groups: Groups,
+    /// The armed `[watchdog]` (run/watchdog.rs).
+    dog: Option<watchdog::Dog>,
 }
 
 impl Driver {
@@ -325,6 +330,7 @@ impl Driver {
             finished: false,
             buttons: Vec::new(),
             groups: Groups::none(),
+            dog: None,
         }
     }
 
@@ -381,6 +387,7 @@ impl Driver {
             self.io.push(io);
         }
         self.sup = Some(sup);
+        self.start_watchdog(cfg);
         match Listener::bind(socket) {
             Ok(l) => {
                 self.listener = Some(l);
@@ -850,6 +857,7 @@ impl Driver {
         for line in lifecycle::render_report(kind, &rows, times, finish_ms) {
             self.log(Level::Info, &line);
         }
+        self.disarm_watchdog();
         let e = power::finish(kind, false);
         self.log(
             Level::Info,
@@ -990,10 +998,16 @@ impl Driver {
             .filter_map(|io| io.probe.as_ref())
             .map(|p| p.next_at)
             .min();
-        [lc, sup, probes, self.accept_paused_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            lc,
+            sup,
+            probes,
+            self.accept_paused_until,
+            self.watchdog_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A connection has a request waiting in keel's buffer that it may take now (the poll
@@ -1069,6 +1083,7 @@ impl Driver {
         self.lc_event(lifecycle::Event::Tick);
         self.check_console_released();
         self.flush_conns();
+        self.pet_watchdog();
     }
 
     fn poll_all(&self, timeout: PollTimeout) -> Woken {

@@ -42,8 +42,10 @@
 
 pub mod firewall;
 pub mod limits;
+pub mod watchdog;
 
 pub use limits::Limits;
+pub use watchdog::Watchdog;
 
 pub use firewall::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
@@ -98,6 +100,8 @@ pub struct ApplianceConfig {
     pub modules: Modules,
     pub firewall: Firewall,
     pub ssh: Ssh,
+    /// `[watchdog]`, when the config has one.
+    pub watchdog: Option<Watchdog>,
     /// Services in the order of the file; a service's [`crate::SvcId`] is its index here.
     pub services: Vec<ServiceConfig>,
 }
@@ -499,7 +503,9 @@ type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 const SYSTEM_FIELDS: &[&str] = &["hostname", "run_size", "tmp_size", "shm_size"];
 const MODULES_FIELDS: &[&str] = &["load", "required"];
 const SSH_FIELDS: &[&str] = &["password_login"];
-const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "ssh", "services"];
+const TOP_FIELDS: &[&str] = &[
+    "system", "modules", "firewall", "ssh", "watchdog", "services",
+];
 const SERVICE_FIELDS: &[&str] = &[
     "exec",
     "env",
@@ -824,6 +830,7 @@ impl Validator {
     fn root(&mut self, root: &DeTable<'_>) -> ApplianceConfig {
         let mut config = ApplianceConfig::default();
         let mut services: Vec<(ServiceConfig, DepSpans)> = Vec::new();
+        let mut watchdog = None;
         for (key, value) in entries(root) {
             match key.get_ref().as_ref() {
                 "system" => {
@@ -846,6 +853,7 @@ impl Validator {
                         self.ssh(t, &mut config.ssh);
                     }
                 }
+                "watchdog" => watchdog = self.watchdog(value),
                 "services" => {
                     if let Some(t) = self.table(value, "services") {
                         for (name, svc) in entries(t) {
@@ -859,6 +867,20 @@ impl Validator {
             }
         }
         self.cross_check(&services);
+        if let Some((w, places)) = watchdog {
+            let names: Vec<&str> = services.iter().map(|(s, _)| s.name.as_str()).collect();
+            for (n, at) in w.needs.iter().zip(places) {
+                if !names.contains(&n.as_str()) {
+                    let hint = closest(n, names.iter().copied())
+                        .map_or(String::new(), |c| format!("; did you mean {c}?"));
+                    self.err(
+                        at,
+                        format!("`watchdog.needs` names \"{n}\", which is not a service{hint}"),
+                    );
+                }
+            }
+            config.watchdog = Some(w);
+        }
         config.services = services.into_iter().map(|(s, _)| s).collect();
         config
     }

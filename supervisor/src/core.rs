@@ -177,6 +177,13 @@ impl Supervisor {
         self.svcs.get(svc.0)
     }
 
+    /// True while `svc` has given up (a crash loop): the watchdog stops petting.
+    pub fn gave_up(&self, svc: SvcId) -> bool {
+        self.svcs
+            .get(svc.0)
+            .is_some_and(|s| matches!(s.phase, Phase::GaveUp { .. }))
+    }
+
     /// The dependency graph.
     pub fn graph(&self) -> &Graph {
         &self.graph
@@ -632,7 +639,7 @@ impl Supervisor {
             }
         }
         let status_words = match svc.oom {
-            Some(limit) => format!("killed by the OOM killer at memory.max {}", bytes(limit)),
+            Some(limit) => oom_words(limit),
             None => status.to_string(),
         };
         match svc.phase {
@@ -765,13 +772,7 @@ impl Supervisor {
         };
         svc.oom = Some(limit);
         let name = self.name(s).to_string();
-        Self::note(
-            out,
-            format!(
-                "{name}: killed by the OOM killer at memory.max {}",
-                bytes(limit)
-            ),
-        );
+        Self::note(out, format!("{name}: {}", oom_words(limit)));
     }
 
     /// `s` ended on its own (or could not be spawned): apply its restart policy.
@@ -1375,6 +1376,16 @@ impl Supervisor {
             }
         }
         String::new()
+    }
+}
+
+/// What an OOM kill was, with the service's memory_max in bytes (0: it has none, so the
+/// whole machine ran out).
+fn oom_words(limit: u64) -> String {
+    if limit == 0 {
+        "killed by the OOM killer (no memory_max: the system ran out of memory)".into()
+    } else {
+        format!("killed by the OOM killer at memory.max {}", bytes(limit))
     }
 }
 

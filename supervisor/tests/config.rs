@@ -406,3 +406,41 @@ fn bad_limits_are_errors_at_their_place() {
         "at least 0, or \"infinity\"",
     );
 }
+
+#[test]
+fn watchdog_parses_with_defaults_and_checks_its_needs() {
+    use std::time::Duration;
+    let svc = "[services.sshd]\nexec = [\"/sshd\"]\n";
+    let cfg = common::parse_config(&format!("[watchdog]\n{svc}"));
+    let w = cfg.watchdog.expect("a watchdog");
+    assert_eq!(w.device, "/dev/watchdog");
+    assert_eq!(w.timeout, Duration::from_secs(30));
+    assert_eq!(w.interval(), Duration::from_secs(10));
+    assert!(w.needs.is_empty());
+    assert_eq!(common::parse_config(svc).watchdog, None);
+    let cfg = common::parse_config(&format!(
+        "[watchdog]\ndevice = \"/dev/watchdog1\"\ntimeout = \"10s\"\nneeds = [\"sshd\"]\n{svc}"
+    ));
+    let w = cfg.watchdog.expect("a watchdog");
+    assert_eq!(
+        (w.device.as_str(), w.timeout),
+        ("/dev/watchdog1", Duration::from_secs(10))
+    );
+    assert_eq!(w.needs, ["sshd"]);
+    one(
+        &format!("[watchdog]\nneeds = [\"ssdh\"]\n{svc}"),
+        "2:10",
+        "\"ssdh\", which is not a service; did you mean sshd?",
+    );
+    one(
+        "[watchdog]\ntimeout = \"1.5s\"\n",
+        "2:11",
+        "whole seconds from 2s",
+    );
+    one(
+        "[watchdog]\ndevice = \"watchdog\"\n",
+        "2:10",
+        "a device under /dev",
+    );
+    one("[watchdog]\ntimeot = \"5s\"\n", "2:1", "timeout");
+}

@@ -839,15 +839,24 @@ fn status(opts: &Opts, names: &[String]) -> Result<Exit, Exit> {
         },
         _ => None,
     };
+    let dog = std::fs::read_to_string(crate::run::WATCHDOG_STATE)
+        .ok()
+        .map(|l| l.trim().to_string());
     if opts.json {
         let mut j = status_json(&rows, now);
         if let (Json::Obj(fields), Some((n, dropped, lines))) = (&mut j, &tail) {
             fields.push(("logs", logs_json(n, *dropped, lines)));
         }
+        if let Json::Obj(fields) = &mut j {
+            fields.push(("watchdog", dog.as_deref().map_or(Json::Null, Json::str)));
+        }
         emit(&format!("{j}\n"))?;
         return Ok(Exit::Ok);
     }
     let mut s = table(&rows, now);
+    if let Some(d) = &dog {
+        s.push_str(&format!("\nwatchdog: {d}\n"));
+    }
     if let [row] = rows.as_slice()
         && !row.procs.is_empty()
     {
