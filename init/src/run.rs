@@ -227,6 +227,8 @@ pub struct Driver {
     groups: Groups,
     /// The armed `[watchdog]` (run/watchdog.rs).
     dog: Option<watchdog::Dog>,
+    /// `keel supervise --no-cgroups` clears it.
+    want_cgroups: bool,
 }
 
 impl Driver {
@@ -269,7 +271,8 @@ impl Driver {
 
     /// `keel supervise`'s driver: services from `cfg`, control socket at `socket`, notify
     /// sockets in `notify/` next to it. Fails only when the control socket cannot be made.
-    pub fn supervise(cfg: &ApplianceConfig, socket: &str) -> Result<Driver, String> {
+    /// `cgroups`: put services in cgroups when the host allows it.
+    pub fn supervise(cfg: &ApplianceConfig, socket: &str, cgroups: bool) -> Result<Driver, String> {
         if let Err(e) = signals::block_all() {
             return Err(format!("cannot block signals: {e}"));
         }
@@ -281,6 +284,7 @@ impl Driver {
             return Err(format!("cannot create {dir} for the control socket: {e}"));
         }
         let mut d = Driver::bare(Mode::Supervise, String::new(), false);
+        d.want_cgroups = cgroups;
         if d.sfd.is_none() {
             return Err("cannot create a signalfd".into());
         }
@@ -331,6 +335,7 @@ impl Driver {
             buttons: Vec::new(),
             groups: Groups::none(),
             dog: None,
+            want_cgroups: true,
         }
     }
 

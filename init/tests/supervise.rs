@@ -29,6 +29,11 @@ struct Keel {
 impl Keel {
     /// Writes `config` and starts keel on it; returns once the control socket answers.
     fn start(name: &str, config: &str) -> Keel {
+        Keel::start_with(name, config, &[])
+    }
+
+    /// As `start`, with more `keel supervise` options.
+    fn start_with(name: &str, config: &str, opts: &[&str]) -> Keel {
         let dir = std::env::temp_dir().join(format!("keel-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cannot create the test directory");
@@ -42,6 +47,7 @@ impl Keel {
             .arg(&cfg)
             .arg("--socket")
             .arg(&socket)
+            .args(opts)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -345,13 +351,30 @@ stop_timeout = "300ms"
 
 #[test]
 fn a_forking_daemon_keeps_logging_and_its_orphan_is_keels() {
-    let k = Keel::start(
-        "forking",
+    forking_daemon(&[]);
+}
+
+/// Without cgroups the main process's exit is the group's end, but the log pipe a forked
+/// daemon holds stays open until its EOF (and keel says once that it has no groups).
+#[test]
+fn without_cgroups_a_forking_daemon_keeps_logging_too() {
+    let k = forking_daemon(&["--no-cgroups"]);
+    assert!(
+        k.log().contains("cgroups unavailable (--no-cgroups)"),
+        "{}",
+        k.log()
+    );
+}
+
+fn forking_daemon(opts: &[&str]) -> Keel {
+    let k = Keel::start_with(
+        &format!("forking{}", opts.len()),
         r#"
 [services.daemon]
 exec = ["/bin/sh", "-c", "(sleep 0.3; echo daemon still logging; exec sleep 1000) & echo forked"]
 kind = "oneshot"
 "#,
+        opts,
     );
     k.until("the oneshot done", |r| r[0].state == SvcState::Done);
     // The forked child outlived its parent, holds the log pipe, and was re-parented to
@@ -370,6 +393,7 @@ kind = "oneshot"
     k.wait("the orphan reaped", || {
         (!processes().iter().any(|p| p.0 == orphan.0)).then_some(())
     });
+    k
 }
 
 #[test]

@@ -27,6 +27,7 @@ impl Driver {
         }
         let tree = match self.mode {
             Mode::Pid1 => cgroup::setup_pid1(),
+            Mode::Supervise if !self.want_cgroups => Err("--no-cgroups".to_string()),
             Mode::Supervise if !nix::unistd::geteuid().is_root() => {
                 Err("keel supervise is not running as root".to_string())
             }
@@ -82,9 +83,13 @@ impl Driver {
 
     /// Nothing of `svc`'s instance is left: what its log pipes still hold is read, the
     /// pipes are closed (a descendant that kept one open is gone too), and the core told.
+    /// Without cgroups "empty" only means the main process exited: a forked daemon may
+    /// still write, so its pipes stay until their EOF, as before.
     fn group_gone(&mut self, svc: SvcId) {
-        self.read_pipes_of(svc);
-        self.pipes.retain(|(s, _)| *s != svc);
+        if self.groups.enabled() {
+            self.read_pipes_of(svc);
+            self.pipes.retain(|(s, _)| *s != svc);
+        }
         self.sup_event(SupEvent::GroupEmpty(svc));
     }
 }
