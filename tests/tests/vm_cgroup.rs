@@ -229,30 +229,32 @@ fn a_memory_hog_is_oom_killed_and_a_fork_bomb_stops_at_pids_max() -> Result<()> 
         CMD_TIMEOUT,
     )?;
     ensure!(oom_max.contains("33554432"), "{oom_max}");
-    // The fork bomb: pids.current reaches 32 and no further; ssh still works.
-    let n = poll(
+    // The fork bomb hits pids.max (pids.events counts each refused fork; busybox sh may
+    // end on the refusal and be restarted, so the count, not pids.current, is the proof);
+    // ssh still works beside it.
+    let limit = vm.run("cat /sys/fs/cgroup/keel/bomb/pids.max", CMD_TIMEOUT)?;
+    ensure!(number(&limit) == Some(32), "pids.max of bomb: {limit}");
+    poll(
         &mut vm,
         "the fork bomb at pids_max",
-        "cat /sys/fs/cgroup/keel/bomb/pids.current",
-        |out| number(out).filter(|n| *n >= 32),
+        "cat /sys/fs/cgroup/keel/bomb/pids.events",
+        |out| {
+            out.lines()
+                .find_map(|l| l.trim().strip_prefix("max ")?.parse::<u64>().ok())
+                .filter(|n| *n > 0)
+        },
     )?;
-    ensure!(n == 32, "bomb went past pids_max 32: {n}");
-    let events = vm.run("cat /sys/fs/cgroup/keel/bomb/pids.events", CMD_TIMEOUT)?;
-    ensure!(
-        !events.contains("max 0"),
-        "pids.max was never hit: {events}"
-    );
     ensure!(
         vm.ssh("echo ssh-ok")?.trim() == "ssh-ok",
         "ssh failed beside the fork bomb"
     );
-    let table = vm.run("keelctl status bomb hog sshd", CMD_TIMEOUT)?;
+    let table = vm.run("keelctl status hog sshd", CMD_TIMEOUT)?;
     ensure!(
-        table
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some("bomb")
-                && l.split_whitespace().nth(4) == Some("32")),
-        "PIDS of bomb is not 32:\n{table}"
+        table.lines().filter(|l| l.starts_with("sshd ")).any(|l| l
+            .split_whitespace()
+            .nth(3)
+            .is_some_and(|m| m.ends_with('K') || m.ends_with('M'))),
+        "MEM of sshd is not shown:\n{table}"
     );
     let after = rss(&mut vm)?;
     ensure!(

@@ -47,10 +47,10 @@ impl Driver {
                     .collect();
                 let names: Vec<&str> = needs.iter().map(|(_, n)| n.as_str()).collect();
                 let line = format!(
-                    "armed {} timeout {}s, petted every {:?}{}",
+                    "armed {} timeout {}s, petted every {:.1}s{}",
                     w.device,
                     dev.timeout_s,
-                    w.interval(),
+                    w.interval().as_secs_f64(),
                     if names.is_empty() {
                         String::new()
                     } else {
