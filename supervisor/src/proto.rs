@@ -832,6 +832,30 @@ mod tests {
     }
 
     #[test]
+    fn status_rows_without_usage_still_decode() {
+        // A row as keel/2 wrote it before cgroups: seven fields.
+        let old = "status 1\nsshd\tup\t42\t1000\t0\t-\t\n";
+        let Ok(Some((Response::Status(rows), _))) = Response::decode(old) else {
+            panic!("an older status row did not decode");
+        };
+        assert_eq!((rows[0].memory, rows[0].pids), (None, None));
+        assert!(rows[0].procs.is_empty());
+        let new = "status 1\nsshd\tup\t42\t1000\t0\t-\t\t2097152\t3\t42,43\n";
+        let Ok(Some((Response::Status(rows), _))) = Response::decode(new) else {
+            panic!("a status row with usage did not decode");
+        };
+        assert_eq!((rows[0].memory, rows[0].pids), (Some(2 << 20), Some(3)));
+        assert_eq!(rows[0].procs, [42, 43]);
+        for bad in [
+            "status 1\nsshd\tup\t42\t1000\t0\t-\t\tx\t3\t-\n",
+            "status 1\nsshd\tup\t42\t1000\t0\t-\t\t1\t3\t4,x\n",
+            "status 1\nsshd\tup\t42\t1000\t0\t-\t\t1\n",
+        ] {
+            assert!(Response::decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn responses_wait_for_all_their_lines() {
         let r = Response::Logs {
             dropped: 3,
