@@ -23,6 +23,7 @@ pub mod applets;
 pub mod boot;
 pub mod consoles;
 pub mod exit;
+pub mod groups;
 pub mod lifecycle;
 pub mod log;
 pub mod modules;

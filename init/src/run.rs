@@ -14,6 +14,10 @@
 
 use crate::boot::Booted;
 use crate::consoles::term_for;
+use crate::groups::Groups;
+
+mod group_events;
+mod watchdog;
 use crate::lifecycle::{self, Cause, Lifecycle, ShellKind};
 use crate::log::{self, Level};
 use crate::sys::control::{self, Conn, Listener, Overflow};
@@ -37,6 +41,8 @@ pub const SHELL: &str = "/bin/sh";
 /// another user can reach its own notify socket by name but nobody can list or enter
 /// anything else; the control socket in it is 0600 and checked with SO_PEERCRED.
 pub const RUN_DIR: &str = "/run/keel";
+/// What the `[watchdog]` is doing, one line (`keelctl status` shows it).
+pub const WATCHDOG_STATE: &str = "/run/keel/watchdog";
 /// The control socket of PID 1.
 pub const CONTROL_PATH: &str = "/run/keel/control";
 /// The PATH every service starts with.
@@ -217,6 +223,12 @@ pub struct Driver {
     finished: bool,
     /// The power buttons watched (PID 1 only).
     buttons: Vec<input::Button>,
+    /// Each service's cgroup (groups.rs).
+    groups: Groups,
+    /// The armed `[watchdog]` (run/watchdog.rs).
+    dog: Option<watchdog::Dog>,
+    /// `keel supervise --no-cgroups` clears it.
+    want_cgroups: bool,
 }
 
 impl Driver {
@@ -259,7 +271,8 @@ impl Driver {
 
     /// `keel supervise`'s driver: services from `cfg`, control socket at `socket`, notify
     /// sockets in `notify/` next to it. Fails only when the control socket cannot be made.
-    pub fn supervise(cfg: &ApplianceConfig, socket: &str) -> Result<Driver, String> {
+    /// `cgroups`: put services in cgroups when the host allows it.
+    pub fn supervise(cfg: &ApplianceConfig, socket: &str, cgroups: bool) -> Result<Driver, String> {
         if let Err(e) = signals::block_all() {
             return Err(format!("cannot block signals: {e}"));
         }
@@ -271,6 +284,7 @@ impl Driver {
             return Err(format!("cannot create {dir} for the control socket: {e}"));
         }
         let mut d = Driver::bare(Mode::Supervise, String::new(), false);
+        d.want_cgroups = cgroups;
         if d.sfd.is_none() {
             return Err("cannot create a signalfd".into());
         }
@@ -319,6 +333,9 @@ impl Driver {
             test_panic,
             finished: false,
             buttons: Vec::new(),
+            groups: Groups::none(),
+            dog: None,
+            want_cgroups: true,
         }
     }
 
@@ -326,6 +343,7 @@ impl Driver {
     /// control socket could not be made.
     fn start_supervisor(&mut self, cfg: &ApplianceConfig, socket: &str, notify_dir: &str) -> bool {
         let sup = Supervisor::with_seed(cfg, crate::sys::jitter_seed());
+        self.start_groups(cfg);
         let needs_notify = cfg.services.iter().any(|s| s.ready == Ready::Notify);
         if needs_notify && let Err(e) = crate::sys::fs::mkdir(notify_dir, 0o711) {
             self.log(Level::Info, &format!("cannot create {notify_dir}: {e}"));
@@ -374,6 +392,7 @@ impl Driver {
             self.io.push(io);
         }
         self.sup = Some(sup);
+        self.start_watchdog(cfg);
         match Listener::bind(socket) {
             Ok(l) => {
                 self.listener = Some(l);
@@ -478,6 +497,7 @@ impl Driver {
         if let Some(l) = self.listener.take() {
             let _ = std::fs::remove_file(&l.path);
         }
+        self.groups.cleanup();
         for io in &mut self.io {
             io.notify = None;
             if let Some(p) = io.notify_path.take() {
@@ -566,7 +586,22 @@ impl Driver {
                 }
                 Vec::new()
             }
-            SupAction::Reply(conn, resp) => {
+            SupAction::SignalGroup { svc, pid, sig } => {
+                if let Err(e) = self.groups.signal(svc, pid, sig) {
+                    self.log(Level::Debug, &e);
+                }
+                Vec::new()
+            }
+            SupAction::KillGroup { svc, pid } => {
+                if let Err(e) = self.groups.kill(svc, pid) {
+                    self.log(Level::Info, &e);
+                }
+                Vec::new()
+            }
+            SupAction::Reply(conn, mut resp) => {
+                if let Response::Status(rows) = &mut resp {
+                    self.fill_usage(rows);
+                }
                 if conn != INTERNAL
                     && let Some(c) = self.conns.get_mut(&conn.0)
                 {
@@ -755,16 +790,26 @@ impl Driver {
             }
         };
         let ready = io.ready;
+        let procs = match self.groups.prepare(svc) {
+            Ok(fd) => fd,
+            Err(why) => return fail(self, why, libc::EPERM),
+        };
+        let limits = self.groups.limits(svc).cloned().unwrap_or_default();
         let sys_spec = SpawnSpec {
             tty,
             output: write_end.as_ref().map(AsRawFd::as_raw_fd),
             creds,
             caps,
+            cgroup: procs.as_ref().map(AsRawFd::as_raw_fd),
+            rlimits: crate::groups::rlimits(&limits),
+            umask: limits.umask,
+            cwd: limits.workdir.clone().unwrap_or_else(|| "/".to_string()),
             ..SpawnSpec::new(spec.argv.clone(), env)
         };
         let result = spawn::spawn(&sys_spec);
         // The child has its copies; keel's write end must go, or EOF never comes.
         drop(write_end);
+        drop(procs);
         match result {
             Ok(pid) => {
                 if sys_spec.tty.is_some() {
@@ -778,6 +823,7 @@ impl Driver {
                     );
                 }
                 self.pids.insert(pid, svc);
+                self.groups.spawned(svc);
                 if let Some(r) = read_end {
                     self.pipes.push((svc, r));
                 }
@@ -816,6 +862,7 @@ impl Driver {
         for line in lifecycle::render_report(kind, &rows, times, finish_ms) {
             self.log(Level::Info, &line);
         }
+        self.disarm_watchdog();
         let e = power::finish(kind, false);
         self.log(
             Level::Info,
@@ -956,10 +1003,16 @@ impl Driver {
             .filter_map(|io| io.probe.as_ref())
             .map(|p| p.next_at)
             .min();
-        [lc, sup, probes, self.accept_paused_until]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            lc,
+            sup,
+            probes,
+            self.accept_paused_until,
+            self.watchdog_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A connection has a request waiting in keel's buffer that it may take now (the poll
@@ -1006,6 +1059,9 @@ impl Driver {
             self.read_pipe(i);
         }
         self.reap();
+        for svc in ready.groups {
+            self.check_group(svc);
+        }
         for svc in ready.notify {
             self.read_notify(svc);
         }
@@ -1032,6 +1088,7 @@ impl Driver {
         self.lc_event(lifecycle::Event::Tick);
         self.check_console_released();
         self.flush_conns();
+        self.pet_watchdog();
     }
 
     fn poll_all(&self, timeout: PollTimeout) -> Woken {
@@ -1070,6 +1127,10 @@ impl Driver {
             fds.push(PollFd::new(b.file.as_fd(), PollFlags::POLLIN));
             what.push(Source::Button(i));
         }
+        for (svc, fd) in self.groups.watched() {
+            fds.push(PollFd::new(fd, PollFlags::POLLPRI));
+            what.push(Source::Group(svc));
+        }
         let timeout = if self.sfd.is_none() && timeout == PollTimeout::NONE {
             // No signalfd: wake up each second to reap.
             PollTimeout::from(1000u16)
@@ -1093,6 +1154,7 @@ impl Driver {
                 Source::Pipe(i) => ready.pipes.push(i),
                 Source::Notify(s) => ready.notify.push(s),
                 Source::Button(i) => ready.buttons.push(i),
+                Source::Group(s) => ready.groups.push(s),
             }
         }
         ready
@@ -1174,6 +1236,7 @@ impl Driver {
                     if let Some(io) = self.io.get_mut(svc.0) {
                         io.probe = None;
                     }
+                    self.main_exited(svc);
                     self.sup_event(SupEvent::Exited {
                         pid: Pid(pid),
                         status: wait_status(ended),
@@ -1446,6 +1509,7 @@ struct Woken {
     pipes: Vec<usize>,
     notify: Vec<SvcId>,
     buttons: Vec<usize>,
+    groups: Vec<SvcId>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1456,6 +1520,7 @@ enum Source {
     Pipe(usize),
     Notify(SvcId),
     Button(usize),
+    Group(SvcId),
 }
 
 fn sup_kind(k: PowerKind) -> supervisor::PowerKind {

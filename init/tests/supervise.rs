@@ -29,6 +29,11 @@ struct Keel {
 impl Keel {
     /// Writes `config` and starts keel on it; returns once the control socket answers.
     fn start(name: &str, config: &str) -> Keel {
+        Keel::start_with(name, config, &[])
+    }
+
+    /// As `start`, with more `keel supervise` options.
+    fn start_with(name: &str, config: &str, opts: &[&str]) -> Keel {
         let dir = std::env::temp_dir().join(format!("keel-it-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("cannot create the test directory");
@@ -42,6 +47,7 @@ impl Keel {
             .arg(&cfg)
             .arg("--socket")
             .arg(&socket)
+            .args(opts)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -361,13 +367,30 @@ stop_timeout = "300ms"
 
 #[test]
 fn a_forking_daemon_keeps_logging_and_its_orphan_is_keels() {
-    let k = Keel::start(
-        "forking",
+    forking_daemon(&[]);
+}
+
+/// Without cgroups the main process's exit is the group's end, but the log pipe a forked
+/// daemon holds stays open until its EOF (and keel says once that it has no groups).
+#[test]
+fn without_cgroups_a_forking_daemon_keeps_logging_too() {
+    let k = forking_daemon(&["--no-cgroups"]);
+    assert!(
+        k.log().contains("cgroups unavailable (--no-cgroups)"),
+        "{}",
+        k.log()
+    );
+}
+
+fn forking_daemon(opts: &[&str]) -> Keel {
+    let k = Keel::start_with(
+        &format!("forking{}", opts.len()),
         r#"
 [services.daemon]
 exec = ["/bin/sh", "-c", "(sleep 0.3; echo daemon still logging; exec sleep 1000) & echo forked"]
 kind = "oneshot"
 "#,
+        opts,
     );
     k.until("the oneshot done", |r| r[0].state == SvcState::Done);
     // The forked child outlived its parent, holds the log pipe, and was re-parented to
@@ -386,6 +409,7 @@ kind = "oneshot"
     k.wait("the orphan reaped", || {
         (!processes().iter().any(|p| p.0 == orphan.0)).then_some(())
     });
+    k
 }
 
 #[test]
@@ -668,6 +692,7 @@ fn on_exit_keel_ends_the_orphans_its_services_left() {
 [services.leaver]
 exec = ["/bin/sh", "-c", "(exec sleep 1001 &); (trap '' TERM; exec sleep 1002) & echo left two"]
 kind = "oneshot"
+stop_timeout = "500ms"
 "#,
     );
     k.until("the oneshot done", |r| r[0].state == SvcState::Done);
@@ -688,14 +713,24 @@ kind = "oneshot"
     });
     assert_eq!(k.stop(), Some(0), "{}", k.log());
     let log = k.log();
-    assert!(
-        log.contains("2 process(es) left behind by services"),
-        "{log}"
-    );
-    assert!(
-        log.contains("1 process(es) ignored SIGTERM: SIGKILL"),
-        "{log}"
-    );
+    if log.contains("service groups in") {
+        // In its cgroup, what the oneshot left is the service: stopped with it, the one
+        // ignoring SIGTERM by the group kill after stop_timeout.
+        assert!(log.contains("stopping what leaver left running"), "{log}");
+        assert!(
+            log.contains("processes of leaver outlived it by 500ms (stop_timeout)"),
+            "{log}"
+        );
+    } else {
+        assert!(
+            log.contains("2 process(es) left behind by services"),
+            "{log}"
+        );
+        assert!(
+            log.contains("1 process(es) ignored SIGTERM: SIGKILL"),
+            "{log}"
+        );
+    }
     for pid in [polite, stubborn] {
         assert!(
             !processes().iter().any(|p| p.0 == pid),
@@ -939,6 +974,8 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
             "NAME",
             "STATE",
             "PID",
+            "MEM",
+            "PIDS",
             "READY",
             "RESTARTS",
             "LAST-EXIT",
@@ -952,7 +989,7 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
         .collect();
     assert_eq!(fields[0][..2], ["app", "up"]);
     assert_eq!(fields[1][..2], ["prep", "done"]);
-    assert_eq!(fields[1][5], "exit:0");
+    assert_eq!(fields[1][7], "exit:0");
     // One NAME alone: the row and its last log lines (web says READY=1 just before it
     // prints, and keel may read the two in either order: wait for the line).
     let out = k.wait("web's line under its row", || {
@@ -978,6 +1015,23 @@ fn keelctl_status_takes_names_and_json_has_every_field() {
     assert_eq!(web["restarts"], 0);
     assert!(web["last_exit"].is_null(), "{web}");
     assert_eq!(web["why"], "");
+    // Usage of its group: numbers where this host has the controllers, null otherwise.
+    assert!(
+        web["memory_bytes"].is_u64() || web["memory_bytes"].is_null(),
+        "{web}"
+    );
+    assert!(web["pids"].is_u64() || web["pids"].is_null(), "{web}");
+    assert!(web["processes"].is_array(), "{web}");
+    let v = json(&k.ctl(&["--json", "status", "web"]).1);
+    let web1 = &v["services"][0];
+    if k.log().contains("service groups in") {
+        assert!(
+            web1["processes"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|p| p == &web["pid"])),
+            "status web lists its main process: {web1}"
+        );
+    }
     let prep = svcs
         .iter()
         .find(|s| s["name"] == "prep")
@@ -1160,4 +1214,189 @@ needs = ["mute"]
         "{}",
         k.log()
     );
+}
+
+/// Whether `keel supervise` gets service groups here: root and a writable cgroup2 (this
+/// host's /sys/fs/cgroup/unified, or a pure cgroup2 /sys/fs/cgroup). Under CI=true a host
+/// without them fails the test.
+fn cgroups_here() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    let cgroup2 = std::fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|m| m.lines().any(|l| l.contains(" - cgroup2 ")));
+    let ok = root && cgroup2;
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prerequisite missing under CI: root and a cgroup2 mount"
+        );
+        eprintln!("NOT RUN: needs root and a cgroup2 mount (under CI=true this test fails)");
+    }
+    ok
+}
+
+/// Live (not zombie) processes whose command line contains `needle`.
+fn live_with(needle: &str) -> Vec<i32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.1 != 'Z')
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.0)).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+        })
+        .map(|p| p.0)
+        .collect()
+}
+
+/// The group directory of `pid`, from /proc/PID/cgroup and the cgroup2 mount.
+fn group_of(pid: i32) -> Option<PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = own.lines().find_map(|l| l.strip_prefix("0::"))?.to_string();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = keel::sys::cgroup::cgroup2_mount(&info)?;
+    Some(Path::new(&mount).join(rel.trim_start_matches('/')))
+}
+
+#[test]
+fn a_stop_ends_everything_the_service_started_setsid_included() {
+    if !cgroups_here() {
+        return;
+    }
+    let k = Keel::start(
+        "group-stop",
+        r#"
+[services.bg]
+exec = ["/bin/sh", "-c", "sleep 1001 & setsid sleep 1002 & exec sleep 1003"]
+"#,
+    );
+    assert!(k.log().contains("service groups in"), "{}", k.log());
+    let main = k.until("bg up", |r| up(r, "bg").is_some());
+    let main = up(&main, "bg").unwrap_or(0);
+    let pids = k.wait("its three sleeps", || {
+        let v: Vec<i32> = ["sleep 1001", "sleep 1002", "sleep 1003"]
+            .iter()
+            .flat_map(|n| live_with(n))
+            .collect();
+        (v.len() == 3).then_some(v)
+    });
+    let group = group_of(main).expect("the main process has a cgroup");
+    assert!(
+        group.ends_with("bg") && group.display().to_string().contains("keel-"),
+        "{}",
+        group.display()
+    );
+    for p in &pids {
+        assert_eq!(
+            group_of(*p).as_ref(),
+            Some(&group),
+            "pid {p} outside the group"
+        );
+    }
+    // `keelctl status NAME` lists the group's processes.
+    let (_, out, _) = k.ctl(&["status", "bg"]);
+    assert!(out.contains("processes in the group of bg:"), "{out}");
+    for p in &pids {
+        assert!(out.contains(&format!(" {p}  ")), "pid {p} missing:\n{out}");
+    }
+    let (code, _, _) = k.ctl(&["stop", "bg"]);
+    assert_eq!(code, 0);
+    k.until("bg down", |r| r[0].state == SvcState::Down);
+    // Down means the whole group is gone: no process of it is left, not even the one in
+    // its own session.
+    let left: Vec<i32> = pids
+        .iter()
+        .copied()
+        .filter(|p| live_with("sleep 100").contains(p))
+        .collect();
+    assert_eq!(left, Vec::<i32>::new(), "{}", k.log());
+    let procs = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+    assert_eq!(procs.trim(), "", "cgroup.procs of a stopped service");
+}
+
+#[test]
+fn crash_restarts_leave_no_orphans_and_no_open_log_pipes() {
+    if !cgroups_here() {
+        return;
+    }
+    let k = Keel::start(
+        "group-crash",
+        r#"
+[services.leaky]
+exec = ["/bin/sh", "-c", "sleep 1004 & echo started; exit 1"]
+stop_timeout = "200ms"
+backoff = { initial = "10ms", cap = "20ms", jitter = 0 }
+crash_loop = { limit = 1000, within = "1s" }
+"#,
+    );
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", k.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let restarts = |n: u32| move |r: &[SvcStatus]| r[0].restarts >= n;
+    k.until("3 restarts", restarts(3));
+    let early = fds();
+    k.until("20 restarts", restarts(20));
+    let late = fds();
+    assert!(
+        late <= early + 2,
+        "keel's open files grew from {early} to {late} over 17 restarts"
+    );
+    // At most the current instance's sleep runs: each old one went with its group.
+    let sleeps = live_with("sleep 1004");
+    assert!(
+        sleeps.len() <= 1,
+        "orphans piled up: {sleeps:?}\n{}",
+        k.log()
+    );
+    assert!(
+        k.log()
+            .contains("leaky's main process exited; stopping the rest of its group"),
+        "{}",
+        k.log()
+    );
+}
+
+#[test]
+fn rlimits_umask_and_workdir_are_applied_before_exec() {
+    let dir = std::env::temp_dir().join(format!("keel-it-workdir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("cannot create the workdir");
+    let k = Keel::start(
+        "limits",
+        &format!(
+            r#"
+[services.show]
+exec = ["/bin/sh", "-c", "echo nofile=$(ulimit -n) core=$(ulimit -c) umask=$(umask) pwd=$(pwd)"]
+kind = "oneshot"
+rlimits = {{ nofile = 123, core = 0 }}
+umask = "027"
+workdir = "{}"
+[services.nowhere]
+exec = ["/bin/true"]
+kind = "oneshot"
+workdir = "/nonexistent/keel-workdir"
+"#,
+            dir.display()
+        ),
+    );
+    k.until("show done", |r| r[0].state == SvcState::Done);
+    let (_, out, _) = k.ctl(&["logs", "show"]);
+    assert_eq!(
+        out.trim(),
+        format!("nofile=123 core=0 umask=0027 pwd={}", dir.display())
+    );
+    let rows = k.until("nowhere failed", |r| r[1].state == SvcState::Down);
+    assert!(
+        k.log()
+            .contains("its workdir /nonexistent/keel-workdir is not a directory"),
+        "{:?}\n{}",
+        rows[1],
+        k.log()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,11 @@
 //! dinit's restart words, compound durations) are returned as notes by [`parse_noted`].
 
 pub mod firewall;
+pub mod limits;
+pub mod watchdog;
+
+pub use limits::Limits;
+pub use watchdog::Watchdog;
 
 pub use firewall::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
@@ -95,6 +100,8 @@ pub struct ApplianceConfig {
     pub modules: Modules,
     pub firewall: Firewall,
     pub ssh: Ssh,
+    /// `[watchdog]`, when the config has one.
+    pub watchdog: Option<Watchdog>,
     /// Services in the order of the file; a service's [`crate::SvcId`] is its index here.
     pub services: Vec<ServiceConfig>,
 }
@@ -324,6 +331,8 @@ pub struct ServiceConfig {
     /// `None` (`start_timeout = "0"`) waits for ever.
     pub start_timeout: Option<Duration>,
     pub console: bool,
+    /// cgroup limits and process settings (config/limits.rs).
+    pub limits: Limits,
 }
 
 impl ServiceConfig {
@@ -348,6 +357,7 @@ impl ServiceConfig {
             stop_timeout: defaults::STOP_TIMEOUT,
             start_timeout: Some(defaults::START_TIMEOUT),
             console: false,
+            limits: Limits::default(),
         }
     }
 
@@ -496,7 +506,9 @@ type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 const SYSTEM_FIELDS: &[&str] = &["hostname", "run_size", "tmp_size", "shm_size"];
 const MODULES_FIELDS: &[&str] = &["load", "required", "on_demand"];
 const SSH_FIELDS: &[&str] = &["password_login"];
-const TOP_FIELDS: &[&str] = &["system", "modules", "firewall", "ssh", "services"];
+const TOP_FIELDS: &[&str] = &[
+    "system", "modules", "firewall", "ssh", "watchdog", "services",
+];
 const SERVICE_FIELDS: &[&str] = &[
     "exec",
     "env",
@@ -515,6 +527,12 @@ const SERVICE_FIELDS: &[&str] = &[
     "stop_timeout",
     "start_timeout",
     "console",
+    "memory_max",
+    "pids_max",
+    "cpu_weight",
+    "rlimits",
+    "umask",
+    "workdir",
 ];
 const BACKOFF_FIELDS: &[&str] = &["initial", "factor", "cap", "jitter", "reset_after"];
 const CRASH_LOOP_FIELDS: &[&str] = &["limit", "within"];
@@ -815,6 +833,7 @@ impl Validator {
     fn root(&mut self, root: &DeTable<'_>) -> ApplianceConfig {
         let mut config = ApplianceConfig::default();
         let mut services: Vec<(ServiceConfig, DepSpans)> = Vec::new();
+        let mut watchdog = None;
         for (key, value) in entries(root) {
             match key.get_ref().as_ref() {
                 "system" => {
@@ -837,6 +856,7 @@ impl Validator {
                         self.ssh(t, &mut config.ssh);
                     }
                 }
+                "watchdog" => watchdog = self.watchdog(value),
                 "services" => {
                     if let Some(t) = self.table(value, "services") {
                         for (name, svc) in entries(t) {
@@ -850,6 +870,20 @@ impl Validator {
             }
         }
         self.cross_check(&services);
+        if let Some((w, places)) = watchdog {
+            let names: Vec<&str> = services.iter().map(|(s, _)| s.name.as_str()).collect();
+            for (n, at) in w.needs.iter().zip(places) {
+                if !names.contains(&n.as_str()) {
+                    let hint = closest(n, names.iter().copied())
+                        .map_or(String::new(), |c| format!("; did you mean {c}?"));
+                    self.err(
+                        at,
+                        format!("`watchdog.needs` names \"{n}\", which is not a service{hint}"),
+                    );
+                }
+            }
+            config.watchdog = Some(w);
+        }
         config.services = services.into_iter().map(|(s, _)| s).collect();
         config
     }
@@ -1202,6 +1236,7 @@ impl Validator {
                         }
                     }
                 }
+                f if limits::FIELDS.contains(&f) => self.limit(f, v, &section, &mut s.limits),
                 _ => self.unknown(key, &section, SERVICE_FIELDS),
             }
         }

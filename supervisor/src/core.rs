@@ -38,7 +38,7 @@ use crate::graph::Graph;
 use crate::log::{DEFAULT_RING_BYTES, LogRing};
 use crate::proto::{Request, Response, SvcState, SvcStatus};
 use crate::restart::{self, Decision, Rng};
-use crate::state::{Phase, StopHow, Stopped, Svc, Target};
+use crate::state::{Group, Phase, StopHow, Stopped, Svc, Target};
 use crate::timeline::{BootReport, BootRow};
 use crate::types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
 use std::time::Duration;
@@ -177,6 +177,13 @@ impl Supervisor {
         self.svcs.get(svc.0)
     }
 
+    /// True while `svc` has given up (a crash loop): the watchdog stops petting.
+    pub fn gave_up(&self, svc: SvcId) -> bool {
+        self.svcs
+            .get(svc.0)
+            .is_some_and(|s| matches!(s.phase, Phase::GaveUp { .. }))
+    }
+
     /// The dependency graph.
     pub fn graph(&self) -> &Graph {
         &self.graph
@@ -190,7 +197,8 @@ impl Supervisor {
     /// When the driver must call [`Supervisor::handle`] with [`Event::Deadline`] at the
     /// latest, if anything is timed.
     pub fn next_deadline(&self) -> Option<Mono> {
-        self.svcs
+        let phases = self
+            .svcs
             .iter()
             .zip(&self.cfg)
             .filter_map(|(s, c)| match s.phase {
@@ -199,9 +207,12 @@ impl Supervisor {
                 Phase::GaveUp { retry_at } => retry_at,
                 Phase::Starting { pid: Some(_) } => start_deadline(s, c),
                 Phase::Down | Phase::Starting { pid: None } | Phase::Up { .. } => None,
-            })
-            .filter(|&t| t != NEVER)
-            .min()
+            });
+        let groups = self.svcs.iter().filter_map(|s| match s.group {
+            Group::Draining { kill_at, .. } => Some(kill_at),
+            Group::Empty | Group::Busy => None,
+        });
+        phases.chain(groups).filter(|&t| t != NEVER).min()
     }
 
     /// The last `n` lines `svc` wrote (its log ring), oldest first.
@@ -251,10 +262,19 @@ impl Supervisor {
         // reported as exited in the same wake-up as its stop deadline must not be sent
         // SIGKILL (its pid is reaped and may already belong to another process). Found by
         // the `core` fuzz target (supervisor/fuzz/artifacts/core/kill-after-reap).
+        // A group reported empty while the core still holds its main pid comes just
+        // before that pid's `Exited` in the same wake-up: timers wait for that event (they
+        // fire on every event), or a stop deadline due now would SIGKILL a reaped pid.
+        let fire = match ev {
+            Event::GroupEmpty(s) => self.svcs.get(s.0).is_none_or(|v| v.phase.pid().is_none()),
+            _ => true,
+        };
         match ev {
             Event::Spawned { svc, pid } => self.on_spawned(svc, pid, now, out),
             Event::SpawnFailed { svc, errno } => self.on_spawn_failed(svc, errno, now, out),
             Event::Exited { pid, status } => self.on_exit(pid, status, now, out),
+            Event::GroupEmpty(svc) => self.on_group_empty(svc, out),
+            Event::OomKilled { svc, limit } => self.on_oom(svc, limit, out),
             Event::Ready(svc) => self.on_ready(svc, now, out),
             Event::Output { svc, data } => self.on_output(svc, &data, out),
             Event::Deadline => {}
@@ -265,7 +285,9 @@ impl Supervisor {
             }
             Event::Shutdown(kind) => self.begin_shutdown(kind, now, out),
         }
-        self.fire_timers(now, out);
+        if fire {
+            self.fire_timers(now, out);
+        }
         self.settle(now, out);
         self.track_boot(now, out);
         self.answer_waiters(out);
@@ -397,8 +419,9 @@ impl Supervisor {
                 killed,
             };
             svc.signalled_at = Some(now);
-            out.push(Action::Kill { pid, sig });
+            out.push(Self::stop_action(SvcId(i), Some(pid), sig));
         }
+        self.fire_group_timers(now, out);
         for i in 0..self.svcs.len() {
             let Phase::Stopping {
                 pid,
@@ -420,6 +443,8 @@ impl Supervisor {
                     ),
                 );
                 self.svcs[i].phase = Phase::Down;
+                // Its group with it: the last phase of shutdown kills what is left.
+                self.svcs[i].group = Group::Empty;
                 self.svcs[i].restart_requested = false;
                 self.svcs[i].stopped = Some(Stopped {
                     how: StopHow::Abandoned,
@@ -443,11 +468,13 @@ impl Supervisor {
             } else {
                 Self::note(
                     out,
-                    format!("{name} (pid {pid}) did not stop in time; sending SIGKILL"),
+                    format!(
+                        "{name} (pid {pid}) did not stop in time; sending SIGKILL to its group"
+                    ),
                 );
-                out.push(Action::Kill {
-                    pid,
-                    sig: Sig::KILL,
+                out.push(Action::KillGroup {
+                    svc: SvcId(i),
+                    pid: Some(pid),
                 });
                 self.svcs[i].phase = Phase::Stopping {
                     pid,
@@ -464,6 +491,8 @@ impl Supervisor {
         };
         match svc.phase {
             Phase::Starting { pid: None } => {
+                svc.group = Group::Busy;
+                svc.oom = None;
                 let started = self.cfg[s.0].ready == Ready::Started;
                 svc.phase = if started {
                     Phase::Up { pid: Some(pid) }
@@ -585,6 +614,34 @@ impl Supervisor {
             });
         }
         let timed_out = std::mem::take(&mut svc.timed_out);
+        let oneshot_done = matches!(svc.phase, Phase::Starting { .. })
+            && c.kind == Kind::Oneshot
+            && status.success()
+            && keep[i];
+        if svc.group == Group::Busy && !oneshot_done {
+            // The rest of the group goes with its main process: on the stop signal already
+            // sent (and its deadline) when it was stopping, else on one sent now.
+            match svc.phase {
+                Phase::Stopping {
+                    kill_at, killed, ..
+                } => svc.group = Group::Draining { kill_at, killed },
+                Phase::Down
+                | Phase::Delayed { .. }
+                | Phase::Starting { .. }
+                | Phase::Up { .. }
+                | Phase::GaveUp { .. } => {
+                    Self::note(
+                        out,
+                        format!("{name}'s main process exited; stopping the rest of its group"),
+                    );
+                    Self::drain(svc, s, c.stop_signal, c.stop_timeout, now, out);
+                }
+            }
+        }
+        let status_words = match svc.oom {
+            Some(limit) => oom_words(limit),
+            None => status.to_string(),
+        };
         match svc.phase {
             Phase::Stopping { .. } if timed_out && keep[i] && self.shutdown.is_none() => {
                 let reason = format!("{} and was stopped ({status})", svc.note);
@@ -616,12 +673,106 @@ impl Supervisor {
                 );
             }
             Phase::Starting { .. } | Phase::Up { .. } => {
-                let reason = status.to_string();
-                Self::note(out, format!("{name} exited ({status})"));
-                self.failed(s, Some(status), reason, now, out);
+                Self::note(out, format!("{name} exited ({status_words})"));
+                self.failed(s, Some(status), status_words, now, out);
             }
             Phase::Down | Phase::Delayed { .. } | Phase::GaveUp { .. } => {}
         }
+    }
+
+    /// The action that sends a service its stop signal: the whole group gets it.
+    fn stop_action(svc: SvcId, pid: Option<Pid>, sig: Sig) -> Action {
+        if sig == Sig::KILL {
+            Action::KillGroup { svc, pid }
+        } else {
+            Action::SignalGroup { svc, pid, sig }
+        }
+    }
+
+    /// Stops what is left of `s`'s group once its main process is gone.
+    fn drain(
+        svc: &mut Svc,
+        s: SvcId,
+        sig: Sig,
+        timeout: Duration,
+        now: Mono,
+        out: &mut Vec<Action>,
+    ) {
+        let killed = sig == Sig::KILL;
+        let kill_at = now.plus(if killed { KILL_GRACE } else { timeout });
+        svc.group = Group::Draining { kill_at, killed };
+        out.push(Self::stop_action(s, None, sig));
+    }
+
+    /// Groups that outlived their stop timeout get `cgroup.kill`; a group that survives
+    /// even that is waited for (given up on during shutdown, so a shutdown completes).
+    fn fire_group_timers(&mut self, now: Mono, out: &mut Vec<Action>) {
+        for i in 0..self.svcs.len() {
+            let Group::Draining { kill_at, killed } = self.svcs[i].group else {
+                continue;
+            };
+            if kill_at > now {
+                continue;
+            }
+            let name = self.name(SvcId(i)).to_string();
+            let timeout = self.cfg[i].stop_timeout;
+            let svc = &mut self.svcs[i];
+            if !killed {
+                Self::note(
+                    out,
+                    format!(
+                        "processes of {name} outlived it by {timeout:?} (stop_timeout); killing its group"
+                    ),
+                );
+                svc.group = Group::Draining {
+                    kill_at: now.plus(KILL_GRACE),
+                    killed: true,
+                };
+                out.push(Action::KillGroup {
+                    svc: SvcId(i),
+                    pid: None,
+                });
+            } else if self.shutdown.is_some() {
+                Self::note(
+                    out,
+                    format!(
+                        "processes of {name} survived the group kill for {KILL_GRACE:?}; shutting down without them"
+                    ),
+                );
+                svc.group = Group::Empty;
+            } else {
+                Self::note(
+                    out,
+                    format!(
+                        "processes of {name} survived the group kill for {KILL_GRACE:?}; still waiting for them"
+                    ),
+                );
+                svc.group = Group::Draining {
+                    kill_at: NEVER,
+                    killed: true,
+                };
+            }
+        }
+    }
+
+    fn on_group_empty(&mut self, s: SvcId, out: &mut Vec<Action>) {
+        let Some(svc) = self.svcs.get_mut(s.0) else {
+            return;
+        };
+        let was = std::mem::replace(&mut svc.group, Group::Empty);
+        if matches!(was, Group::Draining { .. }) && svc.phase.is_quiet() {
+            let name = self.name(s).to_string();
+            Self::note(out, format!("the last process of {name} is gone"));
+        }
+    }
+
+    fn on_oom(&mut self, s: SvcId, limit: u64, out: &mut Vec<Action>) {
+        let Some(svc) = self.svcs.get_mut(s.0) else {
+            return;
+        };
+        svc.oom = Some(limit);
+        let name = self.name(s).to_string();
+        Self::note(out, format!("{name}: {}", oom_words(limit)));
     }
 
     /// `s` ended on its own (or could not be spawned): apply its restart policy.
@@ -726,6 +877,16 @@ impl Supervisor {
                 }
             };
             svc.note = format!("stopped for {kind}");
+            if let Group::Draining {
+                kill_at: NEVER,
+                killed,
+            } = svc.group
+            {
+                svc.group = Group::Draining {
+                    kill_at: now.plus(KILL_GRACE),
+                    killed,
+                };
+            }
             if let Phase::Stopping {
                 pid,
                 kill_at: NEVER,
@@ -879,7 +1040,7 @@ impl Supervisor {
             if d == s {
                 svc.history.reset();
             }
-            if svc.phase.is_quiet() {
+            if svc.is_quiet() {
                 svc.note.clear();
             }
         }
@@ -933,7 +1094,7 @@ impl Supervisor {
         }
         if let Some(kind) = self.shutdown
             && !self.halted
-            && self.svcs.iter().all(|s| s.phase.is_quiet())
+            && self.svcs.iter().all(Svc::is_quiet)
         {
             self.halted = true;
             Self::note(out, "every service is stopped".into());
@@ -970,7 +1131,7 @@ impl Supervisor {
         if self.shutdown.is_some() {
             first.extend(self.graph.before[i].iter().copied());
         }
-        if !first.iter().all(|d| self.svcs[d.0].phase.is_quiet()) {
+        if !first.iter().all(|d| self.svcs[d.0].is_quiet()) {
             return false;
         }
         let why = self.stop_reason(s);
@@ -981,6 +1142,15 @@ impl Supervisor {
             svc.note = why.clone();
         }
         match phase.pid() {
+            None if svc.group == Group::Busy => {
+                // A finished oneshot that left processes running: they are its service.
+                svc.phase = Phase::Down;
+                svc.restart_requested = false;
+                svc.signalled_at = Some(now);
+                Self::note(out, format!("stopping what {name} left running ({why})"));
+                let (sig, timeout) = (c.stop_signal, c.stop_timeout);
+                Self::drain(svc, s, sig, timeout, now, out);
+            }
             None => {
                 svc.phase = Phase::Down;
                 svc.restart_requested = false;
@@ -1000,7 +1170,7 @@ impl Supervisor {
                 };
                 svc.signalled_at = Some(now);
                 Self::note(out, format!("stopping {name} ({why})"));
-                out.push(Action::Kill { pid, sig });
+                out.push(Self::stop_action(s, Some(pid), sig));
             }
         }
         true
@@ -1079,8 +1249,10 @@ impl Supervisor {
         });
         let dependents_down = self.graph.needed_by[i]
             .iter()
-            .all(|d| self.svcs[d.0].phase.is_quiet());
-        if !(needs_up && after_settled && dependents_down) {
+            .all(|d| self.svcs[d.0].is_quiet());
+        // Never a second instance beside what is left of the first.
+        let group_gone = self.svcs[i].group == Group::Empty;
+        if !(needs_up && after_settled && dependents_down && group_gone) {
             // A served backoff or slow retry turns into plain waiting, so no deadline in
             // the past stays armed.
             let svc = &mut self.svcs[i];
@@ -1129,6 +1301,10 @@ impl Supervisor {
         let svc = &self.svcs[s.0];
         let c = &self.cfg[s.0];
         let (state, why) = match svc.phase {
+            _ if svc.phase.is_quiet() && svc.group != Group::Empty => (
+                SvcState::Stopping,
+                "its main process exited; waiting for the rest of its group to end".into(),
+            ),
             Phase::Down if svc.target == Target::Up && self.shutdown.is_none() => {
                 (SvcState::Waiting, self.waiting_reason(s))
             }
@@ -1162,6 +1338,9 @@ impl Supervisor {
             restarts: svc.starts.saturating_sub(1),
             last_exit: svc.last_exit,
             why,
+            memory: None,
+            pids: None,
+            procs: Vec::new(),
         }
     }
 
@@ -1192,12 +1371,32 @@ impl Supervisor {
             }
         }
         for &d in &self.graph.needed_by[s.0] {
-            if !self.svcs[d.0].phase.is_quiet() {
+            if !self.svcs[d.0].is_quiet() {
                 return format!("waiting for {} to stop", self.name(d));
             }
         }
         String::new()
     }
+}
+
+/// What an OOM kill was, with the service's memory_max in bytes (0: it has none, so the
+/// whole machine ran out).
+fn oom_words(limit: u64) -> String {
+    if limit == 0 {
+        "killed by the OOM killer (no memory_max: the system ran out of memory)".into()
+    } else {
+        format!("killed by the OOM killer at memory.max {}", bytes(limit))
+    }
+}
+
+/// Bytes as `keel check` reads them back: `32M`, `1G`, `4096`.
+pub fn bytes(n: u64) -> String {
+    for (unit, size) in [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)] {
+        if n >= size && n % size == 0 {
+            return format!("{}{unit}", n / size);
+        }
+    }
+    n.to_string()
 }
 
 /// When a starting service's start_timeout runs out, if it has one.

@@ -23,6 +23,13 @@ pub enum Event {
     SpawnFailed { svc: SvcId, errno: i32 },
     /// The reaper collected `pid` (any child, services or orphans).
     Exited { pid: Pid, status: WaitStatus },
+    /// Nothing of `svc`'s group is left (cgroup.events says `populated 0`, or, without
+    /// cgroups, its main process was reaped: the driver then reports this just before that
+    /// `Exited`). Reported at most once per instance, never before its `Spawned`.
+    GroupEmpty(SvcId),
+    /// The kernel's OOM killer killed a process of `svc`'s group (memory.events'
+    /// `oom_kill` grew); `limit` is its memory_max in bytes. Reported before the `Exited`.
+    OomKilled { svc: SvcId, limit: u64 },
     /// `svc` said READY=1 on its notify socket, or its TCP port answered.
     Ready(SvcId),
     /// `svc` wrote this to its stdout or stderr.
@@ -66,6 +73,24 @@ pub enum Record {
     },
 }
 
+impl Action {
+    /// The main process this action signals and with what: `Kill`, and `SignalGroup` or
+    /// `KillGroup` (as SIGKILL) while the main process lives. The promise is the same for
+    /// all three: the pid is a child the core spawned and has not seen exit.
+    pub fn signals_pid(&self) -> Option<(Pid, Sig)> {
+        match *self {
+            Action::Kill { pid, sig } => Some((pid, sig)),
+            Action::SignalGroup { pid, sig, .. } => pid.map(|p| (p, sig)),
+            Action::KillGroup { pid, .. } => pid.map(|p| (p, Sig::KILL)),
+            Action::Spawn(..)
+            | Action::Reply(..)
+            | Action::Log(_)
+            | Action::Emergency { .. }
+            | Action::Halt(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -82,6 +107,15 @@ pub enum Action {
     Spawn(SvcId, SpawnSpec),
     /// Send `sig` to `pid` (always a child the core spawned and has not seen exit).
     Kill { pid: Pid, sig: Sig },
+    /// Send `sig` to every process in `svc`'s group; without cgroups, to its main `pid`
+    /// (when it has one: `None` means the main process has exited, leaving the rest).
+    SignalGroup {
+        svc: SvcId,
+        pid: Option<Pid>,
+        sig: Sig,
+    },
+    /// End `svc`'s group at once (write `cgroup.kill`); without cgroups, SIGKILL to `pid`.
+    KillGroup { svc: SvcId, pid: Option<Pid> },
     /// Send this on a control connection.
     Reply(ConnId, Response),
     /// Write this to the console log.

@@ -17,8 +17,11 @@
 //! ok TEXT
 //! err TEXT
 //! status N            then N lines: name TAB state TAB pid TAB ready-since-ms TAB restarts
-//!                                   TAB last-exit TAB why   ("-" for none; last exit is
-//!                                   "exit:CODE" or "signal:NUMBER")
+//!                                   TAB last-exit TAB why TAB memory TAB pids TAB procs
+//!                                   ("-" for none; last exit is "exit:CODE" or
+//!                                   "signal:NUMBER"; memory is memory.current in bytes,
+//!                                   pids is pids.current, procs the group's pids, comma-
+//!                                   separated; a row of an older keel/2 ends after why)
 //! logs N DROPPED      then N lines of output; DROPPED lines were lost to the ring's size
 //! line TEXT           one more line of a followed log (`logs -f`)
 //! boot N INIT UP      then N lines: name TAB oneshot TAB started TAB ready TAB finished
@@ -38,7 +41,8 @@
 //!
 //! # History
 //! - 1: status, start, stop, restart, logs (with -n and -f), poweroff, reboot.
-//! - 2: status takes service names; wait; boot (the boot timeline).
+//! - 2: status takes service names; wait; boot (the boot timeline); later, status rows
+//!   gained memory, pids and procs (cgroups), which a decoder treats as optional.
 
 use crate::timeline::{BootReport, BootRow};
 use crate::types::{Mono, Sig, WaitStatus};
@@ -89,6 +93,12 @@ pub struct SvcStatus {
     pub last_exit: Option<WaitStatus>,
     /// Why it is in this state, in words ("waiting for network", "stopped by request").
     pub why: String,
+    /// memory.current of its group in bytes (None without cgroups or the controller).
+    pub memory: Option<u64>,
+    /// pids.current of its group.
+    pub pids: Option<u64>,
+    /// The processes in its group (filled when one service was asked for).
+    pub procs: Vec<i32>,
 }
 
 /// What a service is doing, as `keelctl status` names it (docs/services.md).
@@ -484,14 +494,22 @@ impl Response {
                 let mut s = format!("status {}\n", rows.len());
                 for r in rows {
                     let since = opt(r.ready_since.map(|m| m.0));
+                    let procs = if r.procs.is_empty() {
+                        "-".to_string()
+                    } else {
+                        let p: Vec<String> = r.procs.iter().map(i32::to_string).collect();
+                        p.join(",")
+                    };
                     s.push_str(&format!(
-                        "{}\t{}\t{}\t{since}\t{}\t{}\t{}\n",
+                        "{}\t{}\t{}\t{since}\t{}\t{}\t{}\t{}\t{}\t{procs}\n",
                         escape(&r.name),
                         r.state,
                         opt(r.pid),
                         r.restarts,
                         exit_text(r.last_exit),
-                        escape(&r.why)
+                        escape(&r.why),
+                        opt(r.memory),
+                        opt(r.pids),
                     ));
                 }
                 s
@@ -589,8 +607,27 @@ impl Response {
                 let mut rows = Vec::with_capacity(raw.len());
                 for line in raw {
                     let f: Vec<&str> = line.split('\t').collect();
-                    let [name, state, pid, since, restarts, exit, why] = f.as_slice() else {
+                    let (base, usage) = match f.len() {
+                        7 => (&f[..], None),
+                        10 => (&f[..7], Some(&f[7..])),
+                        _ => return Err(bad("status")),
+                    };
+                    let [name, state, pid, since, restarts, exit, why] = base else {
                         return Err(bad("status"));
+                    };
+                    let (memory, pids, procs) = match usage {
+                        Some([m, p, list]) => (
+                            parse_opt::<u64>(m).ok_or_else(|| bad("status"))?,
+                            parse_opt::<u64>(p).ok_or_else(|| bad("status"))?,
+                            if *list == "-" {
+                                Vec::new()
+                            } else {
+                                list.split(',')
+                                    .map(|x| x.parse::<i32>().map_err(|_| bad("status")))
+                                    .collect::<Result<Vec<_>, _>>()?
+                            },
+                        ),
+                        _ => (None, None, Vec::new()),
                     };
                     rows.push(SvcStatus {
                         name: unescape(name)?,
@@ -602,6 +639,9 @@ impl Response {
                         restarts: restarts.parse().map_err(|_| bad("status"))?,
                         last_exit: parse_exit(exit).ok_or_else(|| bad("status"))?,
                         why: unescape(why)?,
+                        memory,
+                        pids,
+                        procs,
                     });
                 }
                 Response::Status(rows)
@@ -653,20 +693,30 @@ mod tests {
             0u8..3,
             any::<i32>(),
             ".*",
+            (
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
+                proptest::collection::vec(any::<i32>(), 0..3),
+            ),
         )
             .prop_map(
-                |(name, state, pid, since, restarts, ek, code, why)| SvcStatus {
-                    name,
-                    state,
-                    pid,
-                    ready_since: since.map(Mono),
-                    restarts,
-                    last_exit: match ek {
-                        0 => None,
-                        1 => Some(WaitStatus::Exited(code)),
-                        _ => Some(WaitStatus::Signaled(Sig(code as u8))),
-                    },
-                    why,
+                |(name, state, pid, since, restarts, ek, code, why, (memory, pids, procs))| {
+                    SvcStatus {
+                        name,
+                        state,
+                        pid,
+                        ready_since: since.map(Mono),
+                        restarts,
+                        last_exit: match ek {
+                            0 => None,
+                            1 => Some(WaitStatus::Exited(code)),
+                            _ => Some(WaitStatus::Signaled(Sig(code as u8))),
+                        },
+                        why,
+                        memory,
+                        pids,
+                        procs,
+                    }
                 },
             )
     }
@@ -778,6 +828,30 @@ mod tests {
                 ),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn status_rows_without_usage_still_decode() {
+        // A row as keel/2 wrote it before cgroups: seven fields.
+        let old = "status 1\nsshd\tup\t42\t1000\t0\t-\t\n";
+        let Ok(Some((Response::Status(rows), _))) = Response::decode(old) else {
+            panic!("an older status row did not decode");
+        };
+        assert_eq!((rows[0].memory, rows[0].pids), (None, None));
+        assert!(rows[0].procs.is_empty());
+        let new = "status 1\nsshd\tup\t42\t1000\t0\t-\t\t2097152\t3\t42,43\n";
+        let Ok(Some((Response::Status(rows), _))) = Response::decode(new) else {
+            panic!("a status row with usage did not decode");
+        };
+        assert_eq!((rows[0].memory, rows[0].pids), (Some(2 << 20), Some(3)));
+        assert_eq!(rows[0].procs, [42, 43]);
+        for bad in [
+            "status 1\nsshd\tup\t42\t1000\t0\t-\t\tx\t3\t-\n",
+            "status 1\nsshd\tup\t42\t1000\t0\t-\t\t1\t3\t4,x\n",
+            "status 1\nsshd\tup\t42\t1000\t0\t-\t\t1\n",
+        ] {
+            assert!(Response::decode(bad).is_err(), "{bad:?}");
         }
     }
 

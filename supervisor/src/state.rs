@@ -92,11 +92,34 @@ impl Phase {
     }
 }
 
+/// What is left of a service's group (its cgroup, or what the driver stands in for one)
+/// besides its main process. A service counts as stopped, may start again, and lets what
+/// it needs stop, only when its phase has no process *and* its group is `Empty`.
+///
+/// | group      | meaning                                                                 |
+/// |------------|-------------------------------------------------------------------------|
+/// | `Empty`    | nothing of it runs (the driver reported `GroupEmpty`, or it never ran)  |
+/// | `Busy`     | its processes run: set when its spawn is reported                       |
+/// | `Draining` | its main process is gone but others of the group are not: they have been sent the stop signal; `cgroup.kill` at `kill_at` (already done if `killed`) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Empty,
+    Busy,
+    Draining { kill_at: Mono, killed: bool },
+}
+
 /// Where a service should be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     Up,
     Down,
+}
+
+impl Svc {
+    /// True when nothing of the service is left: its phase is quiet and its group empty.
+    pub fn is_quiet(&self) -> bool {
+        self.phase.is_quiet() && self.group == Group::Empty
+    }
 }
 
 /// One service's run-time state.
@@ -123,6 +146,11 @@ pub struct Svc {
     /// It was stopped because it did not become ready within its start_timeout: its exit
     /// is a failure, not a requested stop.
     pub timed_out: bool,
+    /// Its group, for "stopped means the whole group is gone".
+    pub group: Group,
+    /// The current instance had a process killed by the OOM killer at this memory.max
+    /// (bytes), as the driver reported; cleared at the next spawn.
+    pub oom: Option<u64>,
 }
 
 impl Svc {
@@ -140,6 +168,8 @@ impl Svc {
             stopped: None,
             started_at: None,
             timed_out: false,
+            group: Group::Empty,
+            oom: None,
         }
     }
 }

@@ -332,3 +332,115 @@ fn a_nul_in_exec_or_env_is_an_error_where_it_is_written() {
         "`env.X` of [services.a] contains a NUL character",
     );
 }
+
+#[test]
+fn limits_parse_with_their_defaults() {
+    let cfg = common::parse_config(
+        r#"
+[services.web]
+exec = ["/web"]
+memory_max = "64M"
+pids_max = 64
+cpu_weight = 200
+rlimits = { nofile = 4096, core = 0, stack = "infinity" }
+umask = "027"
+workdir = "/var/lib/web"
+[services.plain]
+exec = ["/plain"]
+"#,
+    );
+    use supervisor::config::limits::Rlimit;
+    let l = &cfg.services[0].limits;
+    assert_eq!(l.memory_max, Some(64 << 20));
+    assert_eq!(l.pids_max, Some(64));
+    assert_eq!(l.cpu_weight, Some(200));
+    assert_eq!(
+        l.rlimits,
+        [
+            (Rlimit::Nofile, 4096),
+            (Rlimit::Core, 0),
+            (Rlimit::Stack, u64::MAX)
+        ]
+    );
+    assert_eq!(l.umask, Some(0o27));
+    assert_eq!(l.workdir.as_deref(), Some("/var/lib/web"));
+    assert_eq!(
+        cfg.services[1].limits,
+        supervisor::config::Limits::default()
+    );
+}
+
+#[test]
+fn bad_limits_are_errors_at_their_place() {
+    let svc = "[services.a]\nexec = [\"/a\"]\n";
+    common::one(
+        &format!("{svc}memory_max = \"64MB\"\n"),
+        "3:14",
+        "like \"64M\"",
+    );
+    common::one(&format!("{svc}memory_max = \"4K\"\n"), "3:14", "below 1M");
+    common::one(&format!("{svc}pids_max = 0\n"), "3:12", "from 1 to 4194304");
+    common::one(
+        &format!("{svc}cpu_weight = 20000\n"),
+        "3:14",
+        "from 1 to 10000",
+    );
+    common::one(
+        &format!("{svc}umask = \"999\"\n"),
+        "3:9",
+        "not an octal mask",
+    );
+    common::one(
+        &format!("{svc}workdir = \"var/x\"\n"),
+        "3:11",
+        "absolute path",
+    );
+    common::one(
+        &format!("{svc}rlimits = {{ nofiles = 10 }}\n"),
+        "3:13",
+        "not a limit keel knows; use one of nofile",
+    );
+    common::one(
+        &format!("{svc}rlimits = {{ nofile = -1 }}\n"),
+        "3:22",
+        "at least 0, or \"infinity\"",
+    );
+}
+
+#[test]
+fn watchdog_parses_with_defaults_and_checks_its_needs() {
+    use std::time::Duration;
+    let svc = "[services.sshd]\nexec = [\"/sshd\"]\n";
+    let cfg = common::parse_config(&format!("[watchdog]\n{svc}"));
+    let w = cfg.watchdog.expect("a watchdog");
+    assert_eq!(w.device, "/dev/watchdog");
+    assert_eq!(w.timeout, Duration::from_secs(30));
+    assert_eq!(w.interval(), Duration::from_secs(10));
+    assert!(w.needs.is_empty());
+    assert_eq!(common::parse_config(svc).watchdog, None);
+    let cfg = common::parse_config(&format!(
+        "[watchdog]\ndevice = \"/dev/watchdog1\"\ntimeout = \"10s\"\nneeds = [\"sshd\"]\n{svc}"
+    ));
+    let w = cfg.watchdog.expect("a watchdog");
+    assert_eq!(
+        (w.device.as_str(), w.timeout),
+        ("/dev/watchdog1", Duration::from_secs(10))
+    );
+    assert_eq!(w.needs, ["sshd"]);
+    one(
+        &format!("[watchdog]\nneeds = [\"ssdh\"]\n{svc}"),
+        "2:10",
+        "\"ssdh\", which is not a service; did you mean sshd?",
+    );
+    one(
+        "[watchdog]\ntimeout = \"1.5s\"\n",
+        "2:11",
+        "whole seconds from 2s",
+    );
+    one(
+        "[watchdog]\ndevice = \"watchdog\"\n",
+        "2:10",
+        "a device under /dev",
+    );
+    one("[watchdog]\ntimeot = \"5s\"\n", "2:1", "timeout");
+}

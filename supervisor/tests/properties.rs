@@ -22,6 +22,10 @@ enum Op {
     Restart(usize),
     FailSpawn(usize),
     Output(usize),
+    /// The service's main process will leave others of its group running.
+    Linger(usize),
+    /// The rest of a group ends.
+    Empty(usize),
     Shutdown,
 }
 
@@ -36,6 +40,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Restart),
         1 => any::<usize>().prop_map(Op::FailSpawn),
         1 => any::<usize>().prop_map(Op::Output),
+        2 => any::<usize>().prop_map(Op::Linger),
+        2 => any::<usize>().prop_map(Op::Empty),
         1 => proptest::strategy::Just(Op::Shutdown),
     ]
 }
@@ -122,7 +128,11 @@ fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid], spawned_b
                     );
                 }
             }
-            Action::Kill { pid, sig } => {
+            Action::Kill { .. } | Action::SignalGroup { .. } | Action::KillGroup { .. } => {
+                let Some((pid, sig)) = a.signals_pid() else {
+                    continue;
+                };
+                let (pid, sig) = (&pid, &sig);
                 // Only children it spawned and has not seen exit.
                 // (A child spawned in this step may also be killed and reaped in it: a
                 // start_timeout inside one long `advance`.)
@@ -202,9 +212,10 @@ fn run(cfg: &ApplianceConfig, ops: &[Op]) {
         let mut k: Vec<_> = sim
             .actions
             .iter()
-            .filter_map(|(_, a)| match a {
-                Action::Kill { pid, .. } if sim.live.contains_key(pid) => Some(*pid),
-                _ => None,
+            .filter_map(|(_, a)| {
+                a.signals_pid()
+                    .map(|(p, _)| p)
+                    .filter(|p| sim.live.contains_key(p))
             })
             .collect();
         k.dedup();
@@ -244,13 +255,28 @@ fn run(cfg: &ApplianceConfig, ops: &[Op]) {
             Op::Output(i) => step(&mut sim, &mut |s| {
                 s.line(&format!("output {} some output", name(i)))
             }),
+            Op::Linger(i) => sim.line(&format!("linger {}", name(i))),
+            Op::Empty(i) => {
+                let busy = sim.busy_groups.clone();
+                if let Some(s) = busy.get(i % busy.len().max(1)) {
+                    let n = format!("empty {}", sim.name(*s));
+                    step(&mut sim, &mut |x| x.line(&n));
+                }
+            }
             Op::Shutdown => step(&mut sim, &mut |s| {
                 s.event(Event::Shutdown(PowerKind::PowerOff))
             }),
         }
     }
-    // Let everything settle: killed processes die, time passes, readiness arrives.
-    for _ in 0..50 {
+    // Let everything settle: killed processes die, time passes, readiness arrives; half
+    // of the lingering groups end by themselves, the rest wait for their group kill.
+    for round in 0..50 {
+        if round % 2 == 0 {
+            for s in sim.busy_groups.clone() {
+                let n = format!("empty {}", sim.name(s));
+                step(&mut sim, &mut |x| x.line(&n));
+            }
+        }
         for pid in killed(&sim) {
             step(&mut sim, &mut |s| {
                 s.exit(pid, WaitStatus::Signaled(Sig::TERM))
@@ -291,8 +317,14 @@ fn run(cfg: &ApplianceConfig, ops: &[Op]) {
         .filter(|(_, a)| matches!(a, Action::Halt(_)))
         .count();
     assert!(halts <= 1, "{halts} halts");
+    // At rest, a service that counts as stopped has nothing of its group left.
+    for s in &sim.busy_groups {
+        let st = sim.sup.state(*s).map(|x| x.is_quiet());
+        assert_eq!(st, Some(false), "s{} is quiet while its group runs", s.0);
+    }
     if ops.iter().any(|o| matches!(o, Op::Shutdown)) {
         assert_eq!(halts, 1, "shutdown never completed: {:?}", sim.sup.status());
+        assert!(sim.busy_groups.is_empty(), "groups left after shutdown");
         assert!(
             sim.live.is_empty(),
             "processes left after shutdown: {:?}",

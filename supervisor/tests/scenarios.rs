@@ -636,3 +636,164 @@ fn a_start_that_takes_too_long_is_a_failure() {
         ",
     );
 }
+
+/// A shell that backgrounded children: its stop signal goes to the whole group, and the
+/// service is stopped, and may start again, only once the last of them is gone.
+#[test]
+fn a_stop_waits_for_the_whole_group() {
+    check(
+        CHAIN,
+        "
+        ready net
+        linger sshd
+        stop sshd
+        exit sshd signal=15
+        status sshd
+        start sshd
+        status sshd
+        empty sshd
+        status sshd
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 reply ok stopping sshd
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 status sshd: stopping (its main process exited; waiting for the rest of its group to end)
+        0.000 reply ok starting sshd
+        0.000 status sshd: stopping (its main process exited; waiting for the rest of its group to end)
+        0.000 spawn sshd pid=103
+        0.000 status sshd: up
+        ",
+    );
+}
+
+/// The main process crashes and leaves children: they get the stop signal, cgroup.kill
+/// after stop_timeout, and the restart waits for the group to be empty, past the backoff.
+#[test]
+fn a_crash_that_leaves_children_restarts_only_when_they_are_gone() {
+    check(
+        CHAIN,
+        "
+        logs-on
+        ready net
+        linger sshd
+        exit sshd code=1
+        advance 200ms
+        status sshd
+        advance 2s
+        empty sshd
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 log keel: net is ready
+        0.000 log keel: starting dhcp
+        0.000 spawn dhcp pid=101
+        0.000 log keel: starting sshd
+        0.000 spawn sshd pid=102
+        0.000 log keel: up in 0.00 s; critical chain: net 0 ms → dhcp 0 ms → sshd 0 ms
+        0.000 log keel: sshd's main process exited; stopping the rest of its group
+        0.000 signal group sshd SIGTERM
+        0.000 log keel: sshd exited (exit code 1)
+        0.000 log keel: restarting sshd in 200ms
+        0.200 status sshd: stopping (its main process exited; waiting for the rest of its group to end)
+        2.000 log keel: processes of sshd outlived it by 2s (stop_timeout); killing its group
+        2.000 kill group sshd
+        2.200 log keel: the last process of sshd is gone
+        2.200 log keel: starting sshd
+        2.200 spawn sshd pid=103
+        ",
+    );
+}
+
+/// What a service needs is stopped only after the dependent's whole group is gone, and a
+/// shutdown halts only when every group is empty.
+#[test]
+fn needs_and_shutdown_wait_for_groups() {
+    check(
+        CHAIN,
+        "
+        ready net
+        linger dhcp
+        shutdown poweroff
+        exit sshd signal=15
+        exit dhcp signal=15
+        status net
+        advance 1s
+        empty dhcp
+        exit net signal=15
+        ",
+        "
+        0.000 spawn net pid=100
+        0.000 spawn dhcp pid=101
+        0.000 spawn sshd pid=102
+        0.000 kill sshd pid=102 SIGTERM
+        0.000 kill dhcp pid=101 SIGTERM
+        0.000 status net: up
+        1.000 kill net pid=100 SIGTERM
+        1.000 halt poweroff
+        ",
+    );
+}
+
+/// A finished oneshot that left a daemon running: the daemon belongs to the service and
+/// is stopped with it.
+#[test]
+fn a_finished_oneshot_s_leftovers_are_stopped_with_it() {
+    check(
+        r#"
+[services.daemonize]
+exec = ["/d"]
+kind = "oneshot"
+"#,
+        "
+        linger daemonize
+        exit daemonize code=0
+        status daemonize
+        stop daemonize
+        status daemonize
+        empty daemonize
+        status daemonize
+        ",
+        "
+        0.000 spawn daemonize pid=100
+        0.000 status daemonize: done
+        0.000 reply ok stopping daemonize
+        0.000 signal group daemonize SIGTERM
+        0.000 status daemonize: stopping (its main process exited; waiting for the rest of its group to end)
+        0.000 status daemonize: down (stopped by request)
+        ",
+    );
+}
+
+/// The OOM killer is named as such in the status and the log, and the restart policy
+/// applies as to any crash.
+#[test]
+fn an_oom_kill_is_reported_and_restarted() {
+    check(
+        r#"
+[services.hog]
+exec = ["/hog"]
+backoff = { jitter = 0 }
+"#,
+        "
+        logs-on
+        oom hog limit=33554432
+        exit hog signal=9
+        status hog
+        advance 200ms
+        status hog
+        ",
+        "
+        0.000 spawn hog pid=100
+        0.000 log keel: hog: killed by the OOM killer at memory.max 32M
+        0.000 log keel: hog exited (killed by the OOM killer at memory.max 32M)
+        0.000 log keel: restarting hog in 200ms
+        0.000 status hog: restarting (killed by the OOM killer at memory.max 32M; restarting in 200ms)
+        0.200 log keel: starting hog
+        0.200 spawn hog pid=101
+        0.200 status hog: up
+        ",
+    );
+}

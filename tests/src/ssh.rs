@@ -15,8 +15,11 @@ pub fn test_key() -> Result<PathBuf> {
         return Ok(key);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Generate under a private name and rename, so two test processes never see half a key.
-    let tmp = dir.join(format!("tmp-{}", std::process::id()));
+    // Generate under a private name and rename, so two test processes, or two tests in
+    // one process, never see half a key or collide on the temporary name.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!("tmp-{}-{n}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let _ = std::fs::remove_file(tmp.with_extension("pub"));
     let out = Command::new("ssh-keygen")

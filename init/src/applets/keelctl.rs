@@ -280,17 +280,21 @@ pub fn table(rows: &[SvcStatus], now: Mono) -> String {
         "NAME",
         "STATE",
         "PID",
+        "MEM",
+        "PIDS",
         "READY",
         "RESTARTS",
         "LAST-EXIT",
         "WHY",
     ];
-    let mut cells: Vec<[String; 7]> = vec![head.map(String::from)];
+    let mut cells: Vec<[String; 9]> = vec![head.map(String::from)];
     for r in rows {
         cells.push([
             r.name.clone(),
             r.state.to_string(),
             r.pid.map_or("-".into(), |p| p.to_string()),
+            r.memory.map_or("-".into(), mem_cell),
+            r.pids.map_or("-".into(), |p| p.to_string()),
             ago(r.ready_since, now),
             r.restarts.to_string(),
             exit_cell(r.last_exit),
@@ -298,6 +302,18 @@ pub fn table(rows: &[SvcStatus], now: Mono) -> String {
         ]);
     }
     align(&cells)
+}
+
+/// memory.current as `keelctl status` shows it: `812K`, `12.3M`, `1.5G`.
+fn mem_cell(b: u64) -> String {
+    let (k, m, g) = (1u64 << 10, 1u64 << 20, 1u64 << 30);
+    if b >= g {
+        format!("{:.1}G", b as f64 / g as f64)
+    } else if b >= m {
+        format!("{:.1}M", b as f64 / m as f64)
+    } else {
+        format!("{}K", b.div_ceil(k))
+    }
 }
 
 fn exit_json(e: Option<WaitStatus>) -> Json {
@@ -333,6 +349,14 @@ pub fn status_json(rows: &[SvcStatus], now: Mono) -> Json {
                             ("restarts", Json::Int(i64::from(r.restarts))),
                             ("last_exit", exit_json(r.last_exit)),
                             ("why", Json::str(&r.why)),
+                            ("memory_bytes", Json::opt_u64(r.memory)),
+                            ("pids", Json::opt_u64(r.pids)),
+                            (
+                                "processes",
+                                Json::Arr(
+                                    r.procs.iter().map(|p| Json::Int(i64::from(*p))).collect(),
+                                ),
+                            ),
                         ])
                     })
                     .collect(),
@@ -815,15 +839,40 @@ fn status(opts: &Opts, names: &[String]) -> Result<Exit, Exit> {
         },
         _ => None,
     };
+    let dog = std::fs::read_to_string(crate::run::WATCHDOG_STATE)
+        .ok()
+        .map(|l| l.trim().to_string());
     if opts.json {
         let mut j = status_json(&rows, now);
         if let (Json::Obj(fields), Some((n, dropped, lines))) = (&mut j, &tail) {
             fields.push(("logs", logs_json(n, *dropped, lines)));
         }
+        if let Json::Obj(fields) = &mut j {
+            fields.push(("watchdog", dog.as_deref().map_or(Json::Null, Json::str)));
+        }
         emit(&format!("{j}\n"))?;
         return Ok(Exit::Ok);
     }
     let mut s = table(&rows, now);
+    if let Some(d) = &dog {
+        s.push_str(&format!("\nwatchdog: {d}\n"));
+    }
+    if let [row] = rows.as_slice()
+        && !row.procs.is_empty()
+    {
+        s.push_str(&format!("\nprocesses in the group of {}:\n", row.name));
+        for p in &row.procs {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            s.push_str(&format!("  {p:>7}  {cmd}\n"));
+        }
+    }
     if let Some((n, _, lines)) = tail {
         s.push_str(&format!(
             "\nlast {} lines of {n} (keelctl logs {n}):\n",
@@ -1041,6 +1090,9 @@ mod tests {
                 restarts: 2,
                 last_exit: Some(WaitStatus::Signaled(supervisor::Sig::KILL)),
                 why: String::new(),
+                memory: Some(12_900_000),
+                pids: Some(3),
+                procs: vec![42, 43],
             },
             SvcStatus {
                 name: "sshd".into(),
@@ -1050,6 +1102,9 @@ mod tests {
                 restarts: 0,
                 last_exit: Some(WaitStatus::Exited(0)),
                 why: "waiting for network, which failed".into(),
+                memory: None,
+                pids: None,
+                procs: Vec::new(),
             },
         ]
     }
@@ -1060,18 +1115,21 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME     STATE    PID  READY  RESTARTS  LAST-EXIT  WHY"
+            "NAME     STATE    PID  MEM    PIDS  READY  RESTARTS  LAST-EXIT  WHY"
         );
-        assert_eq!(lines[1], "network  up       42   2m5s   2         SIGKILL");
+        assert_eq!(
+            lines[1],
+            "network  up       42   12.3M  3     2m5s   2         SIGKILL"
+        );
         assert_eq!(
             lines[2],
-            "sshd     waiting  -    -      0         exit:0     waiting for network, which failed"
+            "sshd     waiting  -    -      -     -      0         exit:0     waiting for network, which failed"
         );
         // Every cell before WHY is one awk field.
         for l in &lines {
-            assert!(l.split_whitespace().count() >= 6, "{l}");
+            assert!(l.split_whitespace().count() >= 8, "{l}");
         }
-        assert_eq!(lines[2].split_whitespace().nth(5), Some("exit:0"));
+        assert_eq!(lines[2].split_whitespace().nth(7), Some("exit:0"));
     }
 
     #[test]
@@ -1081,8 +1139,8 @@ mod tests {
             j,
             concat!(
                 r#"{"now_ms":126000,"services":["#,
-                r#"{"name":"network","state":"up","up":true,"pid":42,"ready_since_ms":1000,"restarts":2,"last_exit":{"kind":"signal","signal":9,"name":"SIGKILL"},"why":""},"#,
-                r#"{"name":"sshd","state":"waiting","up":false,"pid":null,"ready_since_ms":null,"restarts":0,"last_exit":{"kind":"exit","code":0},"why":"waiting for network, which failed"}]}"#
+                r#"{"name":"network","state":"up","up":true,"pid":42,"ready_since_ms":1000,"restarts":2,"last_exit":{"kind":"signal","signal":9,"name":"SIGKILL"},"why":"","memory_bytes":12900000,"pids":3,"processes":[42,43]},"#,
+                r#"{"name":"sshd","state":"waiting","up":false,"pid":null,"ready_since_ms":null,"restarts":0,"last_exit":{"kind":"exit","code":0},"why":"waiting for network, which failed","memory_bytes":null,"pids":null,"processes":[]}]}"#
             )
         );
     }

@@ -12,11 +12,12 @@ use crate::exit::Exit;
 use crate::run::{CONTROL_PATH, Driver};
 
 const USAGE: &str = "\
-usage: keel supervise --config FILE [--socket PATH]
+usage: keel supervise --config FILE [--socket PATH] [--no-cgroups]
 runs the services of an appliance config under keel's supervisor, as an ordinary process
   --config FILE   the appliance config ([services.*] tables; see docs/services.md)
   --socket PATH   the control socket for keelctl --socket PATH [/run/keel/control];
                   notify sockets go to notify/ next to it
+  --no-cgroups    no service groups even as root: a stop signals the main process only
 SIGTERM or SIGINT stops every service in reverse dependency order; processes the
 services left behind get SIGTERM (SIGKILL after 2 s); then keel exits 0.
 ";
@@ -29,14 +30,21 @@ const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct Opts {
     pub config: String,
     pub socket: String,
+    /// Put services in cgroups when the host allows it (`--no-cgroups` turns it off).
+    pub cgroups: bool,
 }
 
 /// Parses the options; every mistake names the option.
 pub fn parse(args: &[String]) -> Result<Opts, String> {
     let mut config = None;
     let mut socket = None;
+    let mut cgroups = true;
     let mut it = args.iter();
     while let Some(a) = it.next() {
+        if a == "--no-cgroups" {
+            cgroups = false;
+            continue;
+        }
         let (key, inline) = match a.split_once('=') {
             Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
             _ => (a.as_str(), None),
@@ -58,6 +66,7 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
     Ok(Opts {
         config: config.ok_or("--config FILE is required")?,
         socket: socket.unwrap_or_else(|| CONTROL_PATH.to_string()),
+        cgroups,
     })
 }
 
@@ -94,7 +103,7 @@ pub fn main(args: &[String]) -> Exit {
             "keel supervise: cannot become a child subreaper: {e}; orphans of services will not be reaped by keel"
         );
     }
-    let mut driver = match Driver::supervise(&cfg, &opts.socket) {
+    let mut driver = match Driver::supervise(&cfg, &opts.socket, opts.cgroups) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("keel supervise: {e}");
@@ -120,14 +129,16 @@ mod tests {
             parse(&args(&["--config", "a.toml"])),
             Ok(Opts {
                 config: "a.toml".into(),
-                socket: CONTROL_PATH.into()
+                socket: CONTROL_PATH.into(),
+                cgroups: true,
             })
         );
         assert_eq!(
-            parse(&args(&["--socket=/tmp/s", "-c", "b.toml"])),
+            parse(&args(&["--socket=/tmp/s", "-c", "b.toml", "--no-cgroups"])),
             Ok(Opts {
                 config: "b.toml".into(),
-                socket: "/tmp/s".into()
+                socket: "/tmp/s".into(),
+                cgroups: false,
             })
         );
         assert!(parse(&args(&[])).unwrap_err().contains("--config"));

@@ -6,6 +6,7 @@
 //! PID 1 for long (no sleeps, no blocking reads of ttys).
 
 pub mod caps;
+pub mod cgroup;
 pub mod clock;
 pub mod console;
 pub mod control;
@@ -22,6 +23,7 @@ pub mod reap;
 pub mod signals;
 pub mod spawn;
 pub mod users;
+pub mod watchdog;
 
 /// Makes this process a child subreaper: orphans of its descendants are re-parented to it
 /// (and reaped by `reap::drain`) instead of to PID 1 (`keel supervise`).

@@ -6,6 +6,8 @@
 //! built before `fork` (names resolved, masks computed, pointer arrays laid out); the child
 //! then makes only async-signal-safe calls and raw system calls, never allocating:
 //!
+//! 0. with `cgroup`: write `0` to the service group's `cgroup.procs` (an fd the parent
+//!    opened), so the child and everything it ever forks are in the group before exec;
 //! 1. restore default dispositions and clear the blocked mask PID 1 runs with, and the
 //!    soft RLIMIT_NOFILE keel had before it raised its own (`control::raise_nofile`);
 //! 2. setsid; open the tty (or /dev/null) as 0/1/2, TIOCSCTTY; dup2 the log pipe to 1/2;
@@ -15,7 +17,9 @@
 //!    synchronize threads, which a forked child must not rely on);
 //! 5. with `caps`: capset(effective = permitted = inheritable = kept), the kept set raised
 //!    into the ambient set for a non-root user (so it survives exec), PR_SET_NO_NEW_PRIVS;
-//! 6. chdir and execve.
+//! 6. the config's rlimits (soft = hard), umask, oom_score_adj back to 0 when keel set
+//!    its own to -1000 (the child must be the OOM killer's fair game, not immune);
+//! 7. chdir (a workdir that fails ends the child with 111) and execve.
 //!
 //! A step that fails ends the child with 111 before exec (fail closed: a service never
 //! runs with more privilege than asked). If `exec` fails it exits 127 (not found) or 126
@@ -27,11 +31,21 @@ use crate::sys::caps;
 use nix::errno::Errno;
 use std::ffi::CString;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The RLIMIT_NOFILE children get (soft, hard), set once when keel raises its own; both 0
 /// (never set): children inherit keel's.
 static CHILD_NOFILE: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+/// Set once keel has made itself immune to the OOM killer: children reset theirs to 0.
+static OOM_PROTECTED: AtomicBool = AtomicBool::new(false);
+
+/// keel's own oom_score_adj to -1000, so the OOM killer never picks PID 1 (children are
+/// set back to 0 before exec).
+pub fn protect_from_oom() -> Result<(), Errno> {
+    crate::sys::fs::write_existing("/proc/self/oom_score_adj", "-1000")?;
+    OOM_PROTECTED.store(true, Ordering::Relaxed);
+    Ok(())
+}
 
 /// Remembers the limit children get back (see `control::raise_nofile`).
 pub fn set_child_nofile(soft: u64, hard: u64) {
@@ -60,6 +74,13 @@ pub struct SpawnSpec {
     pub creds: Option<Creds>,
     /// The capabilities to keep, as a mask by number; `None` leaves them alone.
     pub caps: Option<u64>,
+    /// A group's `cgroup.procs`, open for writing and close-on-exec: the child enters the
+    /// group first thing (a failure ends it with 111: it never runs outside its group).
+    pub cgroup: Option<RawFd>,
+    /// setrlimit(resource, soft = hard = value) for each, after keel's own NOFILE reset.
+    pub rlimits: Vec<(i32, u64)>,
+    /// The umask before exec (`None`: keel's).
+    pub umask: Option<u32>,
 }
 
 /// Numeric credentials, resolved from /etc/passwd and /etc/group before the fork.
@@ -83,6 +104,9 @@ impl SpawnSpec {
             output: None,
             creds: None,
             caps: None,
+            cgroup: None,
+            rlimits: Vec::new(),
+            umask: None,
         }
     }
 }
@@ -115,6 +139,11 @@ struct Prepared {
     ambient: Vec<libc::c_int>,
     /// RLIMIT_NOFILE to set (`rlim_max == 0`: leave keel's).
     nofile: libc::rlimit,
+    cgroup: Option<RawFd>,
+    rlimits: Vec<(i32, libc::rlimit)>,
+    umask: Option<libc::mode_t>,
+    /// /proc/self/oom_score_adj, when keel's own is -1000.
+    oom_reset: Option<CString>,
 }
 
 fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
@@ -169,6 +198,31 @@ fn prepare(spec: &SpawnSpec) -> Result<Prepared, Errno> {
             rlim_cur: CHILD_NOFILE.0.load(Ordering::Relaxed),
             rlim_max: CHILD_NOFILE.1.load(Ordering::Relaxed),
         },
+        cgroup: spec.cgroup,
+        rlimits: spec
+            .rlimits
+            .iter()
+            .map(|&(r, v)| {
+                let v = if v == u64::MAX {
+                    libc::RLIM_INFINITY
+                } else {
+                    v
+                };
+                (
+                    r,
+                    libc::rlimit {
+                        rlim_cur: v,
+                        rlim_max: v,
+                    },
+                )
+            })
+            .collect(),
+        umask: spec.umask,
+        oom_reset: if OOM_PROTECTED.load(Ordering::Relaxed) {
+            Some(cstring("/proc/self/oom_score_adj")?)
+        } else {
+            None
+        },
     })
 }
 
@@ -198,6 +252,11 @@ unsafe fn child_exec(p: &Prepared, setsid: bool, ctty: bool) -> ! {
     // and sigaction structs are locals, the strings are NUL-terminated CStrings owned by
     // `p`, and the argv/env pointer arrays are NULL-terminated arrays of those.
     unsafe {
+        if let Some(fd) = p.cgroup
+            && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+        {
+            libc::_exit(i32::from(Exit::Temporary.code()));
+        }
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
         for sig in 1..libc::SIGRTMAX() {
@@ -290,7 +349,24 @@ unsafe fn child_exec(p: &Prepared, setsid: bool, ctty: bool) -> ! {
                 libc::_exit(i32::from(Exit::Temporary.code()));
             }
         }
-        libc::chdir(p.cwd.as_ptr());
+        for (resource, lim) in &p.rlimits {
+            if libc::setrlimit(*resource as _, lim) < 0 {
+                libc::_exit(i32::from(Exit::Temporary.code()));
+            }
+        }
+        if let Some(mask) = p.umask {
+            libc::umask(mask);
+        }
+        if let Some(path) = &p.oom_reset {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd >= 0 {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+                libc::close(fd);
+            }
+        }
+        if libc::chdir(p.cwd.as_ptr()) < 0 {
+            libc::_exit(i32::from(Exit::Temporary.code()));
+        }
         libc::execve(p.path.as_ptr(), p.argv_ptrs.as_ptr(), p.env_ptrs.as_ptr());
         let errno = *libc::__errno_location();
         libc::_exit(i32::from(Exit::for_exec_errno(errno).code()))

@@ -223,7 +223,16 @@ impl Driver {
                             queue.push(Event::Spawned { svc: s, pid });
                         }
                     }
-                    Action::Kill { pid, sig } => {
+                    Action::SignalGroup { pid: None, .. } => {}
+                    Action::KillGroup { svc, pid: None } => {
+                        if !self.sigkill_survivors {
+                            queue.push(Event::GroupEmpty(svc));
+                        }
+                    }
+                    Action::Kill { .. } | Action::SignalGroup { .. } | Action::KillGroup { .. } => {
+                        let Some((pid, sig)) = a.signals_pid() else {
+                            continue;
+                        };
                         let known_issue = tolerate_kill_after_reap() && exited == Some(pid);
                         assert!(
                             live_before.contains(&pid)
@@ -233,11 +242,16 @@ impl Driver {
                         );
                         self.signalled.insert(pid);
                         if sig == Sig::KILL && !self.sigkill_survivors {
+                            let owner = self.owner(pid);
                             self.reap(pid);
+                            // LIFO: the group's end is handled before the exit.
                             queue.push(Event::Exited {
                                 pid,
                                 status: WaitStatus::Signaled(Sig::KILL),
                             });
+                            if let Some(s) = owner {
+                                queue.push(Event::GroupEmpty(s));
+                            }
                         }
                     }
                     Action::Halt(_) => {
@@ -273,8 +287,19 @@ impl Driver {
         self.signalled.remove(&pid);
     }
 
+    /// The service whose main process `pid` is, if any.
+    fn owner(&self, pid: Pid) -> Option<SvcId> {
+        self.live.iter().find(|(p, _)| *p == pid).and_then(|(_, s)| *s)
+    }
+
+    /// `pid` exits; a service's group empties with its main process (the driver without
+    /// cgroups reports that first).
     fn exit(&mut self, pid: Pid, status: WaitStatus) {
+        let owner = self.owner(pid);
         self.reap(pid);
+        if let Some(s) = owner {
+            self.handle(Event::GroupEmpty(s));
+        }
         self.handle(Event::Exited { pid, status });
     }
 

@@ -29,6 +29,10 @@ pub struct Sim {
     /// When set, a SIGKILL makes the process exit at once (the kernel's rule for all but
     /// processes stuck in uninterruptible sleep).
     pub sigkill_is_lethal: bool,
+    /// Services whose group keeps processes after their main one exits (until `empty`).
+    pub lingering: Vec<SvcId>,
+    /// Services whose main process exited while lingering: their group still runs.
+    pub busy_groups: Vec<SvcId>,
 }
 
 pub fn parse_config(text: &str) -> ApplianceConfig {
@@ -85,6 +89,8 @@ impl Sim {
             actions: Vec::new(),
             show_logs: false,
             sigkill_is_lethal: false,
+            lingering: Vec::new(),
+            busy_groups: Vec::new(),
         }
     }
 
@@ -125,6 +131,12 @@ impl Sim {
                 self.actions.push((self.now, a.clone()));
                 match a {
                     Action::Spawn(s, spec) => {
+                        // Stopped means the whole group is gone: never a second instance.
+                        assert!(
+                            !self.busy_groups.contains(&s),
+                            "{} spawned while processes of its last instance still run",
+                            spec.name
+                        );
                         if let Some(i) = self.fail_next_spawn.iter().position(|(f, _)| *f == s) {
                             let (_, errno) = self.fail_next_spawn.remove(i);
                             self.say(format!("spawn {} failed errno={errno}", spec.name));
@@ -138,18 +150,42 @@ impl Sim {
                             queue.push(Event::Spawned { svc: s, pid });
                         }
                     }
-                    Action::Kill { pid, sig } => {
-                        let name = self
-                            .live
-                            .get(&pid)
-                            .map(|s| self.name(*s))
-                            .unwrap_or_else(|| "?".into());
+                    Action::SignalGroup {
+                        svc,
+                        pid: None,
+                        sig,
+                    } => {
+                        self.say(format!("signal group {} {sig}", self.name(svc)));
+                    }
+                    Action::KillGroup { svc, pid: None } => {
+                        self.say(format!("kill group {}", self.name(svc)));
+                        if self.sigkill_is_lethal {
+                            self.group_ends(svc);
+                            queue.push(Event::GroupEmpty(svc));
+                        }
+                    }
+                    Action::Kill { .. } | Action::SignalGroup { .. } | Action::KillGroup { .. } => {
+                        let Some((pid, sig)) = a.signals_pid() else {
+                            continue;
+                        };
+                        let owner = self.live.get(&pid).copied();
+                        let name = owner.map(|s| self.name(s)).unwrap_or_else(|| "?".into());
                         self.say(format!("kill {name} pid={pid} {sig}"));
                         if sig == Sig::KILL
                             && self.sigkill_is_lethal
                             && self.live.remove(&pid).is_some()
                         {
                             self.reaped.push(pid);
+                            if let Some(s) = owner
+                                && (!self.lingering.contains(&s)
+                                    || matches!(a, Action::KillGroup { .. }))
+                            {
+                                // cgroup.kill takes the whole group.
+                                self.group_ends(s);
+                                queue.push(Event::GroupEmpty(s));
+                            } else if let Some(s) = owner {
+                                self.busy_groups.push(s);
+                            }
                             queue.push(Event::Exited {
                                 pid,
                                 status: WaitStatus::Signaled(Sig::KILL),
@@ -179,7 +215,14 @@ impl Sim {
                         }
                     }
                     Action::Emergency { why, .. } => self.say(format!("emergency {why}")),
-                    Action::Halt(kind) => self.say(format!("halt {kind}")),
+                    Action::Halt(kind) => {
+                        assert!(
+                            self.busy_groups.is_empty(),
+                            "halt while groups still run: {:?}",
+                            self.busy_groups
+                        );
+                        self.say(format!("halt {kind}"));
+                    }
                 }
             }
         }
@@ -199,10 +242,23 @@ impl Sim {
         self.now = end;
     }
 
+    /// The main process `pid` exits; its group empties with it (the driver reports that
+    /// first), unless its service is lingering.
     pub fn exit(&mut self, pid: Pid, status: WaitStatus) {
-        self.live.remove(&pid);
+        let owner = self.live.remove(&pid);
         self.reaped.push(pid);
+        match owner {
+            Some(s) if self.lingering.contains(&s) => self.busy_groups.push(s),
+            Some(s) => self.event(Event::GroupEmpty(s)),
+            None => {}
+        }
         self.event(Event::Exited { pid, status });
+    }
+
+    /// Nothing of `s`'s group is left.
+    fn group_ends(&mut self, s: SvcId) {
+        self.lingering.retain(|l| *l != s);
+        self.busy_groups.retain(|l| *l != s);
     }
 
     /// Runs one script line.
@@ -228,6 +284,22 @@ impl Sim {
                     (c, None) => WaitStatus::Exited(c.unwrap_or(0)),
                 };
                 self.exit(pid, status);
+            }
+            ["linger", name] => {
+                // Its main process leaves others running (a shell's `sleep &`).
+                let s = self.id(name);
+                self.lingering.push(s);
+            }
+            ["empty", name] => {
+                // The last of its group is gone.
+                let s = self.id(name);
+                self.group_ends(s);
+                self.event(Event::GroupEmpty(s));
+            }
+            ["oom", name, ..] => {
+                let s = self.id(name);
+                let limit = arg("limit").unwrap_or(32 << 20) as u64;
+                self.event(Event::OomKilled { svc: s, limit });
             }
             ["ready", name] => {
                 let s = self.id(name);
