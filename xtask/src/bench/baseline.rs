@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 /// The baseline's /init.
 const INIT: &str = include_str!("baseline/init.sh");
 
+/// Debian's ssh-keygen, which the baseline's /init runs.
+const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
+
 /// Its dhclient hook.
 const DHCLIENT_SCRIPT: &str = include_str!("baseline/dhclient-script.sh");
 
@@ -108,10 +111,17 @@ pub(crate) fn build(
         0o644,
         Kind::File(ruleset.into_bytes()),
     )?;
+    // keel's image no longer has ssh-keygen (keel makes its host keys itself); the seeds'
+    // way makes its key with Debian's, so the baseline brings it and its libraries.
+    let keygen = PathBuf::from(SSH_KEYGEN);
+    own.add_host(&keygen, "the baseline's /init")?;
+    for lib in crate::elf::closure_by_user(std::slice::from_ref(&keygen))?.keys() {
+        own.add_host(lib, "ssh-keygen")?;
+    }
     let list: String = modules.iter().map(|m| format!("{m}\n")).collect();
     own.insert("etc/bench/modules", 0o644, Kind::File(list.into_bytes()))?;
     for (path, (perm, kind)) in &own.entries {
-        if !matches!(kind, Kind::Dir) {
+        if !matches!(kind, Kind::Dir) || !tree.entries.contains_key(path) {
             tree.entries.insert(path.clone(), (*perm, kind.clone()));
         }
     }
