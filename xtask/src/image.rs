@@ -1073,6 +1073,29 @@ mod tests {
             shas.push((sha(&built.cpio), sha(&built.gz)));
         }
         assert_eq!(shas[0], shas[1], "two builds differ: {shas:?}");
+        // Nothing unused: keel's static sshd, no ssh-keygen, no library only Debian's sshd
+        // needed, and every file and link says what needs it.
+        let manifest = std::fs::read_to_string(base.join("0/manifest.txt")).expect("manifest");
+        for gone in [
+            "/usr/bin/ssh-keygen",
+            "libcrypto.so",
+            "libkrb5",
+            "libsystemd",
+            "libz.so",
+        ] {
+            assert!(!manifest.contains(gone), "{gone} is in the image");
+        }
+        let sshd = manifest
+            .lines()
+            .find(|l| l.contains(" /usr/sbin/sshd "))
+            .expect("/usr/sbin/sshd in the manifest");
+        assert!(sshd.contains("built from openssh "), "{sshd}");
+        for line in manifest
+            .lines()
+            .filter(|l| l.starts_with("10") || l.starts_with("12"))
+        {
+            assert!(line.contains("  # needed by: "), "no reason: {line}");
+        }
         let _ = std::fs::remove_dir_all(&base);
     }
 }
