@@ -289,6 +289,10 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
     }
     fs::rename(&fresh_out, &out)?;
     let _ = fs::remove_dir_all(&build);
+    prune(&cache.join("out"), &out);
+    if let Some(dir) = &libcrypto {
+        prune(&cache.join("libcrypto"), dir);
+    }
     phase(&format!(
         "built {} ({size} bytes, sha256 {digest}) in {} ({})",
         sshd.display(),
@@ -306,6 +310,30 @@ pub(crate) fn sshd_version(sshd: &Path) -> Result<String> {
         .output()
         .with_context(|| format!("cannot run {} -V", sshd.display()))?;
     Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+/// How many builds of each kind the cache keeps (the most recently made).
+const KEEP_BUILDS: usize = 3;
+
+/// Removes all but the `KEEP_BUILDS` newest directories of `dir` (never `current`).
+fn prune(dir: &Path, current: &Path) {
+    let mut found: Vec<(PathBuf, std::time::SystemTime)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let when = e.metadata().ok()?.modified().ok()?;
+            path.is_dir().then_some((path, when))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.1));
+    for (old, _) in found.into_iter().skip(KEEP_BUILDS) {
+        if old != current {
+            phase(&format!("removing the old build {}", old.display()));
+            let _ = fs::remove_dir_all(&old);
+        }
+    }
 }
 
 /// The first 12 hex digits of the recipe's sha256.
@@ -694,6 +722,29 @@ mod tests {
         // The libcrypto flags name nothing absolute: they are stamped into the library.
         assert!(libcrypto_configure().iter().all(|a| !a.contains("/B")));
         assert!(libcrypto_configure().contains(&"no-shared".to_owned()));
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_current() {
+        let dir = std::env::temp_dir().join(format!("keel-sshd-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            fs::create_dir_all(dir.join(name)).unwrap();
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            fs::File::open(dir.join(name))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        prune(&dir, &dir.join("a"));
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a", "c", "d", "e"]);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
