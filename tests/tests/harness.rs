@@ -170,7 +170,7 @@ fn harness_runs_commands_over_ssh() -> Result<()> {
     vm.run(
         &format!(
             "pidof sshd || {{ mkdir -p /var/lib/keel/ssh /run/sshd; \
-             test -f {key} || ssh-keygen -q -t ed25519 -N '' -f {key}; /usr/sbin/sshd; }}"
+             test -f {key} || /sbin/keel hostkeys; /usr/sbin/sshd; }}"
         ),
         CMD_TIMEOUT,
     )?;

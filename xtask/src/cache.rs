@@ -25,7 +25,7 @@ pub(crate) fn cache_dir() -> Result<PathBuf> {
     }
 }
 
-/// One kernel build at a time per cache: two clones sharing it wait for each other. The
+/// One build at a time per cache (kernel, sshd): two clones sharing it wait for each other. The
 /// lock is a directory holding the owner's pid (std's file locks need a newer Rust than the
 /// workspace's MSRV); a lock whose owner is gone is taken over.
 pub(crate) struct CacheLock(PathBuf);
@@ -60,7 +60,7 @@ pub(crate) fn lock_cache(cache: &Path) -> Result<CacheLock> {
                 }
                 if !told {
                     phase(&format!(
-                        "waiting for another kernel build (pid {owner}) to finish: lock {}",
+                        "waiting for another build (pid {owner}) to finish: lock {}",
                         path.display()
                     ));
                     told = true;

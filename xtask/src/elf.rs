@@ -65,8 +65,18 @@ pub(crate) fn is_static(path: &Path) -> Result<bool> {
 /// Every library (and loader) the `programs` need, transitively, as absolute paths in the
 /// search directory where the loader will find them (for example
 /// `/lib/x86_64-linux-gnu/libc.so.6`, which may be a symlink on the host). Sorted.
+#[cfg(test)]
 pub(crate) fn closure(programs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut found: BTreeSet<PathBuf> = BTreeSet::new();
+    Ok(closure_by_user(programs)?.into_keys().collect())
+}
+
+/// [`closure`] with, for each library, the programs that need it (directly or through
+/// another library).
+pub(crate) fn closure_by_user(
+    programs: &[PathBuf],
+) -> Result<std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>>> {
+    let mut found: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>> =
+        std::collections::BTreeMap::new();
     for program in programs {
         let top = read(program)?;
         // The executable's RPATH also applies to its dependencies unless they have a
@@ -74,7 +84,10 @@ pub(crate) fn closure(programs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let exe_rpath = expand(&top.rpath, program);
         let mut queue: VecDeque<(PathBuf, ElfInfo)> = VecDeque::new();
         if let Some(interp) = &top.interp {
-            found.insert(PathBuf::from(interp));
+            found
+                .entry(PathBuf::from(interp))
+                .or_default()
+                .insert(program.clone());
         }
         queue.push_back((program.clone(), top.clone()));
         let mut seen: BTreeSet<String> = BTreeSet::new();
@@ -92,12 +105,15 @@ pub(crate) fn closure(programs: &[PathBuf]) -> Result<Vec<PathBuf>> {
                     )
                 })?;
                 let lib_info = read(&path)?;
-                found.insert(path.clone());
+                found
+                    .entry(path.clone())
+                    .or_default()
+                    .insert(program.clone());
                 queue.push_back((path, lib_info));
             }
         }
     }
-    Ok(found.into_iter().collect())
+    Ok(found)
 }
 
 /// Finds one DT_NEEDED entry for `object` in the loader's order.

@@ -42,8 +42,19 @@ options:
 
 SOURCE_DATE_EPOCH, when set, is the mtime of every entry; otherwise the last commit's time.";
 
-/// The programs packed besides keel and busybox, with where they live on Debian 12.
-const PROGRAMS: &[&str] = &["/usr/sbin/sshd", "/usr/bin/ssh-keygen", "/sbin/dhclient"];
+/// The programs packed from Debian besides busybox, with where they live on Debian 12 and
+/// what in the image runs them. sshd is keel's own static build (`cargo xtask sshd`); keel
+/// makes the host keys itself, so ssh-keygen is not packed (nothing in the image runs it).
+const PROGRAMS: &[(&str, &str)] = &[(
+    "/sbin/dhclient",
+    "keel network (the network service, configs/appliance.toml)",
+)];
+
+/// Where keel's sshd goes, and what runs it.
+const SSHD: (&str, &str) = (
+    "usr/sbin/sshd",
+    "keel sshd (the sshd service, configs/appliance.toml)",
+);
 
 /// Libraries the programs load with dlopen, which reading ELF headers cannot see.
 ///
@@ -164,8 +175,6 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     let vmlinuz: &'static str = Box::leak(newest_vmlinuz_probe().into_boxed_str());
     prereq::ensure(&[
         prereq::need("/bin/busybox", "busybox-static"),
-        prereq::need("/usr/sbin/sshd", "openssh-server"),
-        prereq::need("/usr/bin/ssh-keygen", "openssh-client"),
         prereq::need("/sbin/dhclient", "isc-dhcp-client"),
         prereq::need(vmlinuz, "linux-image-amd64"),
         prereq::need("cpio", "cpio"),
@@ -220,31 +229,62 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
         tree.dir(dir, *perm)?;
     }
     tree.insert("init", 0o755, Kind::File(keel_data.clone()))?;
+    tree.because("init", "the kernel (PID 1: keel)");
     for name in KEEL_LINKS {
-        tree.insert(
-            &format!("sbin/{name}"),
-            0o777,
-            Kind::Symlink("/init".into()),
-        )?;
+        let link = format!("sbin/{name}");
+        tree.insert(&link, 0o777, Kind::Symlink("/init".into()))?;
+        tree.because(
+            &link,
+            "keel's applets (configs/appliance.toml, the console)",
+        );
     }
     tree.insert("dev/console", 0o600, Kind::CharDev { major: 5, minor: 1 })?;
     tree.insert("dev/null", 0o666, Kind::CharDev { major: 1, minor: 3 })?;
+    tree.because("dev/console", "PID 1's stdio before devtmpfs");
+    tree.because("dev/null", "PID 1's stdio before devtmpfs");
     tree.insert("var/run", 0o777, Kind::Symlink("/run".into()))?;
+    tree.because(
+        "var/run",
+        "programs that write /var/run (dhclient's lease pid)",
+    );
 
-    step.say("collecting sshd, ssh-keygen, dhclient and their libraries (ELF headers)");
-    let mut programs: Vec<PathBuf> = PROGRAMS.iter().map(PathBuf::from).collect();
-    programs.extend(DLOPENED.iter().map(PathBuf::from));
-    for p in &programs {
-        tree.add_host(p)?;
+    step.say("building keel's sshd (cargo xtask sshd; cached)");
+    let sshd = crate::sshd::build(&crate::sshd::Opts::default())?;
+    let sshd_data = std::fs::read(&sshd.sshd)
+        .with_context(|| format!("cannot read {}", sshd.sshd.display()))?;
+    tree.insert(SSHD.0, 0o755, Kind::File(sshd_data))?;
+    tree.because(SSHD.0, &format!("{} (built from {})", SSHD.1, sshd.sources));
+
+    step.say("collecting dhclient and its libraries (ELF headers)");
+    let mut programs: Vec<(PathBuf, String)> = PROGRAMS
+        .iter()
+        .map(|(p, why)| (PathBuf::from(p), (*why).to_owned()))
+        .collect();
+    programs.extend(
+        DLOPENED
+            .iter()
+            .map(|p| (PathBuf::from(p), "dlopen (see DLOPENED)".to_owned())),
+    );
+    for (p, why) in &programs {
+        tree.add_host(p, why)?;
     }
-    let libs = elf::closure(&programs)?;
-    for lib in &libs {
-        tree.add_host(lib)?;
+    let paths: Vec<PathBuf> = programs.iter().map(|(p, _)| p.clone()).collect();
+    let libs = elf::closure_by_user(&paths)?;
+    for (lib, users) in &libs {
+        let users: Vec<String> = users.iter().map(|u| u.display().to_string()).collect();
+        tree.add_host(lib, &users.join(", "))?;
     }
-    println!("    {} programs, {} libraries", programs.len(), libs.len());
+    println!(
+        "    {} programs, {} libraries",
+        programs.len() + 1,
+        libs.len()
+    );
 
     step.say("adding busybox and its applet links");
-    tree.add_host(Path::new("/bin/busybox"))?;
+    tree.add_host(
+        Path::new("/bin/busybox"),
+        "the console shell, keel's services' helpers and the tests' commands",
+    )?;
     let applets = busybox_applets()?;
     let mut linked = 0;
     for applet in &applets {
@@ -257,6 +297,7 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
             continue;
         }
         tree.insert(applet, 0o777, Kind::Symlink("/bin/busybox".into()))?;
+        tree.because(applet, "busybox applet");
         linked += 1;
     }
     println!("    {linked} applet links");
@@ -482,7 +523,12 @@ fn add_modules(
         let src = base.join(&m.path);
         let data =
             std::fs::read(&src).with_context(|| format!("cannot read module {}", src.display()))?;
-        tree.insert(&format!("{dir}/{}", m.path), 0o644, Kind::File(data))?;
+        let path = format!("{dir}/{}", m.path);
+        tree.insert(&path, 0o644, Kind::File(data))?;
+        tree.because(
+            &path,
+            "keel's module loader ([modules] in configs/appliance.toml, or modules.dep of one)",
+        );
         shipped.insert(m.name.clone(), m.path.clone());
     }
 
@@ -542,6 +588,12 @@ fn add_modules(
         0o644,
         Kind::File(builtin.into_bytes()),
     )?;
+    for f in ["dep", "softdep", "alias", "builtin"] {
+        tree.because(
+            &format!("{dir}/modules.{f}"),
+            "keel's module loader (load order, aliases, built-ins)",
+        );
+    }
     Ok(shipped.len())
 }
 
@@ -559,7 +611,9 @@ fn add_etc(tree: &mut Tree, opts: &Options, config_text: &str) -> Result<()> {
             .into_owned();
         let data =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        tree.insert(&format!("etc/{rel}"), 0o644, Kind::File(data))?;
+        let path = format!("etc/{rel}");
+        tree.insert(&path, 0o644, Kind::File(data))?;
+        tree.because(&path, etc_user(&rel));
     }
 
     let hash = opts.root_password_hash.as_deref().unwrap_or("*");
@@ -574,16 +628,19 @@ fn add_etc(tree: &mut Tree, opts: &Options, config_text: &str) -> Result<()> {
     let shadow =
         format!("root:{hash}::0:99999:7:::\nsshd:*::0:99999:7:::\nnobody:*::0:99999:7:::\n");
     tree.insert("etc/shadow", 0o600, Kind::File(shadow.into_bytes()))?;
+    tree.because("etc/shadow", "sshd (password_login) and busybox login");
 
     let sshd_config = project_root().join("configs/sshd_config");
     let data = std::fs::read(&sshd_config)
         .with_context(|| format!("cannot read {}", sshd_config.display()))?;
     tree.insert("etc/ssh/sshd_config", 0o644, Kind::File(data))?;
+    tree.because("etc/ssh/sshd_config", "sshd");
     tree.insert(
         "etc/keel/appliance.toml",
         0o644,
         Kind::File(config_text.as_bytes().to_vec()),
     )?;
+    tree.because("etc/keel/appliance.toml", "keel (PID 1)");
 
     if !opts.ssh_keys.is_empty() {
         let mut keys = String::new();
@@ -595,8 +652,21 @@ fn add_etc(tree: &mut Tree, opts: &Options, config_text: &str) -> Result<()> {
             0o600,
             Kind::File(keys.into_bytes()),
         )?;
+        tree.because("root/.ssh/authorized_keys", "sshd (--ssh-key)");
     }
     Ok(())
+}
+
+/// Who reads a template of configs/etc/.
+fn etc_user(rel: &str) -> &'static str {
+    match rel {
+        "passwd" | "group" => "sshd (users, the privsep user sshd), busybox login and ls",
+        "shells" => "sshd (root's login shell must be listed)",
+        "nsswitch.conf" => "dhclient's glibc (files and dns only, nothing dlopened)",
+        "hosts" | "services" | "protocols" => "dhclient's glibc and busybox lookups",
+        _ if rel.starts_with("dhcp") => "dhclient",
+        _ => "configs/etc (no known reader: check it is needed)",
+    }
 }
 
 /// Asks for root's password on the terminal and returns its SHA-512 crypt hash.
@@ -688,9 +758,23 @@ fn gzip(data: &[u8]) -> Result<Vec<u8>> {
 #[derive(Debug, Default)]
 pub(crate) struct Tree {
     pub entries: BTreeMap<String, (u32, Kind)>,
+    /// For the manifest: which program or config needs the entry.
+    pub needed_by: BTreeMap<String, String>,
 }
 
 impl Tree {
+    /// Records what needs `path` (shown in the manifest); a second reason is added.
+    pub(crate) fn because(&mut self, path: &str, why: &str) {
+        let entry = self.needed_by.entry(path.to_owned()).or_default();
+        if entry.split("; ").any(|w| w == why) {
+            return;
+        }
+        if !entry.is_empty() {
+            entry.push_str("; ");
+        }
+        entry.push_str(why);
+    }
+
     /// Adds a directory and its parents.
     pub(crate) fn dir(&mut self, path: &str, perm: u32) -> Result<()> {
         self.parents(path)?;
@@ -736,7 +820,7 @@ impl Tree {
     /// Copies the host file at the absolute `path` to the same path in the image. A
     /// symlink is recreated as it is and its target added too; directories along the way
     /// stay real directories in the image (Debian's /lib -> usr/lib is not copied).
-    pub(crate) fn add_host(&mut self, path: &Path) -> Result<()> {
+    pub(crate) fn add_host(&mut self, path: &Path, why: &str) -> Result<()> {
         let mut path = normalize(path)?;
         for _ in 0..16 {
             let rel = path
@@ -750,6 +834,7 @@ impl Tree {
                 let target = std::fs::read_link(&path)?;
                 let target_str = target.to_string_lossy().into_owned();
                 self.insert(&rel, 0o777, Kind::Symlink(target_str))?;
+                self.because(&rel, why);
                 let parent = path.parent().unwrap_or(Path::new("/"));
                 path = normalize(&parent.join(&target))?;
                 continue;
@@ -761,7 +846,9 @@ impl Tree {
             let perm = meta.permissions().mode() & 0o7777;
             let data =
                 std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            return self.insert(&rel, perm, Kind::File(data));
+            self.insert(&rel, perm, Kind::File(data))?;
+            self.because(&rel, why);
+            return Ok(());
         }
         bail!("{}: too many levels of symlinks", path.display())
     }
@@ -775,9 +862,12 @@ impl Tree {
         Ok(w.finish()?)
     }
 
-    /// One line per entry: mode (octal), size, sha256 or `-`, path.
+    /// One line per entry: mode (octal), size, sha256 or `-`, path, and for files and
+    /// links what needs them (`# needed by ...`).
     pub(crate) fn manifest(&self) -> String {
-        let mut out = String::from("# mode size sha256 path (generated by cargo xtask image)\n");
+        let mut out = String::from(
+            "# mode size sha256 path [# needed by: program or config] (generated by cargo xtask image)\n",
+        );
         for (path, (perm, kind)) in &self.entries {
             let mode = kind.type_bits() | perm;
             let data = kind.data();
@@ -790,7 +880,15 @@ impl Tree {
                 Kind::CharDev { major, minor } => format!(" (char {major}:{minor})"),
                 _ => String::new(),
             };
-            out.push_str(&format!("{mode:06o} {} {sha} /{path}{extra}\n", data.len()));
+            let why = self
+                .needed_by
+                .get(path)
+                .map(|w| format!("  # needed by: {w}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{mode:06o} {} {sha} /{path}{extra}{why}\n",
+                data.len()
+            ));
         }
         out
     }
@@ -896,7 +994,7 @@ mod tests {
             return;
         }
         let mut t = Tree::default();
-        t.add_host(loader).expect("add loader");
+        t.add_host(loader, "a test").expect("add loader");
         // On Debian 12 /lib64/ld-linux-x86-64.so.2 is an absolute symlink into
         // /lib/x86_64-linux-gnu: both ends must be in the image, /lib64 a directory.
         assert!(matches!(t.entries.get("lib64"), Some((_, Kind::Dir))));
@@ -929,6 +1027,15 @@ mod tests {
         assert!(m.contains("020666 0 - /dev/null (char 1:3)\n"), "{m}");
         assert!(m.contains("120777 5 - /sbin/reboot -> /init\n"), "{m}");
         assert!(m.contains("040755 0 - /etc\n"), "{m}");
+        t.because("sbin/reboot", "keel");
+        t.because("sbin/reboot", "the console");
+        t.because("sbin/reboot", "keel");
+        assert!(
+            t.manifest()
+                .contains("120777 5 - /sbin/reboot -> /init  # needed by: keel; the console\n"),
+            "{}",
+            t.manifest()
+        );
     }
 
     #[test]
@@ -972,6 +1079,29 @@ mod tests {
             shas.push((sha(&built.cpio), sha(&built.gz)));
         }
         assert_eq!(shas[0], shas[1], "two builds differ: {shas:?}");
+        // Nothing unused: keel's static sshd, no ssh-keygen, no library only Debian's sshd
+        // needed, and every file and link says what needs it.
+        let manifest = std::fs::read_to_string(base.join("0/manifest.txt")).expect("manifest");
+        for gone in [
+            "/usr/bin/ssh-keygen",
+            "libcrypto.so",
+            "libkrb5",
+            "libsystemd",
+            "libz.so",
+        ] {
+            assert!(!manifest.contains(gone), "{gone} is in the image");
+        }
+        let sshd = manifest
+            .lines()
+            .find(|l| l.contains(" /usr/sbin/sshd "))
+            .expect("/usr/sbin/sshd in the manifest");
+        assert!(sshd.contains("built from openssh "), "{sshd}");
+        for line in manifest
+            .lines()
+            .filter(|l| l.starts_with("10") || l.starts_with("12"))
+        {
+            assert!(line.contains("  # needed by: "), "no reason: {line}");
+        }
         let _ = std::fs::remove_dir_all(&base);
     }
 }

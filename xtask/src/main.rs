@@ -13,6 +13,7 @@ mod fuzz;
 mod image;
 mod kernel;
 mod prereq;
+mod sshd;
 mod test;
 mod util;
 
@@ -25,6 +26,7 @@ commands:
   image [--ssh-key FILE]...   build keel and target/keel/initramfs.cpio(.gz) + manifest.txt
   kernel [--src DIR] [--initramfs FILE] [--check]
                               build target/keel/bzImage, the kernel with the initramfs inside
+  sshd [--without-openssl]    build keel's static sshd from Debian's openssh source (cached)
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
   test                        run every test: unit, integration and VM
   fuzz [TARGET] [--seconds N] run the supervisor's fuzz targets (docs/fuzzing.md)
@@ -47,6 +49,7 @@ fn main() {
         "test" => test::run(args),
         "fuzz" => fuzz::run(args),
         "bench" => bench::run(args),
+        "sshd" => sshd::run(args),
         other => {
             eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
             std::process::exit(2);

@@ -126,6 +126,8 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     prereq::ensure(&[
         need("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
         need("/usr/bin/ssh", "openssh-client"),
+        // Debian's sshd on the host: elf.rs's library-walk test and the bench baseline.
+        need("/usr/sbin/sshd", "openssh-server"),
         need("/usr/bin/ssh-keygen", "openssh-client"),
         need("/bin/busybox", "busybox-static"),
         need("/usr/bin/cpio", "cpio"),

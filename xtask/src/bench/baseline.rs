@@ -88,10 +88,11 @@ pub(crate) fn build(
     let mut own = Tree::default();
     let programs: Vec<PathBuf> = PROGRAMS.iter().map(PathBuf::from).collect();
     for p in &programs {
-        own.add_host(p)?;
+        own.add_host(p, "the baseline (Debian's packaged programs)")?;
     }
-    for lib in crate::elf::closure(&programs)? {
-        own.add_host(&lib)?;
+    for (lib, users) in crate::elf::closure_by_user(&programs)? {
+        let users: Vec<String> = users.iter().map(|u| u.display().to_string()).collect();
+        own.add_host(&lib, &users.join(", "))?;
     }
     power_links(&mut own)?;
     own.insert("init", 0o755, Kind::File(INIT.as_bytes().to_vec()))?;

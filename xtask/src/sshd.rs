@@ -1,0 +1,1036 @@
+//! `cargo xtask sshd`: keel's own sshd, a static x86_64 musl build of Debian 12's
+//! `openssh` source package (Debian's patches applied), linked with a static libcrypto
+//! built the same way from Debian's `openssl` source and with musl's own crypt(3)
+//! (Debian's musl ships none) from Debian's `musl` source (issue 13).
+//!
+//! The recipe, step by step:
+//! 1. apt's source mechanism with a private state in `$KEEL_CACHE/sshd/apt/` (`apt.rs`):
+//!    the newest version of each source package the archive serves, Debian's patches
+//!    applied by dpkg-source.
+//! 2. A header directory holding only the kernel's `linux/`, `asm/` and `asm-generic/`
+//!    (from linux-libc-dev), because musl-gcc sees no kernel headers and OpenSSH's
+//!    configure then silently turns the seccomp sandbox off.
+//! 3. musl's `src/crypt/*.c` into `libcrypt.a`, so password hashes still verify.
+//! 4. libcrypto only (`make libcrypto.a`): no shared objects, modules, engines, DSO or
+//!    tests; cached on its own in `$KEEL_CACHE/sshd/libcrypto/<key>/`.
+//! 5. `autoreconf` (Debian's patches touch configure.ac), configure without PAM, Kerberos,
+//!    SELinux, libsystemd, libedit and zlib, privsep path /run/sshd, sandbox seccomp_filter
+//!    (the configure summary is checked), `make sshd`, strip.
+//!
+//! The result lands in `$KEEL_CACHE/sshd/out/<key>/sshd` with `info.txt` (recipe, sizes,
+//! times). The key hashes the recipe: the source versions, the toolchain's versions and
+//! every flag, so a Debian security update (a new source version) is a new key and a
+//! rebuild, and anything else is a cache hit. The build is reproducible: relative source
+//! paths, `-ffile-prefix-map`, SOURCE_DATE_EPOCH from Debian's changelog, stripped.
+
+mod apt;
+mod step;
+
+use crate::cache::{cache_dir, lock_cache};
+use crate::prereq::{self, need};
+use crate::util::{file_len, hex, out_dir};
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use step::{logged, mmss};
+
+const USAGE: &str = "\
+usage: cargo xtask sshd [--without-openssl] [--fresh] [-v]
+
+Builds keel's sshd, static for x86_64 musl, from Debian 12's openssh source package with
+a static libcrypto from Debian's openssl source, and prints its path. Cached in
+$KEEL_CACHE/sshd (default ~/.cache/keel/sshd), keyed by the source versions, the
+toolchain and the flags: a second build is a cache hit.
+
+  --without-openssl  OpenSSH's own crypto only (ed25519 keys only; for measuring)
+  --fresh            build again from the sources (libcrypto too) even when cached, and
+                     check the result has the same sha256 as the cached one
+  -v                 show the commands run";
+
+/// Bump when the recipe changes in a way the flags below do not show.
+const RECIPE: &str = "keel-sshd-1";
+
+const PRIVSEP_PATH: &str = "/run/sshd";
+
+/// What `cargo xtask sshd` gives: the binary and what it was built from.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    pub sshd: PathBuf,
+    /// `openssh 1:9.2p1-2+deb12u10, openssl 3.0.20-1~deb12u2, musl 1.2.3-1`.
+    pub sources: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Opts {
+    pub without_openssl: bool,
+    pub fresh: bool,
+    pub verbose: bool,
+}
+
+fn phase(msg: &str) {
+    eprintln!("sshd: {msg}");
+}
+
+pub(crate) fn run(args: Vec<String>) -> Result<()> {
+    let mut opts = Opts::default();
+    for a in args {
+        match a.as_str() {
+            "--without-openssl" => opts.without_openssl = true,
+            "--fresh" => opts.fresh = true,
+            "-v" | "--verbose" => opts.verbose = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
+    }
+    let built = build(&opts)?;
+    eprintln!("sshd: {} (from {})", built.sshd.display(), built.sources);
+    println!("{}", built.sshd.display());
+    Ok(())
+}
+
+fn ensure_prereqs() -> Result<()> {
+    prereq::ensure(&[
+        need("musl-gcc", "musl-tools"),
+        need("dpkg-source", "dpkg-dev"),
+        need("autoreconf", "autoconf"),
+        need("aclocal", "automake"),
+        need("make", "make"),
+        need("gcc", "build-essential"),
+        need("perl", "perl"),
+        need("strip", "binutils"),
+        need("/usr/include/linux/seccomp.h", "linux-libc-dev"),
+    ])
+}
+
+/// Builds keel's sshd, or takes it from the cache.
+pub(crate) fn build(opts: &Opts) -> Result<Built> {
+    let started = Instant::now();
+    ensure_prereqs()?;
+    let cache = cache_dir()?.join("sshd");
+    let _lock = lock_cache(&cache)?;
+    let apt = apt::Apt::setup(&cache.join("apt"))?;
+    apt.update_if_stale()?;
+    let openssh = apt.fetch("openssh")?;
+    let musl = apt.fetch("musl")?;
+    let openssl = if opts.without_openssl {
+        None
+    } else {
+        Some(apt.fetch("openssl")?)
+    };
+    let mut sources = format!("openssh {}", openssh.0);
+    if let Some((v, _)) = &openssl {
+        sources.push_str(&format!(", openssl {v}"));
+    }
+    sources.push_str(&format!(", musl {}", musl.0));
+
+    let toolchain = toolchain()?;
+    let libcrypto_recipe = openssl.as_ref().map(|(v, _)| {
+        format!(
+            "{RECIPE}\nopenssl {v}\n{toolchain}\n{}",
+            libcrypto_configure().join(" ")
+        )
+    });
+    let libcrypto_key = libcrypto_recipe.as_deref().map(key_of);
+    let placeholder = Path::new("/BUILD");
+    let recipe = format!(
+        "{RECIPE}\n{sources}\n{toolchain}\nlibcrypto {}\ncrypt {}\nconfigure {}\n",
+        libcrypto_key.as_deref().unwrap_or("none"),
+        CRYPT_CFLAGS.join(" "),
+        openssh_configure(
+            placeholder,
+            &openssh.0,
+            libcrypto_key.as_ref().map(|_| placeholder)
+        )
+        .join(" ")
+    );
+    let key = key_of(&recipe);
+    let out = cache.join("out").join(&key);
+    let sshd = out.join("sshd");
+    let cached = sshd.is_file();
+    if cached && !opts.fresh {
+        phase(&format!(
+            "cached: {} ({sources}; key {key})",
+            sshd.display()
+        ));
+        return Ok(Built { sshd, sources });
+    }
+
+    phase(&format!(
+        "building from {sources} (key {key}; a first build takes ~15-25 min on 2 busy cores, \
+         most of it libcrypto)"
+    ));
+    let logs = out_dir().join("sshd-build");
+    fs::create_dir_all(&logs)?;
+    let build = cache.join("build");
+    if build.exists() {
+        fs::remove_dir_all(&build)
+            .with_context(|| format!("cannot remove the old {}", build.display()))?;
+    }
+    fs::create_dir_all(&build)?;
+    let mut times = Vec::new();
+
+    let headers = build.join("kernel-headers");
+    kernel_headers(&headers)?;
+    let t = Instant::now();
+    let musl_tree = unpack(&musl.1, &build.join("musl"), &logs, opts)?;
+    let crypt = build.join("crypt");
+    musl_crypt(&musl_tree, &crypt, &logs, opts)?;
+    times.push(format!("musl crypt {}", mmss(t.elapsed())));
+
+    let libcrypto = match (&openssl, &libcrypto_key, &libcrypto_recipe) {
+        (Some((version, dsc)), Some(lkey), Some(lrecipe)) => {
+            let dir = cache.join("libcrypto").join(lkey);
+            if !dir.join("lib/libcrypto.a").is_file() || opts.fresh {
+                let t = Instant::now();
+                build_libcrypto(dsc, version, &build, &headers, &dir, lrecipe, &logs, opts)?;
+                times.push(format!("libcrypto {}", mmss(t.elapsed())));
+            } else {
+                phase(&format!("libcrypto: cached in {}", dir.display()));
+            }
+            Some(dir)
+        }
+        _ => None,
+    };
+
+    let t = Instant::now();
+    let tree = unpack(&openssh.1, &build.join("openssh"), &logs, opts)?;
+    let epoch = changelog_epoch(&tree)?;
+    logged(
+        Command::new("autoreconf").arg("-fi").current_dir(&tree),
+        "openssh: autoreconf",
+        &logs.join("openssh-autoreconf.log"),
+        opts.verbose,
+    )?;
+    let mut configure = Command::new("nice");
+    configure
+        .args(["-n", "10", "./configure"])
+        .args(openssh_configure(&build, &openssh.0, libcrypto.as_deref()))
+        .current_dir(&tree);
+    env(&mut configure, epoch);
+    let conf_log = logs.join("openssh-configure.log");
+    logged(
+        &mut configure,
+        "openssh: configure",
+        &conf_log,
+        opts.verbose,
+    )?;
+    check_summary(&conf_log)?;
+    let mut make = Command::new("nice");
+    make.args(["-n", "10", "make", &jobs(), "sshd"])
+        .current_dir(&tree);
+    env(&mut make, epoch);
+    logged(
+        &mut make,
+        "openssh: make sshd",
+        &logs.join("openssh-make.log"),
+        opts.verbose,
+    )?;
+    times.push(format!("openssh {}", mmss(t.elapsed())));
+
+    let fresh_out = cache.join("out").join(format!("{key}.partial"));
+    if fresh_out.exists() {
+        fs::remove_dir_all(&fresh_out)?;
+    }
+    fs::create_dir_all(&fresh_out)?;
+    let stripped = fresh_out.join("sshd");
+    crate::util::run(
+        Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(tree.join("sshd")),
+    )?;
+    if !crate::elf::is_static(&stripped)? {
+        bail!(
+            "{} has PT_INTERP or DT_NEEDED: the link was not static (see {})",
+            stripped.display(),
+            logs.join("openssh-make.log").display()
+        );
+    }
+    let version = sshd_version(&stripped)?;
+    let with_openssl = version.contains("OpenSSL 3.");
+    if with_openssl != libcrypto.is_some() {
+        bail!(
+            "{} -V says {version:?}: not the crypto it was configured with",
+            stripped.display()
+        );
+    }
+    let digest = hex(&Sha256::digest(fs::read(&stripped)?));
+    if cached {
+        let old = hex(&Sha256::digest(fs::read(&sshd)?));
+        if old != digest {
+            bail!(
+                "not reproducible: this build of sshd has sha256 {digest}, the cached one {old} \
+                 ({}); the build log is in {}",
+                sshd.display(),
+                logs.display()
+            );
+        }
+        phase(&format!(
+            "reproducible: the fresh build has the cached sha256 {digest}"
+        ));
+    }
+    let size = file_len(&stripped).unwrap_or(0);
+    let info = format!(
+        "{recipe}\n{version}\nsha256 {digest}\nsize {size}\nbuilt in {} ({})\n{}",
+        mmss(started.elapsed()),
+        times.join(", "),
+        summary(&conf_log)
+    );
+    fs::write(fresh_out.join("info.txt"), info)?;
+    if out.exists() {
+        fs::remove_dir_all(&out)?;
+    }
+    fs::rename(&fresh_out, &out)?;
+    let _ = fs::remove_dir_all(&build);
+    prune(&cache.join("out"), &out);
+    if let Some(dir) = &libcrypto {
+        prune(&cache.join("libcrypto"), dir);
+    }
+    phase(&format!(
+        "built {} ({size} bytes, sha256 {digest}) in {} ({})",
+        sshd.display(),
+        mmss(started.elapsed()),
+        times.join(", ")
+    ));
+    Ok(Built { sshd, sources })
+}
+
+/// What `sshd -V` prints (on stderr): `OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.20 ...`.
+pub(crate) fn sshd_version(sshd: &Path) -> Result<String> {
+    let out = Command::new(sshd)
+        .arg("-V")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {} -V", sshd.display()))?;
+    Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+}
+
+/// How many builds of each kind the cache keeps (the most recently made).
+const KEEP_BUILDS: usize = 3;
+
+/// Removes all but the `KEEP_BUILDS` newest directories of `dir` (never `current`).
+fn prune(dir: &Path, current: &Path) {
+    let mut found: Vec<(PathBuf, std::time::SystemTime)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let when = e.metadata().ok()?.modified().ok()?;
+            path.is_dir().then_some((path, when))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.1));
+    for (old, _) in found.into_iter().skip(KEEP_BUILDS) {
+        if old != current {
+            phase(&format!("removing the old build {}", old.display()));
+            let _ = fs::remove_dir_all(&old);
+        }
+    }
+}
+
+/// The first 12 hex digits of the recipe's sha256.
+fn key_of(recipe: &str) -> String {
+    hex(&Sha256::digest(recipe.as_bytes()))[..12].to_owned()
+}
+
+fn jobs() -> String {
+    format!(
+        "-j{}",
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    )
+}
+
+/// The versions of everything that turns the sources into the binary.
+fn toolchain() -> Result<String> {
+    let first_line = |prog: &str, arg: &str| -> Result<String> {
+        let out = Command::new(prog)
+            .arg(arg)
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {prog} {arg}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned())
+    };
+    Ok(format!(
+        "gcc {}\n{}\n{}\n{}\nmusl-dev {}\nlinux-libc-dev {}",
+        first_line("gcc", "-dumpfullversion")?,
+        first_line("ld", "--version")?,
+        first_line("autoconf", "--version")?,
+        first_line("aclocal", "--version")?,
+        apt::installed("musl-dev")?,
+        apt::installed("linux-libc-dev")?,
+    ))
+}
+
+/// Fixed environment for configure and make.
+fn env(cmd: &mut Command, epoch: i64) {
+    cmd.env("LC_ALL", "C")
+        .env("TZ", "UTC")
+        .env("SOURCE_DATE_EPOCH", epoch.to_string());
+}
+
+/// `dpkg-source -x` of a .dsc (Debian's patches applied) into `into`.
+fn unpack(dsc: &Path, into: &Path, logs: &Path, opts: &Opts) -> Result<PathBuf> {
+    let name = dsc
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    logged(
+        Command::new("dpkg-source")
+            .arg("-x")
+            .arg(dsc)
+            .arg(into)
+            .env("LC_ALL", "C"),
+        &format!("{name}: dpkg-source -x (Debian's patches)"),
+        &logs.join(format!(
+            "{}-unpack.log",
+            name.split('_').next().unwrap_or("src")
+        )),
+        opts.verbose,
+    )?;
+    Ok(into.to_path_buf())
+}
+
+/// The date of the Debian changelog's top entry: the source's own timestamp.
+fn changelog_epoch(tree: &Path) -> Result<i64> {
+    let out = Command::new("dpkg-parsechangelog")
+        .args(["-S", "Timestamp"])
+        .current_dir(tree)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run dpkg-parsechangelog")?;
+    let s = String::from_utf8_lossy(&out.stdout);
+    s.trim().parse().with_context(|| {
+        format!(
+            "dpkg-parsechangelog -S Timestamp in {} printed {s:?}",
+            tree.display()
+        )
+    })
+}
+
+/// `linux/`, `asm/` (x86_64) and `asm-generic/` from linux-libc-dev, and nothing of glibc.
+fn kernel_headers(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir)?;
+    for (from, to) in [
+        ("/usr/include/linux", "linux"),
+        ("/usr/include/asm-generic", "asm-generic"),
+        ("/usr/include/x86_64-linux-gnu/asm", "asm"),
+    ] {
+        crate::util::run(Command::new("cp").arg("-rL").arg(from).arg(dir.join(to)))?;
+    }
+    Ok(())
+}
+
+const CRYPT_CFLAGS: &[&str] = &[
+    "-std=c99",
+    "-D_XOPEN_SOURCE=700",
+    "-Os",
+    "-ffunction-sections",
+    "-fdata-sections",
+];
+
+/// musl's src/crypt/*.c (DES, MD5, bcrypt, SHA-256/512 crypt) as `libcrypt.a`, and its
+/// `crypt.h`, in `out`.
+fn musl_crypt(musl: &Path, out: &Path, logs: &Path, opts: &Opts) -> Result<()> {
+    fs::create_dir_all(out)?;
+    let src = musl.join("src/crypt");
+    let mut files: Vec<PathBuf> = fs::read_dir(&src)
+        .with_context(|| format!("cannot list {}", src.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{} holds no crypt sources", src.display());
+    }
+    let rel: Vec<PathBuf> = files
+        .iter()
+        .map(|f| f.strip_prefix(musl).unwrap_or(f).to_path_buf())
+        .collect();
+    // Relative paths, compiled in the musl tree: nothing of the build path gets in.
+    logged(
+        Command::new("musl-gcc")
+            .args(CRYPT_CFLAGS)
+            .args([
+                "-Isrc/include",
+                "-Isrc/internal",
+                "-Iarch/x86_64",
+                "-Iarch/generic",
+                "-c",
+            ])
+            .args(&rel)
+            .current_dir(musl),
+        &format!("musl crypt: {} files of src/crypt", rel.len()),
+        &logs.join("musl-crypt.log"),
+        opts.verbose,
+    )?;
+    let objects: Vec<String> = rel
+        .iter()
+        .filter_map(|r| r.file_stem())
+        .map(|s| format!("{}.o", s.to_string_lossy()))
+        .collect();
+    crate::util::run(
+        Command::new("ar")
+            .arg("rcD")
+            .arg(out.join("libcrypt.a"))
+            .args(&objects)
+            .current_dir(musl),
+    )?;
+    fs::copy(musl.join("include/crypt.h"), out.join("crypt.h"))?;
+    Ok(())
+}
+
+/// OpenSSL's Configure arguments: libcrypto only, static, everything loadable off. The
+/// kernel headers are named relative to the tree (`keel-kernel-headers`), because the flags
+/// are stamped into libcrypto (`OpenSSL_version(OPENSSL_CFLAGS)`).
+fn libcrypto_configure() -> Vec<String> {
+    [
+        "linux-x86_64",
+        "no-shared",
+        "no-module",
+        "no-engine",
+        "no-dso",
+        "no-tests",
+        "no-async",
+        "no-afalgeng",
+        "no-legacy",
+        "no-ui-console",
+        "no-autoload-config",
+        "no-comp",
+        "--prefix=/usr",
+        "--openssldir=/etc/ssl",
+        "-Os",
+        "-ffunction-sections",
+        "-fdata-sections",
+        "-isystemkeel-kernel-headers",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+#[allow(clippy::too_many_arguments)] // One call site; the arguments are the step's inputs.
+fn build_libcrypto(
+    dsc: &Path,
+    version: &str,
+    build: &Path,
+    headers: &Path,
+    dest: &Path,
+    recipe: &str,
+    logs: &Path,
+    opts: &Opts,
+) -> Result<()> {
+    phase(&format!(
+        "libcrypto: building Debian's openssl {version} (crypto only; ~13 min on 2 busy cores)"
+    ));
+    let tree = unpack(dsc, &build.join("openssl"), logs, opts)?;
+    let epoch = changelog_epoch(&tree)?;
+    crate::util::run(
+        Command::new("cp")
+            .arg("-r")
+            .arg(headers)
+            .arg(tree.join("keel-kernel-headers")),
+    )?;
+    let mut configure = Command::new("nice");
+    configure
+        .args(["-n", "10", "perl", "Configure"])
+        .args(libcrypto_configure())
+        .env("CC", "musl-gcc")
+        .current_dir(&tree);
+    env(&mut configure, epoch);
+    logged(
+        &mut configure,
+        "libcrypto: Configure",
+        &logs.join("openssl-configure.log"),
+        opts.verbose,
+    )?;
+    let mut make = Command::new("nice");
+    make.args([
+        "-n",
+        "10",
+        "make",
+        &jobs(),
+        "build_generated",
+        "libcrypto.a",
+    ])
+    .current_dir(&tree);
+    env(&mut make, epoch);
+    logged(
+        &mut make,
+        "libcrypto: make libcrypto.a",
+        &logs.join("openssl-make.log"),
+        opts.verbose,
+    )?;
+    let partial = dest.with_extension("partial");
+    if partial.exists() {
+        fs::remove_dir_all(&partial)?;
+    }
+    fs::create_dir_all(partial.join("lib"))?;
+    fs::create_dir_all(partial.join("include"))?;
+    fs::copy(tree.join("libcrypto.a"), partial.join("lib/libcrypto.a"))?;
+    crate::util::run(
+        Command::new("cp")
+            .arg("-r")
+            .arg(tree.join("include/openssl"))
+            .arg(partial.join("include/openssl")),
+    )?;
+    fs::write(partial.join("recipe.txt"), recipe)?;
+    if dest.exists() {
+        fs::remove_dir_all(dest)?;
+    }
+    fs::rename(&partial, dest)?;
+    phase(&format!(
+        "libcrypto: {} ({} bytes)",
+        dest.join("lib/libcrypto.a").display(),
+        file_len(&dest.join("lib/libcrypto.a")).unwrap_or(0)
+    ));
+    Ok(())
+}
+
+/// OpenSSH's configure arguments for a build in `build` (kernel headers and libcrypt in
+/// it), with the libcrypto in `libcrypto` or OpenSSH's own crypto.
+fn openssh_configure(build: &Path, version: &str, libcrypto: Option<&Path>) -> Vec<String> {
+    let revision = version.rsplit_once('-').map_or("", |(_, r)| r);
+    let tree = build.join("openssh");
+    let headers = build.join("kernel-headers");
+    let crypt = build.join("crypt");
+    let mut args: Vec<String> = vec![
+        "CC=musl-gcc".into(),
+        // Debian's own version suffix, so the banner says which Debian patch level runs.
+        format!(
+            "CFLAGS=-Os -pipe -ffunction-sections -fdata-sections -ffile-prefix-map={}=. \
+             -DSSH_EXTRAVERSION=\\\"Debian-{revision}\\\"",
+            tree.display(),
+        ),
+        format!(
+            "CPPFLAGS=-isystem {} -I{}",
+            headers.display(),
+            crypt.display()
+        ),
+        format!("LDFLAGS=-static -Wl,--gc-sections -L{}", crypt.display()),
+        "LIBS=-lcrypt".into(),
+        "--prefix=/usr".into(),
+        "--sysconfdir=/etc/ssh".into(),
+        "--libexecdir=/usr/lib/openssh".into(),
+        format!("--with-privsep-path={PRIVSEP_PATH}"),
+        "--with-privsep-user=sshd".into(),
+        "--with-pid-dir=/run".into(),
+        "--with-zlib=no".into(),
+        "--without-pam".into(),
+        "--without-selinux".into(),
+        "--without-kerberos5".into(),
+        "--without-libedit".into(),
+        "--with-sandbox=seccomp_filter".into(),
+        "--without-pie".into(),
+        "--disable-lastlog".into(),
+        "--disable-utmp".into(),
+        "--disable-utmpx".into(),
+        "--disable-wtmp".into(),
+        "--disable-wtmpx".into(),
+        "--with-default-path=/usr/local/bin:/usr/bin:/bin".into(),
+        "--with-superuser-path=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        // Debian's rules: always the internal mkdtemp (https://bugs.debian.org/1001186).
+        "ac_cv_func_mkdtemp=no".into(),
+    ];
+    match libcrypto {
+        Some(dir) => args.push(format!("--with-ssl-dir={}", dir.display())),
+        None => args.push("--without-openssl".into()),
+    }
+    args
+}
+
+/// What configure's summary must say, or the build is not what keel ships.
+fn check_summary(log: &Path) -> Result<()> {
+    let text = fs::read_to_string(log)?;
+    let value = |label: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(label).map(|v| v.trim().to_owned()))
+    };
+    let mut wrong = Vec::new();
+    for (label, want) in [
+        ("Privsep sandbox style:", "seccomp_filter"),
+        ("PAM support:", "no"),
+        ("KerberosV support:", "no"),
+        ("SELinux support:", "no"),
+        ("systemd support:", "no"),
+        ("libedit support:", "no"),
+        ("Privilege separation chroot path:", PRIVSEP_PATH),
+    ] {
+        let got = value(label);
+        if got.as_deref() != Some(want) {
+            wrong.push(format!("`{label}` is {got:?}, must be {want:?}"));
+        }
+    }
+    if !wrong.is_empty() {
+        bail!(
+            "OpenSSH's configure summary ({}) is not keel's build: {}. For the sandbox: the \
+             kernel headers (linux/seccomp.h, linux/filter.h, linux/audit.h, linux/prctl.h) \
+             must be visible to musl-gcc",
+            log.display(),
+            wrong.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// The configure summary, from "OpenSSH has been configured" on.
+fn summary(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.find("OpenSSH has been configured")
+        .map(|i| text[i..].to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configure_asks_for_keels_build() {
+        let args = openssh_configure(Path::new("/B"), "1:9.2p1-2+deb12u10", None).join(" ");
+        for want in [
+            "--with-privsep-path=/run/sshd",
+            "--with-sandbox=seccomp_filter",
+            "--without-pam",
+            "--without-kerberos5",
+            "--without-selinux",
+            "--without-libedit",
+            "--with-zlib=no",
+            "--without-openssl",
+            "-isystem /B/kernel-headers",
+            "-ffile-prefix-map=/B/openssh=.",
+            "-DSSH_EXTRAVERSION=\\\"Debian-2+deb12u10\\\"",
+            "LDFLAGS=-static",
+        ] {
+            assert!(args.contains(want), "{want} not in {args}");
+        }
+        let with = openssh_configure(Path::new("/B"), "1:9.2p1-2", Some(Path::new("/L"))).join(" ");
+        assert!(with.contains("--with-ssl-dir=/L") && !with.contains("--without-openssl"));
+        // The libcrypto flags name nothing absolute: they are stamped into the library.
+        assert!(libcrypto_configure().iter().all(|a| !a.contains("/B")));
+        assert!(libcrypto_configure().contains(&"no-shared".to_owned()));
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_and_the_current() {
+        let dir = std::env::temp_dir().join(format!("keel-sshd-prune-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+            fs::create_dir_all(dir.join(name)).unwrap();
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            fs::File::open(dir.join(name))
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        prune(&dir, &dir.join("a"));
+        let mut left: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a", "c", "d", "e"]);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn keys_follow_the_recipe() {
+        assert_eq!(key_of("a"), key_of("a"));
+        assert_ne!(
+            key_of("openssh 1:9.2p1-2+deb12u10"),
+            key_of("openssh 1:9.2p1-2+deb12u11")
+        );
+        assert_eq!(key_of("x").len(), 12);
+    }
+
+    fn summary_with(sandbox: &str) -> String {
+        format!(
+            "configure: creating ./config.status\nOpenSSH has been configured with the following options:\n\
+             \x20 Privilege separation chroot path: /run/sshd\n\
+             \x20                      PAM support: no\n\
+             \x20                KerberosV support: no\n\
+             \x20                  SELinux support: no\n\
+             \x20                  libedit support: no\n\
+             \x20                  systemd support: no\n\
+             \x20            Privsep sandbox style: {sandbox}\n"
+        )
+    }
+
+    #[test]
+    fn a_configure_without_the_seccomp_sandbox_fails_the_build() {
+        let dir = std::env::temp_dir().join(format!("keel-sshd-summary-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("configure.log");
+        fs::write(&log, summary_with("seccomp_filter")).unwrap();
+        check_summary(&log).unwrap();
+        assert!(summary(&log).starts_with("OpenSSH has been configured"));
+        fs::write(&log, summary_with("rlimit")).unwrap();
+        let err = format!("{:#}", check_summary(&log).unwrap_err());
+        assert!(
+            err.contains("Privsep sandbox style") && err.contains("rlimit"),
+            "{err}"
+        );
+        fs::write(
+            &log,
+            summary_with("seccomp_filter").replace("PAM support: no", "PAM support: yes"),
+        )
+        .unwrap();
+        assert!(check_summary(&log).is_err());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// Host tests of the built sshd (`cargo test -p xtask sshd::host -- --ignored`, run by
+/// `cargo xtask test`): it builds keel's sshd or takes it from the cache, then checks it is
+/// static, accepts the image's sshd_config, and lets Debian's own `ssh` client log in with
+/// ed25519, RSA and ECDSA keys on a port of 127.0.0.1.
+#[cfg(test)]
+mod host {
+    use super::*;
+    use crate::util::project_root;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("keel-sshd-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn keygen(kind: &str, path: &Path) {
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-C", kind, "-f"])
+            .arg(path)
+            .output()
+            .expect("ssh-keygen (apt-get install openssh-client)");
+        assert!(out.status.success(), "ssh-keygen -t {kind}: {out:?}");
+    }
+
+    fn is_root() -> bool {
+        fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                == Some("0")
+        })
+    }
+
+    /// sshd refuses to start without its privsep directory; as root the test makes it, as
+    /// Debian's own sshd does.
+    fn privsep_dir() {
+        if !Path::new(PRIVSEP_PATH).is_dir() && is_root() {
+            fs::create_dir_all(PRIVSEP_PATH).unwrap();
+        }
+    }
+
+    #[test]
+    #[ignore = "builds keel's sshd (minutes when not cached); run by cargo xtask test"]
+    fn sshd_is_static_and_takes_the_image_config() {
+        let built = build(&Opts::default()).expect("cargo xtask sshd");
+        let info = crate::elf::read(&built.sshd).unwrap();
+        assert!(info.interp.is_none(), "PT_INTERP {:?}", info.interp);
+        assert!(info.needed.is_empty(), "DT_NEEDED {:?}", info.needed);
+        let version = sshd_version(&built.sshd).unwrap();
+        assert!(version.starts_with("OpenSSH_9.2, OpenSSL 3."), "{version}");
+
+        privsep_dir();
+        let dir = scratch("t");
+        let key = dir.join("host_ed25519");
+        keygen("ed25519", &key);
+        let config = project_root().join("configs/sshd_config");
+        let started = Instant::now();
+        let out = Command::new(&built.sshd)
+            .arg("-t")
+            .arg("-f")
+            .arg(&config)
+            .arg("-h")
+            .arg(&key)
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "sshd -t: {err}");
+        assert!(!err.contains("Unsupported option"), "sshd -t warns: {err}");
+        eprintln!(
+            "sshd -t with the image's sshd_config: {} ms",
+            took.as_millis()
+        );
+
+        // What it offers: `sshd -T` (the algorithms docs/ssh.md lists).
+        let out = Command::new(&built.sshd)
+            .arg("-T")
+            .arg("-f")
+            .arg(&config)
+            .arg("-h")
+            .arg(&key)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "sshd -T: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        for line in [
+            "kexalgorithms",
+            "ciphers",
+            "macs",
+            "hostkeyalgorithms",
+            "pubkeyacceptedalgorithms",
+        ] {
+            eprintln!("{line} {}", field(line));
+        }
+        let pubkey = field("pubkeyacceptedalgorithms");
+        for alg in [
+            "ssh-ed25519",
+            "rsa-sha2-512",
+            "rsa-sha2-256",
+            "ecdsa-sha2-nistp256",
+        ] {
+            assert!(pubkey.split(',').any(|a| a == alg), "{alg} not in {pubkey}");
+        }
+        assert!(field("kexalgorithms").contains("curve25519-sha256"));
+        assert_eq!(field("usepam"), "", "a build without PAM has no UsePAM");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    #[ignore = "builds keel's sshd (minutes when not cached); run by cargo xtask test"]
+    fn debian_ssh_logs_in_with_ed25519_rsa_and_ecdsa_keys() {
+        let built = build(&Opts::default()).expect("cargo xtask sshd");
+        privsep_dir();
+        let dir = scratch("login");
+        let host_key = dir.join("host_ed25519");
+        keygen("ed25519", &host_key);
+        let mut authorized = String::new();
+        for kind in ["ed25519", "rsa", "ecdsa"] {
+            keygen(kind, &dir.join(format!("id_{kind}")));
+            authorized.push_str(&fs::read_to_string(dir.join(format!("id_{kind}.pub"))).unwrap());
+        }
+        keygen("ed25519", &dir.join("id_stranger"));
+        fs::write(dir.join("authorized_keys"), authorized).unwrap();
+        let user = if is_root() {
+            "root".to_owned()
+        } else {
+            std::env::var("USER").expect("USER")
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = dir.join("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
+                 AuthorizedKeysFile {}\nStrictModes no\nPermitRootLogin prohibit-password\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n",
+                host_key.display(),
+                dir.join("authorized_keys").display()
+            ),
+        )
+        .unwrap();
+        let log = fs::File::create(dir.join("sshd.log")).unwrap();
+        let mut sshd = Command::new(&built.sshd)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let stream = loop {
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+                break s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen on 127.0.0.1:{port}: {}",
+                fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // The banner carries Debian's revision, as Debian's own sshd's does.
+        let mut banner = String::new();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut banner).unwrap();
+        assert!(
+            banner.starts_with("SSH-2.0-OpenSSH_9.2p1 Debian-"),
+            "{banner:?}"
+        );
+        // Debian's client with its default configuration: no algorithm options.
+        let login = |key: &str| {
+            Command::new("ssh")
+                .args(["-p", &port.to_string(), "-i"])
+                .arg(dir.join(key))
+                .args([
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "LogLevel=ERROR",
+                ])
+                .arg(format!("{user}@127.0.0.1"))
+                .arg("echo logged in with $((6*7))")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        };
+        let mut failures = Vec::new();
+        for kind in ["ed25519", "rsa", "ecdsa"] {
+            let out = login(&format!("id_{kind}"));
+            let said = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || said != "logged in with 42\n" {
+                failures.push(format!(
+                    "{kind}: {} {said:?} {}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        // A key that is not authorized is refused: the logins above prove something.
+        let stranger = login("id_stranger");
+        let _ = sshd.kill();
+        let _ = sshd.wait();
+        let sshd_log = fs::read_to_string(dir.join("sshd.log")).unwrap_or_default();
+        assert!(failures.is_empty(), "{failures:#?}\nsshd said:\n{sshd_log}");
+        assert_eq!(stranger.status.code(), Some(255), "{stranger:?}");
+        assert!(
+            String::from_utf8_lossy(&stranger.stderr).contains("Permission denied"),
+            "{stranger:?}"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
