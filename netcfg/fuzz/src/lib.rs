@@ -151,11 +151,11 @@ fn check_ip(value: &str, cfg: &IpConfig) {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
     };
-    let server = cfg
-        .server
-        .filter(|_| client.addr.is_ipv4())
-        .map(|s| s.to_string())
-        .unwrap_or_default();
+    let server = match cfg.server {
+        Some(IpAddr::V6(s)) => format!("[{s}]"),
+        Some(s) => s.to_string(),
+        None => String::new(),
+    };
     let gw = cfg.gateway.map(|g| g.to_string()).unwrap_or_default();
     let dev = cfg.device.clone().unwrap_or_default();
     let again = format!("{addr}:{server}:{gw}:{}::{dev}", client.prefix);
