@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use sshkeys::hostkey::{HostKey, KeyError, PEM_BEGIN, host_key_from_seed};
 use sshkeys::store::{self, Action, Fs, MAX_KEY_FILE, PRIVATE_MODE, PUBLIC_MODE};
@@ -177,7 +178,9 @@ pub fn hostkey(data: &[u8]) {
         PRIVATE_MODE
     };
     fs.files.insert(path.clone(), (data.to_vec(), mode));
-    let fresh = host_key_from_seed([7; 32], "fuzz");
+    // Made once: deriving a key costs more than the rest of a run.
+    static FRESH: OnceLock<HostKey> = OnceLock::new();
+    let fresh = FRESH.get_or_init(|| host_key_from_seed([7; 32], "fuzz"));
     let got = store::ensure_host_key(&mut fs, dir, NAME, || Ok::<_, KeyError>(fresh.clone()))
         .unwrap_or_else(|e| panic!("the store failed on a working file system: {e}"));
     assert_eq!(got.path, path);
