@@ -31,7 +31,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::client::DhcpClient;
-use crate::ip::{self, Cidr, IFNAME_MAX, IpConfig, Mac};
+use crate::ip::{self, Cidr, IpConfig, Mac};
 use crate::plan::Route;
 
 /// The kernel's `ip=` (one per interface in the dracut forms).
@@ -291,10 +291,8 @@ pub fn parse_route(value: &str) -> Result<Route, String> {
         Some(a)
     };
     let dev = fields.get(2).copied().unwrap_or_default();
-    if dev.len() > IFNAME_MAX {
-        return Err(format!(
-            "field interface \"{dev}\": interface names are at most {IFNAME_MAX} bytes"
-        ));
+    if let Some(why) = (!dev.is_empty()).then(|| ip::ifname_error(dev)).flatten() {
+        return Err(format!("field interface \"{dev}\": {why}"));
     }
     if via.is_none() && dev.is_empty() {
         return Err("a route needs a gateway or an interface".to_string());
@@ -391,23 +389,24 @@ fn parse_param(c: &mut Cmdline, w: &mut Vec<Warning>, p: &Param) {
             Err(e) => warn(w, p, e),
         },
         IFNAME => match value.split_once(':') {
-            Some((name, mac)) if !name.is_empty() && name.len() <= IFNAME_MAX => {
-                match Mac::parse(mac) {
-                    Some(mac) => c.ifnames.push(IfName {
-                        name: name.to_string(),
-                        mac,
-                    }),
-                    None => warn(
-                        w,
-                        p,
-                        format!("field mac \"{mac}\": not a MAC address like 52:54:00:12:34:56"),
-                    ),
-                }
-            }
+            Some((name, mac)) if ip::ifname_error(name).is_none() => match Mac::parse(mac) {
+                Some(mac) => c.ifnames.push(IfName {
+                    name: name.to_string(),
+                    mac,
+                }),
+                None => warn(
+                    w,
+                    p,
+                    format!("field mac \"{mac}\": not a MAC address like 52:54:00:12:34:56"),
+                ),
+            },
             Some((name, _)) => warn(
                 w,
                 p,
-                format!("field name \"{name}\": interface names are 1 to {IFNAME_MAX} bytes"),
+                format!(
+                    "field name \"{name}\": {}",
+                    ip::ifname_error(name).unwrap_or_default()
+                ),
             ),
             None => warn(w, p, "expected ifname=<name>:<mac>"),
         },

@@ -37,7 +37,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::cmdline::hostname_error;
-use crate::ip::{self, Cidr, IFNAME_MAX, MTU_MAX};
+use crate::ip::{self, Cidr, MTU_MAX};
 use crate::links::{Family, LinkOp, default_route, resolv_conf};
 use crate::plan::Route;
 
@@ -185,8 +185,9 @@ pub fn hook(
             "missing: run this as dhclient's -sf or udhcpc's -s script",
         )
     })?;
-    if iface.len() > IFNAME_MAX || iface.contains('/') {
-        return Err(err("interface", iface, "not a valid interface name"));
+    // The name goes into netlink requests, the log and the supervisor's status line.
+    if let Some(why) = ip::ifname_error(iface) {
+        return Err(err("interface", iface, why));
     }
     let mut p = HookPlan {
         interface: iface.to_string(),

@@ -374,21 +374,34 @@ fn mtu_field(text: &str) -> Result<Option<u32>, IpError> {
     }
 }
 
+/// Why the kernel would refuse `name` as an interface name (its `dev_valid_name()`: 1 to
+/// 15 bytes, not `.` or `..`, no `/`, `:` or whitespace), plus NUL and control characters,
+/// which it would cut or print raw; `None` for a good name.
+pub fn ifname_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("empty; interface names are 1 to 15 bytes".to_string())
+    } else if name.len() > IFNAME_MAX {
+        Some(format!("interface names are at most {IFNAME_MAX} bytes"))
+    } else if name == "." || name == ".." {
+        Some("not a valid interface name (. and .. are refused)".to_string())
+    } else if name
+        .bytes()
+        .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        Some("not a valid interface name (no /, :, spaces or control characters)".to_string())
+    } else {
+        None
+    }
+}
+
 fn device_field(text: &str) -> Result<Option<String>, IpError> {
     if text.is_empty() {
         return Ok(None);
     }
-    if text.len() > IFNAME_MAX {
-        return Err(IpError::new(
-            "device",
-            text,
-            format!("interface names are at most {IFNAME_MAX} bytes"),
-        ));
+    match ifname_error(text) {
+        Some(e) => Err(IpError::new("device", text, e)),
+        None => Ok(Some(text.to_string())),
     }
-    if text == "." || text == ".." || text.contains(['/', ' ', '\t', '\n']) {
-        return Err(IpError::new("device", text, "not a valid interface name"));
-    }
-    Ok(Some(text.to_string()))
 }
 
 /// The netmask from the address class, as the kernel's `ic_defaults` does.

@@ -23,7 +23,7 @@ use supervisor::config::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
 use crate::firewall::{ICMP_TYPES, ICMPV6_TYPES, rule_comment};
 use crate::netlink::{
-    Msg, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLMSG_ERROR, NlError, Socket, messages, u32_at,
+    Msg, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLMSG_ERROR, NlError, Socket, messages, nlmsgerr,
 };
 
 const NFNL_SUBSYS_NFTABLES: u16 = 10;
@@ -637,38 +637,96 @@ impl fmt::Display for LoadError {
 pub fn send(batch: &Batch) -> Result<(), LoadError> {
     let sock = Socket::open(SockProtocol::NetlinkNetFilter).map_err(LoadError::Netlink)?;
     let first = 1u32;
-    let n = batch.messages.len() as u32;
     sock.send(&batch.bytes(first)).map_err(LoadError::Netlink)?;
-    let mut answered = vec![false; batch.messages.len()];
-    let mut refused = Vec::new();
+    let mut acks = Acks::new(first, batch.messages.len());
     let mut rx = vec![0u8; 1 << 16];
-    while answered.iter().any(|a| !a) {
+    while !acks.complete() {
         let len = sock.recv(&mut rx).map_err(LoadError::Netlink)?;
-        for m in messages(&rx[..len]) {
-            let (ty, seq, payload) = m.map_err(LoadError::Netlink)?;
+        acks.absorb(&rx[..len]).map_err(LoadError::Netlink)?;
+    }
+    acks.result(batch)
+}
+
+/// The kernel's answers to a batch sent with [`Batch::bytes`]`(first)`, gathered datagram by
+/// datagram: which messages were answered and which refused (index, errno). Pure, for the
+/// fuzz target `nfnetlink_acks`.
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acks {
+    first: u32,
+    /// Per message: answered yet.
+    pub answered: Vec<bool>,
+    /// (message index, errno) of each refusal, in the order they came.
+    pub refused: Vec<(usize, i32)>,
+    /// The errno with which the kernel refused the batch as a whole (seq `first`).
+    pub batch_refused: Option<i32>,
+}
+
+impl Acks {
+    pub fn new(first: u32, messages: usize) -> Acks {
+        Acks {
+            first,
+            answered: vec![false; messages],
+            refused: Vec::new(),
+            batch_refused: None,
+        }
+    }
+
+    /// Nothing more to wait for: every message answered, or the batch refused.
+    pub fn complete(&self) -> bool {
+        self.batch_refused.is_some() || self.answered.iter().all(|a| *a)
+    }
+
+    /// Reads one received datagram. An unreadable message (truncated, or an NLMSG_ERROR
+    /// whose code cannot be read) is an error: keel cannot tell whether it was a refusal.
+    pub fn absorb(&mut self, rx: &[u8]) -> Result<(), NlError> {
+        for m in messages(rx) {
+            if self.batch_refused.is_some() {
+                return Ok(());
+            }
+            let (ty, seq, payload) = m?;
             if ty != NLMSG_ERROR {
                 continue;
             }
-            let code = u32_at(payload, 0).map_or(0, |c| c as i32);
-            if seq == first {
+            let errno = nlmsgerr(payload)?;
+            if seq == self.first {
                 // The batch itself was refused (nf_tables missing, or out of memory).
-                refused.push(("the batch".to_string(), -code));
-                return Err(LoadError::Refused(refused));
+                self.batch_refused = Some(errno);
+                continue;
             }
-            let Some(i) = seq.checked_sub(first + 1).filter(|i| *i < n) else {
+            let Some(i) = seq
+                .checked_sub(self.first.wrapping_add(1))
+                .map(|i| i as usize)
+                .filter(|i| *i < self.answered.len())
+            else {
                 continue;
             };
-            let i = i as usize;
-            answered[i] = true;
-            if code != 0 {
-                refused.push((batch.messages[i].origin.clone(), -code));
+            self.answered[i] = true;
+            if errno != 0 {
+                self.refused.push((i, errno));
             }
         }
-    }
-    if refused.is_empty() {
         Ok(())
-    } else {
-        Err(LoadError::Refused(refused))
+    }
+
+    /// What [`send`] returns once [`Acks::complete`].
+    pub fn result(&self, batch: &Batch) -> Result<(), LoadError> {
+        let mut refused: Vec<(String, i32)> = self
+            .refused
+            .iter()
+            .map(|(i, e)| {
+                let what = batch.messages.get(*i).map(|m| m.origin.clone());
+                (what.unwrap_or_else(|| format!("message {i}")), *e)
+            })
+            .collect();
+        if let Some(e) = self.batch_refused {
+            refused.push(("the batch".to_string(), e));
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadError::Refused(refused))
+        }
     }
 }
 
@@ -716,6 +774,44 @@ mod tests {
         assert!(e.contains(&Expr::Bitwise {
             mask: [&[0xff, 0xc0][..], &[0; 14]].concat()
         }));
+    }
+
+    fn nlmsg(ty: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = Msg::new(ty, 0);
+        m.bytes(payload);
+        m.finish(seq)
+    }
+
+    /// Seen while writing the fuzz target `nfnetlink_acks`: an NLMSG_ERROR too short to hold its code
+    /// counted as the kernel's ACK, so a refused rule could pass for loaded.
+    #[test]
+    fn a_short_error_message_is_not_an_ack() {
+        let mut acks = Acks::new(1, 1);
+        let got = acks.absorb(&nlmsg(NLMSG_ERROR, 2, &[0xff, 0xff]));
+        assert!(matches!(got, Err(NlError::Protocol(_))), "{got:?}");
+        assert_eq!(acks.refused, vec![]);
+    }
+
+    #[test]
+    fn acks_name_the_refused_message_and_the_batch() {
+        let b = encode(&Firewall::default());
+        let mut acks = Acks::new(1, b.messages.len());
+        let mut rx = nlmsg(NLMSG_ERROR, 3, &(-22i32).to_ne_bytes());
+        rx.extend(nlmsg(NLMSG_ERROR, 2, &0i32.to_ne_bytes()));
+        assert_eq!(acks.absorb(&rx), Ok(()));
+        assert_eq!(acks.refused, vec![(1, 22)]);
+        assert!(acks.answered[0] && acks.answered[1]);
+        assert_eq!(acks.complete(), b.messages.len() == 2);
+        assert_eq!(
+            acks.absorb(&nlmsg(NLMSG_ERROR, 1, &(-1i32).to_ne_bytes())),
+            Ok(())
+        );
+        assert!(acks.complete());
+        let Err(LoadError::Refused(r)) = acks.result(&b) else {
+            panic!("refused batch loaded");
+        };
+        assert_eq!(r[0], (b.messages[1].origin.clone(), 22));
+        assert_eq!(r[1], ("the batch".to_string(), 1));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::links::{LinkInfo, Links, RouteSpec};
 use crate::netlink::HDR_LEN;
 use crate::netlink::{
     Msg, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, NLMSG_DONE, NLMSG_ERROR, NlError,
-    Socket, attrs, messages, u16_at, u32_at,
+    Socket, attrs, messages, nlmsgerr, u16_at, u32_at,
 };
 
 const RTM_NEWLINK: u16 = 16;
@@ -83,7 +83,8 @@ fn ip_from(family: u8, b: &[u8]) -> Option<IpAddr> {
 }
 
 /// Parses one RTM_NEWLINK payload.
-fn parse_link(p: &[u8]) -> Option<LinkInfo> {
+#[doc(hidden)]
+pub fn parse_link(p: &[u8]) -> Option<LinkInfo> {
     let ty = u16_at(p, 2)?;
     let index = u32_at(p, 4)?;
     let flags = u32_at(p, 8)?;
@@ -113,7 +114,8 @@ fn parse_link(p: &[u8]) -> Option<LinkInfo> {
 }
 
 /// Parses one RTM_NEWADDR payload: (index, address).
-fn parse_addr(p: &[u8]) -> Option<(u32, Cidr)> {
+#[doc(hidden)]
+pub fn parse_addr(p: &[u8]) -> Option<(u32, Cidr)> {
     let fam = *p.first()?;
     let prefix = *p.get(1)?;
     let index = u32_at(p, 4)?;
@@ -126,6 +128,36 @@ fn parse_addr(p: &[u8]) -> Option<(u32, Cidr)> {
         }
     }
     Some((index, Cidr::new(local.or(address)?, prefix)?))
+}
+
+/// Reads one received datagram of the reply to request `seq`: a dump's payloads go to `out`;
+/// `Ok(true)` when the reply is complete (the ACK, or NLMSG_DONE of a dump), `Ok(false)` when
+/// more datagrams must come, an error for the kernel's refusal or an unreadable reply.
+/// Messages of other requests are skipped. Pure, for the fuzz target `rtnetlink`.
+#[doc(hidden)]
+pub fn absorb_reply(
+    rx: &[u8],
+    seq: u32,
+    dump: bool,
+    out: &mut Vec<Vec<u8>>,
+) -> Result<bool, NlError> {
+    for m in messages(rx) {
+        let (ty, mseq, payload) = m?;
+        if mseq != seq {
+            continue;
+        }
+        match ty {
+            NLMSG_ERROR => match nlmsgerr(payload)? {
+                0 if dump => {}
+                0 => return Ok(true),
+                errno => return Err(NlError::Kernel(errno)),
+            },
+            NLMSG_DONE => return Ok(true),
+            _ if dump => out.push(payload.to_vec()),
+            _ => {}
+        }
+    }
+    Ok(false)
 }
 
 /// A NETLINK_ROUTE socket.
@@ -153,27 +185,8 @@ impl Netlink {
         let mut rx = vec![0u8; 65536];
         loop {
             let n = self.sock.recv(&mut rx)?;
-            for m in messages(&rx[..n]) {
-                let (ty, mseq, payload) = m?;
-                if mseq != seq {
-                    continue;
-                }
-                match ty {
-                    NLMSG_ERROR => {
-                        let code = u32_at(payload, 0)
-                            .ok_or_else(|| NlError::Protocol("short NLMSG_ERROR".into()))?
-                            as i32;
-                        if code != 0 {
-                            return Err(NlError::Kernel(-code));
-                        }
-                        if !dump {
-                            return Ok(out);
-                        }
-                    }
-                    NLMSG_DONE => return Ok(out),
-                    _ if dump => out.push(payload.to_vec()),
-                    _ => {}
-                }
+            if absorb_reply(&rx[..n], seq, dump, &mut out)? {
+                return Ok(out);
             }
         }
     }
@@ -324,6 +337,44 @@ mod tests {
         assert_eq!(u32_at(&buf, 8), Some(9));
         let link = parse_link(&buf[HDR_LEN..]).map(|l| (l.index, l.name, l.mtu, l.up));
         assert_eq!(link, Some((7, "eth0".to_string(), 1400, true)));
+    }
+
+    fn reply(ty: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = Msg::new(ty, 0);
+        m.bytes(payload);
+        m.finish(seq)
+    }
+
+    /// Seen while writing the fuzz target `rtnetlink`: an NLMSG_ERROR with code i32::MIN panicked
+    /// (`-code` overflows) and a positive code became a negative errno.
+    #[test]
+    fn error_codes_that_are_no_errno_are_protocol_errors() {
+        for code in [i32::MIN, 5] {
+            let mut out = Vec::new();
+            let got = absorb_reply(
+                &reply(NLMSG_ERROR, 1, &code.to_ne_bytes()),
+                1,
+                false,
+                &mut out,
+            );
+            assert!(matches!(got, Err(NlError::Protocol(_))), "{code}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn a_dump_collects_its_own_messages_until_done() {
+        let mut rx = reply(RTM_NEWLINK, 4, &ifinfomsg(1, 0, 0));
+        rx.extend(reply(RTM_NEWLINK, 3, &ifinfomsg(2, 0, 0)));
+        let mut out = Vec::new();
+        assert_eq!(absorb_reply(&rx, 4, true, &mut out), Ok(false));
+        assert_eq!(out.len(), 1);
+        let done = reply(NLMSG_DONE, 4, &0i32.to_ne_bytes());
+        assert_eq!(absorb_reply(&done, 4, true, &mut out), Ok(true));
+        let refused = reply(NLMSG_ERROR, 4, &(-1i32).to_ne_bytes());
+        assert_eq!(
+            absorb_reply(&refused, 4, false, &mut out),
+            Err(NlError::Kernel(1))
+        );
     }
 
     #[test]

@@ -720,3 +720,28 @@ fn classless_static_routes_replace_the_router_option() {
         .unwrap_or_default();
     assert!(e.contains("expected pairs"), "{e}");
 }
+
+/// Seen while writing the fuzz target `dhcp_hook`: the hook took any `interface` up to 15
+/// bytes without a `/`, so `.`, `..`, names with spaces, `:`, newlines or other control
+/// characters went into netlink requests, the console log and the supervisor's status.
+#[test]
+fn the_hook_refuses_interface_names_the_kernel_would() {
+    for bad in [
+        ".",
+        "..",
+        "eth0\nREADY=1",
+        "a b",
+        "eth0:1",
+        "e\tx",
+        "e\u{1b}[2J",
+    ] {
+        match dhcp::hook(&env(&[("interface", bad)]), Some("deconfig"), &[]) {
+            Ok(h) => panic!("interface={bad:?} accepted: {h:?}"),
+            Err(e) => assert!(
+                e.to_string().contains("not a valid interface name"),
+                "{bad:?}: {e}"
+            ),
+        }
+    }
+    assert!(dhcp::hook(&env(&[("interface", "eth0.100")]), Some("deconfig"), &[]).is_ok());
+}

@@ -692,3 +692,31 @@ fn never_panics_on_odd_bytes() {
         let _ = ip::parse(&s);
     }
 }
+
+/// Seen while writing the fuzz target `cmdline`: `ifname=` and the interface of
+/// `rd.route=` were checked for length only, so `ifname=..:<mac>` or a route on `a/b`
+/// passed into the plan.
+#[test]
+fn ifname_and_route_interfaces_must_be_interface_names() {
+    for arg in [
+        "ifname=..:52:54:00:12:34:56",
+        "ifname=a/b:52:54:00:12:34:56",
+        "ifname=a\u{7}:52:54:00:12:34:56",
+        "rd.route=10.1.0.0/16:10.0.0.1:a/b",
+        "rd.route=10.1.0.0/16::.",
+    ] {
+        let (c, w) = cmdline::parse(arg);
+        assert!(c.ifnames.is_empty() && c.routes.is_empty(), "{arg}: {c:?}");
+        assert_eq!(w.len(), 1, "{arg}: {w:?}");
+        assert!(
+            w[0].message.contains("not a valid interface name"),
+            "{arg}: {w:?}"
+        );
+    }
+    let (c, w) = cmdline::parse("ifname=lan0:52:54:00:12:34:56 rd.route=10.1.0.0/16::lan0");
+    assert_eq!(
+        (c.ifnames.len(), c.routes.len(), w.len()),
+        (1, 1, 0),
+        "{w:?}"
+    );
+}

@@ -28,8 +28,10 @@ commands:
                               build target/keel/bzImage, the kernel with the initramfs inside
   sshd [--without-openssl]    build keel's static sshd from Debian's openssh source (cached)
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
-  test                        run every test: unit, integration and VM
-  fuzz [TARGET] [--seconds N] run the supervisor's fuzz targets (docs/fuzzing.md)
+  test [--no-vm|--fuzz-only]
+                              run every test: unit, integration, fuzz harnesses and VM
+  fuzz [TARGET|PROJECT]... [--seconds N]
+                              run the libFuzzer targets of every fuzz project (docs/fuzzing.md)
   bench [--runs N] [--json PATH]
                               keel against a shell-script init, runsv and s6 (docs/performance.md)
 

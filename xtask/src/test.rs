@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every test, in phases: unit and integration tests, the image build,
+//! `cargo xtask test`: every test, in phases: unit and integration tests, the stable harness
+//! of every fuzz project (seeds, corpus and a bounded mutation, no libFuzzer), the image build,
 //! the single-image kernel build, the image tests that are `#[ignore]`d in plain
 //! `cargo test`, every VM test on the single image, and the VM tests of the modular path
 //! (the Debian kernel with the separate initramfs) on a subset, then the image sizes.
@@ -15,9 +16,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "\
-usage: cargo xtask test [--no-vm]
+usage: cargo xtask test [--no-vm | --fuzz-only]
 
-Runs, in order: cargo test --workspace; cargo xtask image; cargo xtask kernel (the single
+Runs, in order: cargo test --workspace; each fuzz project's stable harness (cargo test
+--no-default-features in supervisor/fuzz, netcfg/fuzz, sshkeys/fuzz and init/fuzz); cargo xtask image; cargo xtask kernel (the single
 image, cached in $KEEL_CACHE or ~/.cache/keel); cargo test -p xtask -- --ignored (image
 tests); every VM test under QEMU on target/keel/bzImage (KEEL_VM_TESTS=1
 KEEL_VM_KERNEL=single cargo test -p keel-tests); the modular path, the Debian kernel with
@@ -25,6 +27,7 @@ initramfs.cpio.gz, on the boot and network tests (KEEL_VM_KERNEL=modular ... --t
 --test vm_network); then the image sizes.
 
   --no-vm     skip the kernel build and the VM tests
+  --fuzz-only run only the fuzz harness phase (nothing to install)
 Environment: KEEL_VM_THREADS (VM tests run at once, default 2), KEEL_ACCEL (tcg|kvm|auto).";
 
 /// The VM test targets the modular path runs: booting to a console and the network, what
@@ -105,9 +108,11 @@ fn run_cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
 
 pub(crate) fn run(args: Vec<String>) -> Result<()> {
     let mut vm = true;
+    let mut fuzz_only = false;
     for a in &args {
         match a.as_str() {
             "--no-vm" => vm = false,
+            "--fuzz-only" => fuzz_only = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -123,6 +128,11 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     }
 
     let total = Instant::now();
+    if fuzz_only {
+        let mut phases = Vec::new();
+        phase(&mut phases, FUZZ, crate::fuzz::stable_harnesses);
+        return summary(&phases, total);
+    }
     prereq::ensure(&[
         need("/usr/bin/qemu-system-x86_64", "qemu-system-x86"),
         need("/usr/bin/ssh", "openssh-client"),
@@ -140,6 +150,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     phase(&mut phases, "unit and integration tests", || {
         run_cargo(&["test", "--workspace"], &[])
     });
+    phase(&mut phases, FUZZ, crate::fuzz::stable_harnesses);
     let image = phase(&mut phases, "image build", || crate::image::run(vec![]));
     let kernel = if !vm {
         skip(&mut phases, "kernel build", "--no-vm");
@@ -205,8 +216,16 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         }
     }
 
+    summary(&phases, total)
+}
+
+/// The phase that runs every fuzz project's stable harness.
+const FUZZ: &str = "fuzz harnesses (stable)";
+
+/// Prints the summary and fails if any phase failed.
+fn summary(phases: &[Phase], total: Instant) -> Result<()> {
     eprintln!("\nxtask test: summary");
-    for p in &phases {
+    for p in phases {
         eprintln!("  {}", line(p));
     }
     let failed: Vec<&str> = phases

@@ -164,6 +164,13 @@ impl Conn {
         self.input.contains(&b'\n')
     }
 
+    /// Bytes of input read and not yet taken (at most `max + 1` of [`Conn::read`]); for the
+    /// fuzz target `control_framing`.
+    #[doc(hidden)]
+    pub fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
     /// Bytes waiting to be sent.
     pub fn output_len(&self) -> usize {
         self.output.len()

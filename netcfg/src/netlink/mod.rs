@@ -16,8 +16,10 @@ use nix::sys::time::TimeVal;
 /// How long one netlink request may wait for its reply.
 pub const REPLY_TIMEOUT_SECS: i64 = 2;
 
-pub(crate) const NLMSG_ERROR: u16 = 2;
-pub(crate) const NLMSG_DONE: u16 = 3;
+#[doc(hidden)]
+pub const NLMSG_ERROR: u16 = 2;
+#[doc(hidden)]
+pub const NLMSG_DONE: u16 = 3;
 pub(crate) const NLM_F_REQUEST: u16 = 0x1;
 pub(crate) const NLM_F_ACK: u16 = 0x4;
 pub(crate) const NLM_F_DUMP: u16 = 0x300;
@@ -27,7 +29,8 @@ pub(crate) const NLM_F_APPEND: u16 = 0x800;
 /// Attribute type flag of a nested attribute (NLA_F_NESTED).
 pub(crate) const NLA_F_NESTED: u16 = 0x8000;
 
-pub(crate) const HDR_LEN: usize = 16;
+#[doc(hidden)]
+pub const HDR_LEN: usize = 16;
 
 /// Why a netlink call failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,16 +130,19 @@ impl Msg {
     }
 }
 
-pub(crate) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+#[doc(hidden)]
+pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
 
-pub(crate) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+#[doc(hidden)]
+pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Iterates over the rtattrs in `b`: (type, payload).
-pub(crate) fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+#[doc(hidden)]
+pub fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let mut at = 0;
     std::iter::from_fn(move || {
         let len = usize::from(u16_at(b, at)?);
@@ -148,6 +154,30 @@ pub(crate) fn attrs(b: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
         at += (len + 3) & !3;
         Some((ty, payload))
     })
+}
+
+/// The largest errno the kernel uses (MAX_ERRNO in linux/err.h).
+pub const MAX_ERRNO: i32 = 4095;
+
+/// Reads the payload of an NLMSG_ERROR message (struct nlmsgerr: an `int error`, then the
+/// header of the request): `Ok(0)` for an ACK, `Ok(errno)` (positive) for a refusal, an
+/// error for a payload too short to hold the code or a code that is not `0` or `-errno`
+/// (positive, or past [`MAX_ERRNO`]). Never panics; it reads only the first 4 bytes.
+#[doc(hidden)]
+pub fn nlmsgerr(payload: &[u8]) -> Result<i32, NlError> {
+    let Some(raw) = u32_at(payload, 0) else {
+        return Err(NlError::Protocol(format!(
+            "NLMSG_ERROR with {} bytes, too short for its error code",
+            payload.len()
+        )));
+    };
+    match raw as i32 {
+        0 => Ok(0),
+        code if (-MAX_ERRNO..0).contains(&code) => Ok(-code),
+        code => Err(NlError::Protocol(format!(
+            "NLMSG_ERROR with error code {code}, not 0 nor a negative errno"
+        ))),
+    }
 }
 
 /// A bound netlink socket of one protocol, with a receive timeout.
@@ -203,7 +233,8 @@ impl Socket {
 
 /// Iterates over the messages in one received datagram: (type, seq, payload), or an error for
 /// a truncated one.
-pub(crate) fn messages(rx: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8]), NlError>> {
+#[doc(hidden)]
+pub fn messages(rx: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8]), NlError>> {
     let n = rx.len();
     let mut at = 0;
     std::iter::from_fn(move || {
@@ -227,4 +258,45 @@ pub(crate) fn messages(rx: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8
         at += (len + 3) & !3;
         Some(Ok((ty, seq, payload)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_payload(code: i32) -> Vec<u8> {
+        let mut p = code.to_ne_bytes().to_vec();
+        p.extend_from_slice(&[0; HDR_LEN]);
+        p
+    }
+
+    #[test]
+    fn nlmsgerr_reads_ack_and_errno() {
+        assert_eq!(nlmsgerr(&err_payload(0)), Ok(0));
+        assert_eq!(nlmsgerr(&err_payload(-17)), Ok(17));
+        assert_eq!(nlmsgerr(&err_payload(-MAX_ERRNO)), Ok(MAX_ERRNO));
+    }
+
+    /// Seen while writing the fuzz target `rtnetlink`: `-code` overflowed (a panic in a debug build)
+    /// for i32::MIN, and a positive code became a negative "errno".
+    #[test]
+    fn nlmsgerr_refuses_codes_that_are_no_errno() {
+        for code in [i32::MIN, -MAX_ERRNO - 1, 1, i32::MAX] {
+            assert!(
+                matches!(nlmsgerr(&err_payload(code)), Err(NlError::Protocol(_))),
+                "{code}"
+            );
+        }
+    }
+
+    /// Seen while writing the fuzz target `nfnetlink_acks`: a short NLMSG_ERROR was read as an ACK.
+    #[test]
+    fn a_short_nlmsgerr_is_no_ack() {
+        for len in 0..4 {
+            assert!(
+                matches!(nlmsgerr(&[0; 3][..len]), Err(NlError::Protocol(_))),
+                "{len} bytes"
+            );
+        }
+    }
 }
