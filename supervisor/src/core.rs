@@ -205,8 +205,11 @@ impl Supervisor {
                 Phase::Delayed { until } => Some(until),
                 Phase::Stopping { kill_at, .. } => Some(kill_at),
                 Phase::GaveUp { retry_at } => retry_at,
-                Phase::Starting { pid: Some(_) } => start_deadline(s, c),
-                Phase::Down | Phase::Starting { pid: None } | Phase::Up { .. } => None,
+                // fire_timers skips start deadlines during shutdown: so must this, or a
+                // due one would wake the loop at once, for ever (found by the property
+                // test: PID 1 would spin).
+                Phase::Starting { pid: Some(_) } if self.shutdown.is_none() => start_deadline(s, c),
+                Phase::Down | Phase::Starting { .. } | Phase::Up { .. } => None,
             });
         let groups = self.svcs.iter().filter_map(|s| match s.group {
             Group::Draining { kill_at, .. } => Some(kill_at),

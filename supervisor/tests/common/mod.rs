@@ -123,7 +123,14 @@ impl Sim {
     /// Feeds one event and carries out what comes back, including the spawn reports.
     pub fn event(&mut self, ev: Event) {
         let mut queue = vec![ev];
+        let mut handled = 0u32;
         while !queue.is_empty() {
+            handled += 1;
+            assert!(
+                handled < 100_000,
+                "one event set off events without end; trace tail: {:?}",
+                &self.trace[self.trace.len().saturating_sub(30)..]
+            );
             let ev = queue.remove(0);
             let mut out = Vec::new();
             self.sup.handle(ev, self.now, &mut out);
@@ -231,10 +238,18 @@ impl Sim {
     /// Moves time forward, waking the core at every deadline on the way.
     pub fn advance(&mut self, d: Duration) {
         let end = self.now.plus(d);
+        let mut wakes = 0u32;
         while let Some(t) = self.sup.next_deadline() {
             if t > end {
                 break;
             }
+            wakes += 1;
+            assert!(
+                wakes < 100_000,
+                "the core keeps asking to be woken at {t} (now {}): a deadline it never clears; trace tail: {:?}",
+                self.now,
+                &self.trace[self.trace.len().saturating_sub(30)..]
+            );
             assert!(t >= self.now, "deadline {t} is in the past at {}", self.now);
             self.now = t;
             self.event(Event::Deadline);
