@@ -10,7 +10,10 @@
 //! 3. the mount plan (`mountplan.rs`), with the tmpfs fallback when devtmpfs fails;
 //! 4. the consoles from `/sys/class/tty/console/active` (their nodes made from sysfs when
 //!    /dev lacks them), and the log moves to them and /dev/kmsg;
-//! 5. the appliance config (unreadable or invalid: emergency);
+//! 5. the clock floor: a wall clock earlier than the image's build time
+//!    (`/etc/keel/build-epoch`, SOURCE_DATE_EPOCH when the image was built) is set to it,
+//!    so host keys and logs are never stamped 1970; then the appliance config (unreadable
+//!    or invalid: emergency);
 //! 6. kernel modules, on a modular kernel only (a required one failing: emergency), then
 //!    the consoles again: one whose driver is a module (virtio_console's hvc0) is active
 //!    only now, and the log and the per-console services move to the new list;
@@ -79,6 +82,96 @@ pub trait Sys {
     fn loopback_up(&mut self) -> Result<(), Errno>;
     /// reboot(RB_DISABLE_CAD): Ctrl-Alt-Del sends SIGINT to PID 1.
     fn disable_cad(&mut self) -> Result<(), Errno>;
+    /// The wall clock (CLOCK_REALTIME), seconds since 1970.
+    fn realtime(&mut self) -> Result<i64, Errno>;
+    /// clock_settime(CLOCK_REALTIME) to `secs` seconds since 1970.
+    fn set_realtime(&mut self, secs: i64) -> Result<(), Errno>;
+}
+
+/// The image's build time, SOURCE_DATE_EPOCH as `cargo xtask image` ran (seconds since
+/// 1970, one line): the earliest time this image can have booted.
+pub const BUILD_EPOCH_PATH: &str = "/etc/keel/build-epoch";
+
+/// `secs` since 1970 as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar;
+/// Howard Hinnant's days-to-civil algorithm).
+pub fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The clock floor: when the wall clock reads earlier than the image's build time (a guest
+/// with no RTC, or an RTC that was never set), sets it to the build time and says so. A
+/// missing or unreadable build-epoch file only costs a debug line: the image is older than
+/// the file, or was not built by `cargo xtask image`.
+fn clock_floor<S: Sys>(sys: &mut S) {
+    let text = match sys.read_file(BUILD_EPOCH_PATH) {
+        Ok(t) => t,
+        Err(e) => {
+            sys.log(
+                Level::Debug,
+                &format!("no clock floor: cannot read {BUILD_EPOCH_PATH}: {e}"),
+            );
+            return;
+        }
+    };
+    let Ok(epoch) = text.trim().parse::<i64>() else {
+        sys.log(
+            Level::Info,
+            &format!(
+                "no clock floor: {BUILD_EPOCH_PATH} holds {:?}, not a number of seconds; \
+                 rebuild the image with cargo xtask image",
+                text.trim()
+            ),
+        );
+        return;
+    };
+    let now = match sys.realtime() {
+        Ok(n) => n,
+        Err(e) => {
+            sys.log(Level::Info, &format!("cannot read the wall clock: {e}"));
+            return;
+        }
+    };
+    if now >= epoch {
+        sys.log(Level::Debug, &format!("clock reads {}", utc(now)));
+        return;
+    }
+    match sys.set_realtime(epoch) {
+        Ok(()) => sys.log(
+            Level::Info,
+            &format!(
+                "clock read {}, set to the image's build time {} ({BUILD_EPOCH_PATH}); \
+                 the guest has no working real-time clock, docs/deploy.md says where its \
+                 time comes from",
+                utc(now),
+                utc(epoch)
+            ),
+        ),
+        Err(e) => sys.log(
+            Level::Info,
+            &format!(
+                "clock reads {}, earlier than the image's build time {}, and cannot be set: \
+                 {e}; keys and logs made now carry the wrong date",
+                utc(now),
+                utc(epoch)
+            ),
+        ),
+    }
 }
 
 /// What the boot leaves for the main loop.
@@ -177,6 +270,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
 
     let mut consoles = read_consoles(sys);
     adopt_consoles(sys, &consoles, "consoles");
+    clock_floor(sys);
 
     let config = match sys.read_file(config::DEFAULT_PATH) {
         Err(e) => {
@@ -610,6 +704,8 @@ mod tests {
         /// What /sys/class/tty/console/active says once a module has loaded.
         active_after_modules: Option<String>,
         calls: Vec<String>,
+        /// The wall clock, seconds since 1970.
+        clock: i64,
     }
 
     impl Fake {
@@ -751,9 +847,73 @@ mod tests {
             self.calls.push("loopback_up".into());
             Ok(())
         }
+        fn realtime(&mut self) -> Result<i64, Errno> {
+            self.calls.push("realtime".into());
+            Ok(self.clock)
+        }
+        fn set_realtime(&mut self, secs: i64) -> Result<(), Errno> {
+            self.calls.push(format!("set_realtime {secs}"));
+            self.clock = secs;
+            Ok(())
+        }
         fn disable_cad(&mut self) -> Result<(), Errno> {
             self.calls.push("disable_cad".into());
             Ok(())
+        }
+    }
+
+    #[test]
+    fn utc_formats_the_calendar() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(7), "1970-01-01 00:00:07 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_400_000), "2026-12-04 16:00:00 UTC");
+        assert_eq!(utc(4_107_542_399), "2100-02-28 23:59:59 UTC");
+        assert_eq!(utc(-1), "1969-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn a_clock_before_the_build_time_is_set_to_it() {
+        let mut f = Fake::new();
+        f.file(BUILD_EPOCH_PATH, "1796400000\n");
+        f.clock = 7;
+        let b = boot(&mut f);
+        assert_eq!(b.fatal, None);
+        assert_eq!(f.clock, 1_796_400_000);
+        assert!(f.index("set_realtime 1796400000") > f.index("use_consoles"));
+        assert!(
+            f.logs().iter().any(|l| l.starts_with(
+                "clock read 1970-01-01 00:00:07 UTC, set to the image's build time \
+                 2026-12-04 16:00:00 UTC"
+            )),
+            "{:#?}",
+            f.calls
+        );
+    }
+
+    #[test]
+    fn a_clock_after_the_build_time_is_left_alone() {
+        for (epoch, why) in [
+            (Some("1796400000\n"), "later clock"),
+            (Some("soon\n"), "bad file"),
+            (None, "no file"),
+        ] {
+            let mut f = Fake::new();
+            if let Some(e) = epoch {
+                f.file(BUILD_EPOCH_PATH, e);
+            }
+            f.clock = if why == "later clock" {
+                1_796_400_001
+            } else {
+                7
+            };
+            let before = f.clock;
+            assert_eq!(boot(&mut f).fatal, None, "{why}");
+            assert_eq!(f.clock, before, "{why}");
+            assert!(
+                !f.calls.iter().any(|c| c.starts_with("set_realtime")),
+                "{why}"
+            );
         }
     }
 

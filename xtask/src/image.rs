@@ -323,10 +323,17 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     println!("    {shipped} modules of {release}");
 
     step.say("writing /etc");
+    let epoch = source_date_epoch()?;
     add_etc(&mut tree, opts, &config_text)?;
+    // keel's clock floor (init/src/boot.rs): a guest clock earlier than this is set to it.
+    // The same epoch as every mtime, so the image stays reproducible.
+    tree.insert(
+        "etc/keel/build-epoch",
+        0o644,
+        Kind::File(format!("{epoch}\n").into_bytes()),
+    )?;
 
     step.say("writing the archive");
-    let epoch = source_date_epoch()?;
     let mtime = u32::try_from(epoch)
         .with_context(|| format!("SOURCE_DATE_EPOCH {epoch} does not fit newc's 32-bit mtime"))?;
     std::fs::create_dir_all(&opts.out)

@@ -6,7 +6,7 @@
 use crate::boot::Sys;
 use crate::log::{self, Level};
 use crate::mountplan::Mount;
-use crate::sys::{fs, kmod, net, power, signals};
+use crate::sys::{clock, fs, kmod, net, power, signals};
 use nix::errno::Errno;
 
 /// The real system.
@@ -77,6 +77,14 @@ impl Sys for LinuxSys {
 
     fn set_hostname(&mut self, name: &str) -> Result<(), Errno> {
         nix::unistd::sethostname(name)
+    }
+
+    fn realtime(&mut self) -> Result<i64, Errno> {
+        clock::realtime_secs()
+    }
+
+    fn set_realtime(&mut self, secs: i64) -> Result<(), Errno> {
+        clock::set_realtime_secs(secs)
     }
 
     fn loopback_up(&mut self) -> Result<(), Errno> {
