@@ -371,3 +371,40 @@ fn ext4_is_loaded_only_for_a_state_disk() -> Result<()> {
     }
     vm.assert_no_kernel_panic()
 }
+
+#[test]
+fn a_clock_in_1970_is_set_to_the_build_time() -> Result<()> {
+    let name = "a_clock_in_1970_is_set_to_the_build_time";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    // The emulated RTC starts at the epoch: the guest's wall clock reads 1970.
+    let opts = BootOpts::new(name).qemu_args(["-rtc", "base=1970-01-01T00:00:00"]);
+    let mut vm = Vm::boot(opts)?;
+    vm.wait_for(
+        Pattern::regex(
+            r"keel: clock read 1970-01-01 \S+ UTC, set to the image's build time \d{4}-",
+        )?,
+        BOOT_TIMEOUT,
+    )?;
+    vm.wait_for("keel: console shell on /dev/ttyS0", BOOT_TIMEOUT)?;
+    let out = vm.run(
+        "echo T $(cat /etc/keel/build-epoch) $(date +%s)",
+        CMD_TIMEOUT,
+    )?;
+    let nums: Vec<i64> = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("T "))
+        .context("no T line")?
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    ensure!(nums.len() == 2, "the guest printed {out:?}");
+    ensure!(
+        nums[1] >= nums[0] && nums[0] > 1_000_000_000,
+        "the guest's clock {} is before the build time {}",
+        nums[1],
+        nums[0]
+    );
+    vm.assert_no_kernel_panic()
+}
