@@ -332,6 +332,7 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
         0o644,
         Kind::File(format!("{epoch}\n").into_bytes()),
     )?;
+    tree.because("etc/keel/build-epoch", "keel's clock floor at boot");
 
     step.say("writing the archive");
     let mtime = u32::try_from(epoch)
