@@ -153,6 +153,26 @@ pub fn init_early() {
     }
 }
 
+/// The text of keel's clock mark in /dev/kmsg, before the seconds.
+pub const CLOCK_MARK: &str = "clock mark: CLOCK_MONOTONIC ";
+
+/// Writes one debug record to /dev/kmsg that says what keel's clock (CLOCK_MONOTONIC) read
+/// as it was written: `keel: clock mark: CLOCK_MONOTONIC 1.234567`. The kernel stamps its
+/// log with its own clock (local_clock), which runs apart from CLOCK_MONOTONIC by a few
+/// ms to tens of ms over a boot; `keelctl boot` uses the pair to put the kernel's `Run
+/// /init` stamp on keel's clock. PID 1 writes it once /dev/kmsg is open.
+pub fn mark_clock() {
+    let (secs, micros) = clock::since_boot();
+    if let Some(l) = logger()
+        && let Some(kmsg) = &l.kmsg
+    {
+        let _ = console::write_once(
+            kmsg,
+            kmsg_record(&format!("{CLOCK_MARK}{secs}.{micros:06}")).as_bytes(),
+        );
+    }
+}
+
 /// Switches logging to `/dev/<name>` for each name, and opens /dev/kmsg. A console that
 /// cannot be opened is reported on the others; if none opens, the old ones are kept.
 pub fn use_consoles(names: &[String]) {

@@ -183,17 +183,33 @@ fn a_second_console_gets_the_log_and_its_own_getty() -> Result<()> {
     vm.assert_no_kernel_panic()
 }
 
-/// The `[ts.usec] Run /init as init process` time of the kernel's own log, in ms.
-fn kernel_run_init_ms(dmesg: &str) -> Option<u64> {
-    dmesg.lines().find_map(|l| {
+/// The kernel's `[ts.usec] Run /init as init process` time from dmesg, moved onto keel's
+/// clock by keel's clock mark (`[ts.usec] keel: clock mark: CLOCK_MONOTONIC s.usec`): the
+/// kernel stamps its log with local_clock, which runs apart from CLOCK_MONOTONIC. In ms.
+fn kernel_run_init_ms(dmesg: &str) -> Result<u64> {
+    let stamped = |l: &str| -> Option<(f64, String)> {
         let rest = l.trim_start().strip_prefix('[')?;
         let (ts, text) = rest.split_once(']')?;
-        if !text.contains("Run /init as init process") {
-            return None;
-        }
-        let secs: f64 = ts.trim().parse().ok()?;
-        Some((secs * 1000.0).round() as u64)
-    })
+        Some((ts.trim().parse().ok()?, text.trim().to_string()))
+    };
+    let run = dmesg
+        .lines()
+        .filter_map(stamped)
+        .find(|(_, t)| t.contains("Run /init as init process"))
+        .map(|(ts, _)| ts)
+        .context("no `Run /init as init process` line in dmesg")?;
+    let (printk, mono) = dmesg
+        .lines()
+        .filter_map(stamped)
+        .find_map(|(ts, t)| {
+            let mono: f64 = t
+                .strip_prefix("keel: clock mark: CLOCK_MONOTONIC ")?
+                .parse()
+                .ok()?;
+            Some((ts, mono))
+        })
+        .context("no `keel: clock mark: CLOCK_MONOTONIC` line in dmesg")?;
+    Ok(((run - (printk - mono)) * 1000.0).round() as u64)
 }
 
 fn ms(v: &serde_json::Value, field: &str) -> Result<u64> {
@@ -239,7 +255,7 @@ fn keelctl_boot_json_has_the_chain_to_sshd() -> Result<()> {
     // The times add up with the kernel's own log: keel read the kernel's time to /init
     // from it, began after it, and was up once sshd was ready.
     let dmesg = vm.ssh("dmesg")?;
-    let run_init = kernel_run_init_ms(&dmesg).context("no `Run /init` line in dmesg")?;
+    let run_init = kernel_run_init_ms(&dmesg)?;
     ensure!(
         j["kernel_source"] == "kernel-log",
         "kernel time not from the kernel log: {j}"
@@ -247,7 +263,7 @@ fn keelctl_boot_json_has_the_chain_to_sshd() -> Result<()> {
     let kernel = ms(&j, "kernel_ms")?;
     ensure!(
         kernel.abs_diff(run_init) <= 1,
-        "kernel_ms {kernel} is not the kernel's Run /init at {run_init} ms"
+        "kernel_ms {kernel} is not the kernel's Run /init at {run_init} ms on keel's clock"
     );
     let init = ms(&j, "init_ms")?;
     let up = ms(&j, "up_ms")?;

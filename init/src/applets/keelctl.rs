@@ -374,17 +374,44 @@ pub fn logs_json(name: &str, dropped: u64, lines: &[String]) -> Json {
     ])
 }
 
-/// When the kernel ran /init, from its own log: the timestamp of `Run /init as init
-/// process` in /dev/kmsg records (`PRI,SEQ,USEC,FLAGS;TEXT`).
-pub fn kernel_init_time(kmsg: &str) -> Option<Mono> {
-    kmsg.lines().find_map(|rec| {
+/// The kernel's log records (`PRI,SEQ,USEC,FLAGS;TEXT`): each record's stamp in µs and text.
+fn kmsg_records(kmsg: &str) -> impl Iterator<Item = (u64, &str)> {
+    kmsg.lines().filter_map(|rec| {
         let (head, text) = rec.split_once(';')?;
-        if !(text.starts_with("Run ") && text.ends_with(" as init process")) {
-            return None;
-        }
         let usec: u64 = head.split(',').nth(2)?.parse().ok()?;
-        Some(Mono(usec / 1000))
+        Some((usec, text))
     })
+}
+
+/// When the kernel ran /init, on the kernel's log clock: the stamp of `Run /init as init
+/// process`, in µs.
+fn kernel_init_usec(kmsg: &str) -> Option<u64> {
+    kmsg_records(kmsg).find_map(|(usec, text)| {
+        (text.starts_with("Run ") && text.ends_with(" as init process")).then_some(usec)
+    })
+}
+
+/// How far the kernel's log clock is ahead of keel's (µs, either sign), from keel's first
+/// clock mark (`log::mark_clock`) after the kernel ran /init.
+fn kmsg_clock_offset(kmsg: &str) -> Option<i64> {
+    kmsg_records(kmsg).find_map(|(usec, text)| {
+        let (secs, micros) = text
+            .strip_prefix("keel: ")?
+            .strip_prefix(crate::log::CLOCK_MARK)?
+            .split_once('.')?;
+        let (secs, micros): (i64, i64) = (secs.parse().ok()?, micros.parse().ok()?);
+        let kernel = i64::try_from(usec).ok()?;
+        Some(kernel - (secs * 1_000_000 + micros))
+    })
+}
+
+/// When the kernel ran /init, on keel's clock (ms): the kernel's `Run /init` stamp moved by
+/// the offset of keel's clock mark. Without a mark (a kernel log that dropped keel's
+/// records) the stamp is taken as it is.
+pub fn kernel_init_time(kmsg: &str) -> Option<Mono> {
+    let run = i64::try_from(kernel_init_usec(kmsg)?).ok()?;
+    let on_keel = run - kmsg_clock_offset(kmsg).unwrap_or(0);
+    Some(Mono(u64::try_from(on_keel.max(0)).ok()? / 1000))
 }
 
 /// Reads the kernel's log records there are, without blocking (root only; empty on error).
@@ -429,7 +456,8 @@ pub enum KernelSource {
 pub fn kernel_time(report: &BootReport, kmsg: &str) -> Option<(Mono, KernelSource)> {
     report.init_at?;
     match kernel_init_time(kmsg) {
-        Some(k) => Some((k, KernelSource::KernelLog)),
+        // Two clocks read apart can still put the kernel's /init after keel's first step.
+        Some(k) => Some((k.min(report.init_at?), KernelSource::KernelLog)),
         None => report.init_at.map(|k| (k, KernelSource::Keel)),
     }
 }
@@ -1150,6 +1178,19 @@ mod tests {
         let kmsg = "6,1,0,-;Linux version 6.1\n6,300,1320456,-;Run /init as init process\n4,301,1400000,-;keel: mounting\n";
         assert_eq!(kernel_init_time(kmsg), Some(Mono(1320)));
         assert_eq!(kernel_init_time("6,1,0,-;Run /sbin/init as init\n"), None);
+        // keel's clock mark says CLOCK_MONOTONIC read 1.390000 when the kernel stamped
+        // 1.400100: the kernel's clock is 10.1 ms ahead, so /init ran at 1310 ms on keel's.
+        let marked = format!(
+            "{kmsg}7,302,1400100,-;keel: {}1.390000\n",
+            crate::log::CLOCK_MARK
+        );
+        assert_eq!(kernel_init_time(&marked), Some(Mono(1310)));
+        // Behind by 30 ms: /init at 1350 ms on keel's clock.
+        let behind = format!(
+            "{kmsg}7,302,1400000,-;keel: {}1.430000\n",
+            crate::log::CLOCK_MARK
+        );
+        assert_eq!(kernel_init_time(&behind), Some(Mono(1350)));
         let mut r = BootReport {
             init_at: Some(Mono(1325)),
             ..BootReport::default()
@@ -1159,6 +1200,11 @@ mod tests {
             Some((Mono(1320), KernelSource::KernelLog))
         );
         assert_eq!(kernel_time(&r, ""), Some((Mono(1325), KernelSource::Keel)));
+        assert_eq!(
+            kernel_time(&r, &behind),
+            Some((Mono(1325), KernelSource::KernelLog)),
+            "the kernel ran /init before keel's first clock reading"
+        );
         r.init_at = None;
         assert_eq!(
             kernel_time(&r, kmsg),

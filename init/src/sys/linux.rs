@@ -28,6 +28,7 @@ impl Sys for LinuxSys {
 
     fn use_consoles(&mut self, names: &[String]) {
         log::use_consoles(names);
+        log::mark_clock();
     }
 
     fn read_file(&mut self, path: &str) -> Result<String, Errno> {
