@@ -609,21 +609,33 @@ impl Vm {
     /// The row of service `name` in `keelctl status`, typed on the console: its state and
     /// pid (`None` when keel has no such service).
     pub fn service_row(&mut self, name: &str) -> Result<Option<(String, Option<i32>)>> {
-        let out = self.run(
-            &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
-            crate::CMD_TIMEOUT,
-        )?;
-        let Some(line) = out
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("ROW "))
-        else {
-            return Ok(None);
-        };
-        let mut f = line.split_whitespace();
-        let state = f.next().unwrap_or_default().to_string();
-        let pid = f.next().and_then(|p| p.parse().ok());
-        Ok(Some((state, pid)))
+        // The kernel prints to the same console at any byte of a line (`ROW up 86[ 3.77]
+        // IPv6: ...`, a CI failure), so a row that is not exactly `ROW STATE PID` is asked
+        // for again rather than misread.
+        let clean = regex_lite::Regex::new(r"^ROW ([a-z-]+) ([0-9]+|-)$")?;
+        let mut last = String::new();
+        for _ in 0..5 {
+            let out = self.run(
+                &format!("keelctl status | awk '$1==\"{name}\" {{print \"ROW\", $2, $3}}'"),
+                crate::CMD_TIMEOUT,
+            )?;
+            let Some(line) = out
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| l.starts_with("ROW"))
+            else {
+                return Ok(None);
+            };
+            if let Some(c) = clean.captures(line) {
+                return Ok(Some((c[1].to_string(), c[2].parse().ok())));
+            }
+            last = line.to_string();
+        }
+        bail!(
+            "vm {}: the status row of {name} was garbled on the console 5 times; the last: {last:?}",
+            self.name
+        )
     }
 
     /// Polls `keelctl status` on the console until `cond` holds for the rows of `names`
