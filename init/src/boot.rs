@@ -272,32 +272,12 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
     adopt_consoles(sys, &consoles, "consoles");
     clock_floor(sys);
 
-    let config = match sys.read_file(config::DEFAULT_PATH) {
-        Err(e) => {
-            fail(
-                &mut fatal,
-                format!("cannot read appliance config {}: {e}", config::DEFAULT_PATH),
-                Cause::Config,
-            );
+    let config = match load_appliance(sys) {
+        Ok(c) => Some(c),
+        Err(what) => {
+            fail(&mut fatal, what, Cause::Config);
             None
         }
-        Ok(text) => match config::parse(&text, config::DEFAULT_PATH) {
-            Ok(c) => Some(c),
-            Err(diags) => {
-                for d in &diags {
-                    sys.log(Level::Info, &format!("config error: {d}"));
-                }
-                let first = diags
-                    .first()
-                    .map_or_else(|| "no details".to_string(), ToString::to_string);
-                fail(
-                    &mut fatal,
-                    format!("invalid appliance config: {first}"),
-                    Cause::Config,
-                );
-                None
-            }
-        },
     };
 
     if let Some(cfg) = &config {
@@ -423,6 +403,25 @@ fn read_consoles<S: Sys>(sys: &mut S) -> Consoles {
             consoles::parse_active("")
         }
     }
+}
+
+/// Reads and checks /etc/keel/appliance.toml, at boot and when keel goes on after an
+/// emergency shell: each diagnostic is logged (file:line:col), and Err is the line the
+/// emergency summary shows.
+pub fn load_appliance<S: Sys>(sys: &mut S) -> Result<config::ApplianceConfig, String> {
+    let path = config::DEFAULT_PATH;
+    let text = sys
+        .read_file(path)
+        .map_err(|e| format!("cannot read appliance config {path}: {e}"))?;
+    config::parse(&text, path).map_err(|diags| {
+        for d in &diags {
+            sys.log(Level::Info, &format!("config error: {d}"));
+        }
+        let first = diags
+            .first()
+            .map_or_else(|| "no details".to_string(), ToString::to_string);
+        format!("invalid appliance config: {first}")
+    })
 }
 
 /// Makes sure each console has its node, moves the log to them, and says so.

@@ -945,18 +945,7 @@ impl Driver {
         match cause {
             Cause::Boot => Err("the boot failed in a step keel cannot redo".into()),
             Cause::Requested | Cause::Config if self.sup.is_none() => {
-                let path = supervisor::config::DEFAULT_PATH;
-                let text = crate::sys::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read appliance config {path}: {e}"))?;
-                let mut cfg = supervisor::config::parse(&text, path).map_err(|diags| {
-                    for d in &diags {
-                        self.log(Level::Info, &format!("config error: {d}"));
-                    }
-                    let first = diags
-                        .first()
-                        .map_or_else(|| "no details".into(), ToString::to_string);
-                    format!("invalid appliance config: {first}")
-                })?;
+                let mut cfg = crate::boot::load_appliance(&mut crate::sys::linux::LinuxSys)?;
                 cfg.expand_consoles(&self.consoles);
                 if let Some(what) =
                     crate::boot::load_modules(&mut crate::sys::linux::LinuxSys, &cfg)
