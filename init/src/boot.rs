@@ -92,11 +92,10 @@ pub trait Sys {
 /// 1970, one line): the earliest time this image can have booted.
 pub const BUILD_EPOCH_PATH: &str = "/etc/keel/build-epoch";
 
-/// `secs` since 1970 as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian calendar;
-/// Howard Hinnant's days-to-civil algorithm).
-pub fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+/// The calendar date of `days` since 1970-01-01: (year, month 1-12, day 1-31), in the
+/// proleptic Gregorian calendar (Howard Hinnant's days-to-civil algorithm). xtask's kernel
+/// build stamp uses it too.
+pub fn civil(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -105,7 +104,13 @@ pub fn utc(secs: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `secs` since 1970 as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(secs: i64) -> String {
+    let (year, month, day) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
         rem / 3600,
