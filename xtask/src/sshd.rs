@@ -207,12 +207,8 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
         &logs.join("openssh-autoreconf.log"),
         opts.verbose,
     )?;
-    let mut configure = Command::new("nice");
-    configure
-        .args(["-n", "10", "./configure"])
-        .args(openssh_configure(&build, &openssh.0, libcrypto.as_deref()))
-        .current_dir(&tree);
-    env(&mut configure, epoch);
+    let mut configure = build_cmd(&tree, epoch, &["./configure"]);
+    configure.args(openssh_configure(&build, &openssh.0, libcrypto.as_deref()));
     let conf_log = logs.join("openssh-configure.log");
     logged(
         &mut configure,
@@ -221,10 +217,7 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
         opts.verbose,
     )?;
     check_summary(&conf_log)?;
-    let mut make = Command::new("nice");
-    make.args(["-n", "10", "make", &jobs(), "sshd"])
-        .current_dir(&tree);
-    env(&mut make, epoch);
+    let mut make = build_cmd(&tree, epoch, &["make", &jobs(), "sshd"]);
     logged(
         &mut make,
         "openssh: make sshd",
@@ -379,6 +372,14 @@ fn env(cmd: &mut Command, epoch: i64) {
     cmd.env("LC_ALL", "C")
         .env("TZ", "UTC")
         .env("SOURCE_DATE_EPOCH", epoch.to_string());
+}
+
+/// One step of a source build: `nice -n 10 ARGS` in `tree`, with the build's environment.
+fn build_cmd(tree: &Path, epoch: i64, args: &[&str]) -> Command {
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "10"]).args(args).current_dir(tree);
+    env(&mut cmd, epoch);
+    cmd
 }
 
 /// `dpkg-source -x` of a .dsc (Debian's patches applied) into `into`.
@@ -544,30 +545,19 @@ fn build_libcrypto(
             .arg(headers)
             .arg(tree.join("keel-kernel-headers")),
     )?;
-    let mut configure = Command::new("nice");
-    configure
-        .args(["-n", "10", "perl", "Configure"])
-        .args(libcrypto_configure())
-        .env("CC", "musl-gcc")
-        .current_dir(&tree);
-    env(&mut configure, epoch);
+    let mut configure = build_cmd(&tree, epoch, &["perl", "Configure"]);
+    configure.args(libcrypto_configure()).env("CC", "musl-gcc");
     logged(
         &mut configure,
         "libcrypto: Configure",
         &logs.join("openssl-configure.log"),
         opts.verbose,
     )?;
-    let mut make = Command::new("nice");
-    make.args([
-        "-n",
-        "10",
-        "make",
-        &jobs(),
-        "build_generated",
-        "libcrypto.a",
-    ])
-    .current_dir(&tree);
-    env(&mut make, epoch);
+    let mut make = build_cmd(
+        &tree,
+        epoch,
+        &["make", &jobs(), "build_generated", "libcrypto.a"],
+    );
     logged(
         &mut make,
         "libcrypto: make libcrypto.a",
