@@ -36,6 +36,8 @@ struct Slot {
 pub struct Groups {
     tree: Option<Tree>,
     slots: Vec<Slot>,
+    /// `keel/released.scope`, made when a service first releases processes.
+    released: Option<Group>,
 }
 
 /// Memory and pids in use by a service's group, for `keelctl status`.
@@ -51,6 +53,7 @@ impl Groups {
         Groups {
             tree: None,
             slots: Vec::new(),
+            released: None,
         }
     }
 
@@ -90,7 +93,14 @@ impl Groups {
                 oom_base: 0,
             })
             .collect();
-        (Groups { tree, slots }, notes)
+        (
+            Groups {
+                tree,
+                slots,
+                released: None,
+            },
+            notes,
+        )
     }
 
     /// True when services run in their own cgroups.
@@ -227,6 +237,43 @@ impl Groups {
         }
     }
 
+    /// Carries out `ReleaseGroup`: every process left in `svc`'s group moves to
+    /// `keel/released.scope` (made on first use). Returns the pids moved and where they
+    /// went; without cgroups, nothing.
+    pub fn release(&mut self, svc: SvcId) -> Result<(Vec<i32>, String), String> {
+        let (Some(tree), Some(g)) = (
+            &self.tree,
+            self.slots.get(svc.0).and_then(|s| s.group.as_ref()),
+        ) else {
+            return Ok((Vec::new(), String::new()));
+        };
+        if self.released.is_none() {
+            let r = Group::released(tree).map_err(|e| {
+                format!(
+                    "cannot create {}: {e}",
+                    tree.dir.join(cgroup::RELEASED).display()
+                )
+            })?;
+            self.released = Some(r);
+        }
+        let Some(to) = &self.released else {
+            return Ok((Vec::new(), String::new()));
+        };
+        let moved = g.move_procs(to, 4).map_err(|e| {
+            format!(
+                "cannot move the processes of {} to {}: {e}",
+                g.dir.display(),
+                to.dir.display()
+            )
+        })?;
+        Ok((moved, to.dir.display().to_string()))
+    }
+
+    /// The processes released from their services' groups (`keel/released.scope`).
+    pub fn released_pids(&self) -> Vec<i32> {
+        self.released.as_ref().map(Group::pids).unwrap_or_default()
+    }
+
     /// The limits of `svc` as the config gave them.
     pub fn limits(&self, svc: SvcId) -> Option<&Limits> {
         self.slots.get(svc.0).map(|s| &s.limits)
@@ -252,8 +299,13 @@ impl Groups {
             .unwrap_or_default()
     }
 
-    /// `keel supervise`'s end: removes the (empty) groups and the tree it made.
+    /// `keel supervise`'s end: ends what was released, removes the (empty) groups and
+    /// the tree it made.
     pub fn cleanup(&mut self) {
+        if let Some(r) = self.released.take() {
+            let _ = r.kill();
+            let _ = r.remove();
+        }
         for s in &mut self.slots {
             if let Some(g) = s.group.take() {
                 let _ = g.remove();

@@ -598,6 +598,11 @@ impl Driver {
                 }
                 Vec::new()
             }
+            SupAction::ReleaseGroup { svc } => {
+                // The group's emptiness comes as for any watched group (cgroup.events).
+                self.release_group(svc);
+                Vec::new()
+            }
             SupAction::Reply(conn, mut resp) => {
                 if let Response::Status(rows) = &mut resp {
                     self.fill_usage(rows);

@@ -27,6 +27,7 @@
 //! stop_signal = "TERM"
 //! start_timeout = "90s"                    # not ready (oneshot: not done) by then: failed; "0": never
 //! stop_timeout = "5s"                      # then SIGKILL
+//! leftovers = "stop"                       # or "release": what outlives the main process
 //! console = false                          # true: stdin/stdout/stderr are the console tty
 //! ```
 //!
@@ -264,6 +265,20 @@ pub enum OnGiveUp {
     Emergency,
 }
 
+/// `leftovers`: what happens to the processes of a service's group that outlive its main
+/// process (on a stop, a restart or a crash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leftovers {
+    /// They are stopped with it: the stop signal goes to the whole group, `cgroup.kill`
+    /// after `stop_timeout`. A stopped service's group is empty.
+    Stop,
+    /// Only the main process gets the stop signal (and SIGKILL after `stop_timeout`); what
+    /// it leaves (sshd's login sessions) is moved out of its group into
+    /// `keel/released.scope` and runs on until it ends or the machine shuts down. The group
+    /// is empty once they are moved, so the service still counts as stopped only then.
+    Release,
+}
+
 /// `backoff`: the delay before restarting a failed service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -331,6 +346,7 @@ pub struct ServiceConfig {
     /// `None` (`start_timeout = "0"`) waits for ever.
     pub start_timeout: Option<Duration>,
     pub console: bool,
+    pub leftovers: Leftovers,
     /// cgroup limits and process settings (config/limits.rs).
     pub limits: Limits,
 }
@@ -357,6 +373,7 @@ impl ServiceConfig {
             stop_timeout: defaults::STOP_TIMEOUT,
             start_timeout: Some(defaults::START_TIMEOUT),
             console: false,
+            leftovers: Leftovers::Stop,
             limits: Limits::default(),
         }
     }
@@ -527,6 +544,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "stop_timeout",
     "start_timeout",
     "console",
+    "leftovers",
     "memory_max",
     "pids_max",
     "cpu_weight",
@@ -1234,6 +1252,12 @@ impl Validator {
                         if b {
                             spans.console = Some(at);
                         }
+                    }
+                }
+                "leftovers" => {
+                    let words = [("stop", Leftovers::Stop), ("release", Leftovers::Release)];
+                    if let Some(l) = self.word(v, "leftovers", &words) {
+                        s.leftovers = l;
                     }
                 }
                 f if limits::FIELDS.contains(&f) => self.limit(f, v, &section, &mut s.limits),

@@ -32,7 +32,9 @@
 //! - Shutdown: every target goes down, services stop in reverse order of needs *and*
 //!   after, and [`Action::Halt`] is emitted once nothing is left.
 
-use crate::config::{ApplianceConfig, Kind, OnGiveUp, Ready, Restart, ServiceConfig, defaults};
+use crate::config::{
+    ApplianceConfig, Kind, Leftovers, OnGiveUp, Ready, Restart, ServiceConfig, defaults,
+};
 use crate::event::{Action, ConnId, Event, Record, SpawnSpec};
 use crate::graph::Graph;
 use crate::log::{DEFAULT_RING_BYTES, LogRing};
@@ -422,7 +424,7 @@ impl Supervisor {
                 killed,
             };
             svc.signalled_at = Some(now);
-            out.push(Self::stop_action(SvcId(i), Some(pid), sig));
+            out.push(Self::stop_action(c.leftovers, SvcId(i), Some(pid), sig));
         }
         self.fire_group_timers(now, out);
         for i in 0..self.svcs.len() {
@@ -469,16 +471,16 @@ impl Supervisor {
                     killed: true,
                 };
             } else {
+                let leftovers = self.cfg[i].leftovers;
+                let whom = match leftovers {
+                    Leftovers::Stop => "its group",
+                    Leftovers::Release => "it",
+                };
                 Self::note(
                     out,
-                    format!(
-                        "{name} (pid {pid}) did not stop in time; sending SIGKILL to its group"
-                    ),
+                    format!("{name} (pid {pid}) did not stop in time; sending SIGKILL to {whom}"),
                 );
-                out.push(Action::KillGroup {
-                    svc: SvcId(i),
-                    pid: Some(pid),
-                });
+                out.push(Self::stop_action(leftovers, SvcId(i), Some(pid), Sig::KILL));
                 self.svcs[i].phase = Phase::Stopping {
                     pid,
                     kill_at: now.plus(KILL_GRACE),
@@ -623,8 +625,13 @@ impl Supervisor {
             && keep[i];
         if svc.group == Group::Busy && !oneshot_done {
             // The rest of the group goes with its main process: on the stop signal already
-            // sent (and its deadline) when it was stopping, else on one sent now.
+            // sent (and its deadline) when it was stopping, else on one sent now. Released
+            // leftovers are moved out of the group instead, whatever the phase.
             match svc.phase {
+                // The driver says what it moved, if anything.
+                _ if c.leftovers == Leftovers::Release => {
+                    Self::drain(svc, s, c, c.stop_signal, now, out)
+                }
                 Phase::Stopping {
                     kill_at, killed, ..
                 } => svc.group = Group::Draining { kill_at, killed },
@@ -637,7 +644,7 @@ impl Supervisor {
                         out,
                         format!("{name}'s main process exited; stopping the rest of its group"),
                     );
-                    Self::drain(svc, s, c.stop_signal, c.stop_timeout, now, out);
+                    Self::drain(svc, s, c, c.stop_signal, now, out);
                 }
             }
         }
@@ -683,28 +690,41 @@ impl Supervisor {
         }
     }
 
-    /// The action that sends a service its stop signal: the whole group gets it.
-    fn stop_action(svc: SvcId, pid: Option<Pid>, sig: Sig) -> Action {
-        if sig == Sig::KILL {
+    /// The action that sends a service its stop signal: the whole group gets it, or with
+    /// released leftovers the main process alone.
+    fn stop_action(leftovers: Leftovers, svc: SvcId, pid: Option<Pid>, sig: Sig) -> Action {
+        if let (Leftovers::Release, Some(pid)) = (leftovers, pid) {
+            Action::Kill { pid, sig }
+        } else if sig == Sig::KILL {
             Action::KillGroup { svc, pid }
         } else {
             Action::SignalGroup { svc, pid, sig }
         }
     }
 
-    /// Stops what is left of `s`'s group once its main process is gone.
+    /// Stops what is left of `s`'s group once its main process is gone, or moves it out
+    /// of the group (`leftovers = "release"`; should the move leave anything, the group is
+    /// killed at the stop timeout).
     fn drain(
         svc: &mut Svc,
         s: SvcId,
+        c: &ServiceConfig,
         sig: Sig,
-        timeout: Duration,
         now: Mono,
         out: &mut Vec<Action>,
     ) {
+        if c.leftovers == Leftovers::Release {
+            svc.group = Group::Draining {
+                kill_at: now.plus(c.stop_timeout),
+                killed: false,
+            };
+            out.push(Action::ReleaseGroup { svc: s });
+            return;
+        }
         let killed = sig == Sig::KILL;
-        let kill_at = now.plus(if killed { KILL_GRACE } else { timeout });
+        let kill_at = now.plus(if killed { KILL_GRACE } else { c.stop_timeout });
         svc.group = Group::Draining { kill_at, killed };
-        out.push(Self::stop_action(s, None, sig));
+        out.push(Self::stop_action(c.leftovers, s, None, sig));
     }
 
     /// Groups that outlived their stop timeout get `cgroup.kill`; a group that survives
@@ -721,10 +741,14 @@ impl Supervisor {
             let timeout = self.cfg[i].stop_timeout;
             let svc = &mut self.svcs[i];
             if !killed {
+                let what = match self.cfg[i].leftovers {
+                    Leftovers::Stop => "outlived it",
+                    Leftovers::Release => "were still in its group, not released,",
+                };
                 Self::note(
                     out,
                     format!(
-                        "processes of {name} outlived it by {timeout:?} (stop_timeout); killing its group"
+                        "processes of {name} {what} by {timeout:?} (stop_timeout); killing its group"
                     ),
                 );
                 svc.group = Group::Draining {
@@ -1151,8 +1175,7 @@ impl Supervisor {
                 svc.restart_requested = false;
                 svc.signalled_at = Some(now);
                 Self::note(out, format!("stopping what {name} left running ({why})"));
-                let (sig, timeout) = (c.stop_signal, c.stop_timeout);
-                Self::drain(svc, s, sig, timeout, now, out);
+                Self::drain(svc, s, c, c.stop_signal, now, out);
             }
             None => {
                 svc.phase = Phase::Down;
@@ -1173,7 +1196,7 @@ impl Supervisor {
                 };
                 svc.signalled_at = Some(now);
                 Self::note(out, format!("stopping {name} ({why})"));
-                out.push(Self::stop_action(s, Some(pid), sig));
+                out.push(Self::stop_action(c.leftovers, s, Some(pid), sig));
             }
         }
         true

@@ -86,6 +86,7 @@ impl Action {
             | Action::Reply(..)
             | Action::Log(_)
             | Action::Emergency { .. }
+            | Action::ReleaseGroup { .. }
             | Action::Halt(_) => None,
         }
     }
@@ -116,6 +117,10 @@ pub enum Action {
     },
     /// End `svc`'s group at once (write `cgroup.kill`); without cgroups, SIGKILL to `pid`.
     KillGroup { svc: SvcId, pid: Option<Pid> },
+    /// `svc`'s main process is gone and its leftovers are released: move every process
+    /// left in its group out of it (`keel/released.scope`), then report `GroupEmpty` as
+    /// for any watched group. Without cgroups there is nothing to move.
+    ReleaseGroup { svc: SvcId },
     /// Send this on a control connection.
     Reply(ConnId, Response),
     /// Write this to the console log.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use supervisor::Sig;
-use supervisor::config::{self, Kind, OnGiveUp, Ready, Restart};
+use supervisor::config::{self, Kind, Leftovers, OnGiveUp, Ready, Restart};
 
 mod common;
 use common::{errors, one};
@@ -443,4 +443,18 @@ fn watchdog_parses_with_defaults_and_checks_its_needs() {
         "a device under /dev",
     );
     one("[watchdog]\ntimeot = \"5s\"\n", "2:1", "timeout");
+}
+
+#[test]
+fn leftovers_are_stopped_unless_released() {
+    let text =
+        "[services.a]\nexec = [\"/a\"]\n[services.b]\nexec = [\"/b\"]\nleftovers = \"release\"\n";
+    let cfg = config::parse(text, "t.toml").expect("valid");
+    assert_eq!(cfg.services[0].leftovers, Leftovers::Stop);
+    assert_eq!(cfg.services[1].leftovers, Leftovers::Release);
+    one(
+        "[services.a]\nexec = [\"/a\"]\nleftovers = \"relase\"\n",
+        "3:13",
+        "`leftovers` = \"relase\" is not allowed; use one of \"stop\", \"release\" (did you mean \"release\"?)",
+    );
 }

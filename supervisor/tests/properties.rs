@@ -6,7 +6,7 @@ mod common;
 use common::Sim;
 use proptest::prelude::{Strategy, any, prop_oneof, proptest};
 use std::time::Duration;
-use supervisor::config::{ApplianceConfig, Ready, Restart, ServiceConfig};
+use supervisor::config::{ApplianceConfig, Leftovers, Ready, Restart, ServiceConfig};
 use supervisor::event::{Action, Event};
 use supervisor::state::Phase;
 use supervisor::{PowerKind, Sig, SvcId, WaitStatus};
@@ -83,6 +83,10 @@ fn config() -> impl Strategy<Value = ApplianceConfig> {
             };
             s.crash_loop.limit = 3;
             s.stop_timeout = Duration::from_millis(stop_ms);
+            // Bit 7 of `after` (edges use bits 0-5): leftovers are released.
+            if after & 0x80 != 0 {
+                s.leftovers = Leftovers::Release;
+            }
             // Half of them time out while starting, some within one step's advance.
             s.start_timeout = (stop_ms % 2 == 0).then(|| Duration::from_millis(stop_ms * 10 + 1));
             for j in 0..i {
@@ -157,7 +161,11 @@ fn check_step(sim: &Sim, from: usize, live_before: &[supervisor::Pid], spawned_b
                     }
                 }
             }
-            Action::Reply(..) | Action::Log(_) | Action::Emergency { .. } | Action::Halt(_) => {}
+            Action::Reply(..)
+            | Action::Log(_)
+            | Action::Emergency { .. }
+            | Action::ReleaseGroup { .. }
+            | Action::Halt(_) => {}
         }
     }
     for i in 0..g.len() {

@@ -4,6 +4,8 @@
 mod common;
 
 use common::{Sim, parse_config};
+use supervisor::event::Action;
+use supervisor::{Pid, Sig, SvcId};
 
 /// Runs `script` (one command per line) against `config` and compares the trace
 /// (`TIME ACTION` lines; the initial boot step is the first event) with `expected`.
@@ -796,4 +798,105 @@ backoff = { jitter = 0 }
         0.200 status hog: up
         ",
     );
+}
+
+/// sshd's `leftovers = "release"`: a stop signals the main process only, and what it left
+/// (login sessions) is moved out of its group, so a restart neither waits for nor kills
+/// them.
+const RELEASING: &str = r#"
+[services.net]
+exec = ["/net"]
+ready = "notify"
+backoff = { jitter = 0 }
+[services.sshd]
+exec = ["/sshd"]
+needs = ["net"]
+stop_timeout = "2s"
+leftovers = "release"
+backoff = { jitter = 0 }
+"#;
+
+/// Runs `script` on `config` and returns the trace and every action.
+fn run(config: &str, script: &str) -> (String, Vec<Action>) {
+    let cfg = parse_config(config);
+    let mut sim = Sim::new(&cfg);
+    sim.event(supervisor::event::Event::Deadline);
+    for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        sim.line(line);
+    }
+    let actions = sim.actions.iter().map(|(_, a)| a.clone()).collect();
+    (sim.trace.join("\n"), actions)
+}
+
+fn signals_group(actions: &[Action]) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::SignalGroup { .. } | Action::KillGroup { .. }))
+}
+
+#[test]
+fn a_restart_with_released_leftovers_does_not_wait_for_or_signal_them() {
+    let (trace, actions) = run(
+        RELEASING,
+        "ready net
+         linger sshd
+         restart sshd
+         exit sshd signal=15
+         status sshd",
+    );
+    assert!(!signals_group(&actions), "{actions:?}");
+    assert!(actions.contains(&Action::Kill {
+        pid: Pid(101),
+        sig: Sig::TERM
+    }));
+    assert!(actions.contains(&Action::ReleaseGroup { svc: SvcId(1) }));
+    let want = "0.000 spawn net pid=100
+0.000 spawn sshd pid=101
+0.000 reply ok restarting sshd
+0.000 kill sshd pid=101 SIGTERM
+0.000 release group sshd
+0.000 spawn sshd pid=102
+0.000 status sshd: up";
+    assert_eq!(trace, want);
+}
+
+#[test]
+fn a_crash_with_released_leftovers_restarts_after_the_backoff_alone() {
+    let (trace, actions) = run(
+        RELEASING,
+        "ready net
+         linger sshd
+         exit sshd code=1
+         advance 200ms
+         status sshd",
+    );
+    assert!(!signals_group(&actions), "{actions:?}");
+    let want = "0.000 spawn net pid=100
+0.000 spawn sshd pid=101
+0.000 release group sshd
+0.200 spawn sshd pid=102
+0.200 status sshd: up";
+    assert_eq!(trace, want);
+}
+
+#[test]
+fn a_main_process_that_ignores_its_stop_signal_is_killed_alone() {
+    let (trace, actions) = run(
+        RELEASING,
+        "ready net
+         linger sshd
+         stop sshd
+         advance 2s
+         exit sshd signal=9
+         status sshd",
+    );
+    assert!(!signals_group(&actions), "{actions:?}");
+    let want = "0.000 spawn net pid=100
+0.000 spawn sshd pid=101
+0.000 reply ok stopping sshd
+0.000 kill sshd pid=101 SIGTERM
+2.000 kill sshd pid=101 SIGKILL
+2.000 release group sshd
+2.000 status sshd: down (stopped by request)";
+    assert_eq!(trace, want);
 }

@@ -8,6 +8,7 @@
 //! - `hog` allocates past its memory_max: OOM-killed, said so, restarted; sshd answers and
 //!   PID 1's RSS stays put;
 //! - `bomb` forks without end: it stops at pids_max and ssh still works;
+//! - sshd's login sessions outlive `keelctl restart sshd` (`leftovers = "release"`);
 //! - with QEMU's i6300esb and `-action watchdog=reset -no-reboot`: idle for 3x the
 //!   timeout, no reset; a service in `[watchdog] needs` giving up ends QEMU within
 //!   timeout + 10 s; poweroff never triggers a reset.
@@ -180,6 +181,91 @@ fn a_stop_and_crash_restarts_leave_no_process_and_no_open_pipe() -> Result<()> {
     let log = vm.keel_log()?;
     ensure!(
         log.contains("keel: leaky's main process exited; stopping the rest of its group"),
+        "{log}"
+    );
+    vm.assert_no_kernel_panic()
+}
+
+/// sshd's `leftovers = "release"`: `keelctl restart sshd` (and so a crash) leaves an open
+/// ssh session running, moved to keel/released.scope, and the new sshd's group holds only
+/// itself.
+#[test]
+fn an_ssh_session_outlives_a_restart_of_sshd() -> Result<()> {
+    let name = "an_ssh_session_outlives_a_restart_of_sshd";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    let mut vm = boot(name, "")?;
+    let before =
+        vm.wait_services("sshd up", &["sshd"], |r| r[0].0 == "up" && r[0].1.is_some())?[0].1;
+    // A session that waits for a line on its stdin, so the test decides when it ends.
+    let key = keel_tests::ssh::test_key()?;
+    let mut session = std::process::Command::new("ssh")
+        .args(keel_tests::ssh::ssh_args(vm.ssh_port(), &key))
+        .arg("--")
+        .arg("echo begun; read line; echo survived $line")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run ssh: apt-get install openssh-client")?;
+    let mut stdout = session.stdout.take().context("no ssh stdout")?;
+    let mut first = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut first).context("the session printed nothing")?;
+    ensure!(&first == b"begun\n", "the session began with {first:?}");
+    let during = vm.run("cat /sys/fs/cgroup/keel/sshd/cgroup.procs", CMD_TIMEOUT)?;
+    ensure!(
+        during
+            .lines()
+            .filter(|l| l.trim().parse::<u32>().is_ok())
+            .count()
+            >= 2,
+        "the session is not in keel/sshd:\n{during}"
+    );
+    vm.run("keelctl restart sshd", CMD_TIMEOUT)?;
+    let after = vm.wait_services("a new sshd up", &["sshd"], |r| {
+        r[0].0 == "up" && r[0].1.is_some() && r[0].1 != before
+    })?[0]
+        .1
+        .context("no pid")?;
+    let group = vm.run("cat /sys/fs/cgroup/keel/sshd/cgroup.procs", CMD_TIMEOUT)?;
+    let group: Vec<&str> = group
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    ensure!(
+        group == [after.to_string()],
+        "keel/sshd holds more than the new sshd (pid {after}): {group:?}"
+    );
+    let released = vm.run(
+        "cat /sys/fs/cgroup/keel/released.scope/cgroup.procs",
+        CMD_TIMEOUT,
+    )?;
+    ensure!(
+        released.lines().any(|l| l.trim().parse::<u32>().is_ok()),
+        "nothing in keel/released.scope:\n{released}"
+    );
+    // The session still answers, and ends as it was asked to.
+    {
+        let mut stdin = session.stdin.take().context("no ssh stdin")?;
+        std::io::Write::write_all(&mut stdin, b"ok\n")?;
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest)?;
+    let status = session.wait()?;
+    let mut err = String::new();
+    if let Some(mut e) = session.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    ensure!(
+        status.success() && rest.trim() == "survived ok",
+        "the session did not survive the restart ({status}): {rest:?} {err}"
+    );
+    vm.wait_ssh(BOOT_TIMEOUT)?;
+    let log = vm.keel_log()?;
+    ensure!(
+        log.contains("released to /sys/fs/cgroup/keel/released.scope"),
         "{log}"
     );
     vm.assert_no_kernel_panic()

@@ -57,6 +57,33 @@ impl Driver {
         }
     }
 
+    /// Carries out `ReleaseGroup` and says what moved where.
+    pub(super) fn release_group(&mut self, svc: SvcId) {
+        let name = self
+            .sup
+            .as_ref()
+            .and_then(|s| s.config(svc))
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        match self.groups.release(svc) {
+            Ok((moved, _)) if moved.is_empty() => {}
+            Ok((moved, to)) => {
+                let pids: Vec<String> = moved.iter().map(|p| p.to_string()).collect();
+                self.log(
+                    Level::Info,
+                    &format!(
+                        "{name} left {} process(es) running (pids {}); released to {to} \
+                         (leftovers = \"release\"): they run on until they end or keel shuts down",
+                        moved.len(),
+                        pids.join(" ")
+                    ),
+                );
+            }
+            // The core kills the group at its stop timeout if anything is left.
+            Err(e) => self.log(Level::Info, &format!("{name}: {e}")),
+        }
+    }
+
     /// A watched group's cgroup.events changed: `GroupEmpty` once it is empty.
     pub(super) fn check_group(&mut self, svc: SvcId) {
         if self.groups.check(svc) {

@@ -178,10 +178,23 @@ pub struct Group {
     events: File,
 }
 
+/// The group that processes released from their service's group move to
+/// (`leftovers = "release"`). Its name has a `.`, which [`dir_name`] never leaves in a
+/// service's, so no service can have it.
+pub const RELEASED: &str = "released.scope";
+
 impl Group {
     /// Creates (or reuses) the group of `service` under `tree`.
     pub fn create(tree: &Tree, service: &str) -> Result<Group, Errno> {
-        let dir = tree.dir.join(dir_name(service));
+        Group::create_dir(tree.dir.join(dir_name(service)))
+    }
+
+    /// Creates (or reuses) [`RELEASED`] under `tree`.
+    pub fn released(tree: &Tree) -> Result<Group, Errno> {
+        Group::create_dir(tree.dir.join(RELEASED))
+    }
+
+    fn create_dir(dir: PathBuf) -> Result<Group, Errno> {
         mkdir(&dir)?;
         let events = File::open(dir.join("cgroup.events")).map_err(|e| io_errno(&e))?;
         Ok(Group { dir, events })
@@ -259,6 +272,28 @@ impl Group {
     /// A `key value` line of a flat-keyed file (`memory.events` `oom_kill`).
     pub fn read_key(&self, file: &str, key: &str) -> Option<u64> {
         key_value(&read_file(&self.dir.join(file)).ok()?, key)
+    }
+
+    /// Moves every process of this group into `to`, again while forks keep adding some,
+    /// up to `rounds` times; returns the pids moved. A process that exits meanwhile is not
+    /// an error.
+    pub fn move_procs(&self, to: &Group, rounds: usize) -> Result<Vec<i32>, Errno> {
+        let target = to.dir.join("cgroup.procs");
+        let mut moved = Vec::new();
+        for _ in 0..rounds {
+            let pids = self.pids();
+            if pids.is_empty() {
+                break;
+            }
+            for p in pids {
+                match write_file(&target, &p.to_string()) {
+                    Ok(()) => moved.push(p),
+                    Err(Errno::ESRCH) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(moved)
     }
 
     /// Removes the (empty) group directory.

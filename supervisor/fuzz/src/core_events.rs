@@ -14,7 +14,9 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
-use supervisor::config::{ApplianceConfig, Kind, OnGiveUp, Ready, Restart, ServiceConfig};
+use supervisor::config::{
+    ApplianceConfig, Kind, Leftovers, OnGiveUp, Ready, Restart, ServiceConfig,
+};
 use supervisor::core::{KILL_GRACE, Supervisor};
 use supervisor::event::{Action, ConnId, Event};
 use supervisor::proto::Request;
@@ -120,6 +122,10 @@ fn build_config(b: &mut Bytes<'_>) -> ApplianceConfig {
                 s.after.push(format!("s{j}"));
             }
         }
+        // Bit 6 of `after` (bits 0-4 are edges): leftovers are released, not stopped.
+        if after & 0x40 != 0 {
+            s.leftovers = Leftovers::Release;
+        }
         // Bit 7 of `after`: one edge to any name, forward, self or unknown.
         if after & 0x80 != 0 {
             let to = needs % 8;
@@ -224,6 +230,8 @@ impl Driver {
                         }
                     }
                     Action::SignalGroup { pid: None, .. } => {}
+                    // The move out of the group always works here.
+                    Action::ReleaseGroup { svc } => queue.push(Event::GroupEmpty(svc)),
                     Action::KillGroup { svc, pid: None } => {
                         if !self.sigkill_survivors {
                             queue.push(Event::GroupEmpty(svc));

@@ -171,6 +171,12 @@ impl Sim {
                             queue.push(Event::GroupEmpty(svc));
                         }
                     }
+                    Action::ReleaseGroup { svc } => {
+                        // The move out of the group: nothing of it is left in it.
+                        self.say(format!("release group {}", self.name(svc)));
+                        self.group_ends(svc);
+                        queue.push(Event::GroupEmpty(svc));
+                    }
                     Action::Kill { .. } | Action::SignalGroup { .. } | Action::KillGroup { .. } => {
                         let Some((pid, sig)) = a.signals_pid() else {
                             continue;
