@@ -1,0 +1,181 @@
+//! The Linode (Akamai) Metadata service: `PUT /v1/token`, then `GET /v1/ssh-keys` and
+//! `GET /v1/instance` with the token, plain HTTP on the link-local address. This module
+//! builds the requests and reads the answers' bodies ([`crate::http`] reads the responses).
+
+use crate::json::{self, Json};
+use crate::{Found, cat};
+
+/// The service's IPv4 address (IPv6: `[fd00:a9fe:a9fe::1]`, see [`HOST6`]).
+pub const HOST: &str = "169.254.169.254";
+/// The service's IPv6 address, as a Host header writes it.
+pub const HOST6: &str = "[fd00:a9fe:a9fe::1]";
+/// The longest token keel takes.
+pub const TOKEN_MAX: usize = 512;
+
+fn request(method: &str, path: &str, host: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    // Nothing the caller passes may end a header line early.
+    let clean = |s: &str| s.replace(|c: char| c.is_control(), "");
+    let mut r = cat(&[
+        method,
+        " ",
+        &clean(path),
+        " HTTP/1.1\r\nHost: ",
+        &clean(host),
+        "\r\n",
+    ]);
+    for (k, v) in headers {
+        r.push_str(k);
+        r.push_str(": ");
+        r.push_str(&clean(v));
+        r.push_str("\r\n");
+    }
+    r.push_str("Connection: close\r\n\r\n");
+    r.into_bytes()
+}
+
+/// `PUT /v1/token` with `Metadata-Token-Expiry-Seconds: {expiry_secs}` (HTTP/1.1, `Host`,
+/// `Connection: close`, `Content-Length: 0`). `host` as the Host header has it
+/// ([`HOST`] or [`HOST6`]).
+pub fn token_request(host: &str, expiry_secs: u32) -> Vec<u8> {
+    request(
+        "PUT",
+        "/v1/token",
+        host,
+        &[
+            ("Metadata-Token-Expiry-Seconds", &expiry_secs.to_string()),
+            ("Content-Length", "0"),
+        ],
+    )
+}
+
+/// `GET {path}` with `Metadata-Token: {token}`, `Accept: application/json`, `Connection:
+/// close`.
+pub fn get_request(host: &str, path: &str, token: &str) -> Vec<u8> {
+    request(
+        "GET",
+        path,
+        host,
+        &[("Metadata-Token", token), ("Accept", "application/json")],
+    )
+}
+
+/// The token from the PUT's body: trimmed, printable ASCII, 1..=512 bytes, else Err.
+pub fn parse_token(body: &[u8]) -> Result<String, String> {
+    let t = body.trim_ascii();
+    if t.is_empty() {
+        return Err("token: empty".into());
+    }
+    if t.len() > TOKEN_MAX {
+        return Err("token: longer than 512 bytes".into());
+    }
+    if !t.iter().all(|&c| (0x20..0x7f).contains(&c)) {
+        return Err("token: not printable ASCII".into());
+    }
+    Ok(String::from_utf8_lossy(t).into_owned())
+}
+
+fn object(body: &[u8], what: &str) -> Result<Json, String> {
+    let v = json::parse(body).map_err(|e| cat(&[what, ": ", &e]))?;
+    if !matches!(v, Json::Obj(_)) {
+        return Err(cat(&[what, ": ", v.kind(), ", not an object"]));
+    }
+    Ok(v)
+}
+
+/// Root's entries of /v1/ssh-keys as given (trimmed), and the names of the other users.
+fn root_entries(body: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
+    const W: &str = "ssh-keys";
+    let doc = object(body, W)?;
+    let users = match doc.get("users") {
+        Some(Json::Obj(u)) => u,
+        Some(v) => return Err(cat(&[W, ": users is ", v.kind(), ", not an object"])),
+        None => return Err(cat(&[W, ": no users"])),
+    };
+    let (mut keys, mut others) = (Vec::new(), Vec::new());
+    for (name, list) in users {
+        if name != "root" {
+            others.push(crate::shown(name, 32));
+            continue;
+        }
+        let list = match list {
+            Json::Arr(a) => a,
+            Json::Null => continue,
+            v => return Err(cat(&[W, ": users.root is ", v.kind(), ", not an array"])),
+        };
+        keys.clear();
+        for k in list {
+            match k {
+                Json::Str(s) => keys.push(s.trim().to_string()),
+                v => return Err(cat(&[W, ": a key of root is ", v.kind(), ", not a string"])),
+            }
+        }
+    }
+    Ok((keys, others))
+}
+
+/// /v1/ssh-keys (`{"users": {"root": ["ssh-ed25519 ...", ...], "other": [...]}}`) → root's
+/// keys that [`crate::keys::check_line`] accepts, deduplicated in order (the other users'
+/// are ignored). Invalid JSON or wrong types: Err. [`parse`] gives the same keys with a
+/// warning for each dropped line and the other users.
+pub fn parse_ssh_keys(body: &[u8]) -> Result<Vec<String>, String> {
+    let mut f = Found::default();
+    for k in root_entries(body)?.0 {
+        f.add_key("", &k);
+    }
+    Ok(f.keys)
+}
+
+/// /v1/instance → its `label` (the host name Linode gives), `Ok(None)` when it has none.
+/// A label that is not a valid host name (Linode allows `_`, host names do not): Err.
+pub fn parse_instance(body: &[u8]) -> Result<Option<String>, String> {
+    Ok(instance(body)?.0)
+}
+
+/// The label and the id of /v1/instance.
+fn instance(body: &[u8]) -> Result<(Option<String>, Option<String>), String> {
+    const W: &str = "instance";
+    let doc = object(body, W)?;
+    let id = match doc.get("id") {
+        Some(Json::Num(n) | Json::Str(n)) => Some(n.clone()),
+        _ => None,
+    };
+    let label = match doc.get("label") {
+        Some(Json::Str(l)) => {
+            if let Some(e) = crate::hostname_error(l) {
+                return Err(cat(&[W, ": label: ", &e]));
+            }
+            Some(l.clone())
+        }
+        None | Some(Json::Null) => None,
+        Some(v) => return Err(cat(&[W, ": label is ", v.kind(), ", not a string"])),
+    };
+    Ok((label, id))
+}
+
+/// Both documents into one [`Found`]: root's keys (each refused line dropped with a warning),
+/// a warning naming the other users, the label as host name and the id as instance id. An
+/// error of either document is a warning; `instance` is `None` when it was not fetched.
+pub fn parse(ssh_keys: &[u8], instance: Option<&[u8]>) -> Found {
+    let mut f = Found::default();
+    match root_entries(ssh_keys) {
+        Ok((keys, others)) => {
+            for (i, k) in keys.iter().enumerate() {
+                f.add_key(&cat(&["ssh-keys: root's key ", &(i + 1).to_string()]), k);
+            }
+            if !others.is_empty() {
+                f.warn(&[
+                    "ssh-keys: keys of users other than root ignored: ",
+                    &others.join(", "),
+                ]);
+            }
+        }
+        Err(e) => f.warnings.push(e),
+    }
+    if let Some(body) = instance {
+        match self::instance(body) {
+            Ok((label, id)) => (f.hostname, f.instance_id) = (label, id),
+            Err(e) => f.warnings.push(e),
+        }
+    }
+    f
+}
