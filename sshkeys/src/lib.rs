@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod entropy;
+pub mod fingerprint;
 pub mod hostkey;
 pub mod store;
 

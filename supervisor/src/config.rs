@@ -101,6 +101,7 @@ pub struct ApplianceConfig {
     pub modules: Modules,
     pub firewall: Firewall,
     pub ssh: Ssh,
+    pub cloud: Cloud,
     /// `[watchdog]`, when the config has one.
     pub watchdog: Option<Watchdog>,
     /// Services in the order of the file; a service's [`crate::SvcId`] is its index here.
@@ -209,6 +210,49 @@ pub fn parse_tmpfs_size(s: &str) -> Option<TmpfsSize> {
 pub struct Ssh {
     /// Password login (root included) besides keys; off by default, so only keys work.
     pub password_login: bool,
+}
+
+/// `[cloud]`: where the `metadata` service looks for root's ssh keys and the hostname
+/// (docs/deploy.md, "Platform keys and hostname").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cloud {
+    /// In the order given; each checks cheaply whether it applies.
+    pub sources: Vec<CloudSource>,
+    /// How long the sources may take in all; sshd then starts with the keys it has.
+    pub timeout: Duration,
+}
+
+/// One place platform metadata comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudSource {
+    /// A vfat or iso9660 volume labelled `cidata` (cloud-init's NoCloud).
+    NoCloud,
+    /// Linode's Metadata service at 169.254.169.254, on Linode guests only.
+    Linode,
+}
+
+impl CloudSource {
+    pub const ALL: [(&'static str, CloudSource); 2] = [
+        ("nocloud", CloudSource::NoCloud),
+        ("linode", CloudSource::Linode),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CloudSource::NoCloud => "nocloud",
+            CloudSource::Linode => "linode",
+        }
+    }
+}
+
+impl Default for Cloud {
+    /// Both sources, 10 s: what the shipped config says.
+    fn default() -> Self {
+        Cloud {
+            sources: vec![CloudSource::NoCloud, CloudSource::Linode],
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The word in `exec` that makes a service run once per console (see the module docs).
@@ -523,8 +567,9 @@ type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
 const SYSTEM_FIELDS: &[&str] = &["hostname", "run_size", "tmp_size", "shm_size"];
 const MODULES_FIELDS: &[&str] = &["load", "required", "on_demand"];
 const SSH_FIELDS: &[&str] = &["password_login"];
+const CLOUD_FIELDS: &[&str] = &["sources", "timeout"];
 const TOP_FIELDS: &[&str] = &[
-    "system", "modules", "firewall", "ssh", "watchdog", "services",
+    "system", "modules", "firewall", "ssh", "cloud", "watchdog", "services",
 ];
 const SERVICE_FIELDS: &[&str] = &[
     "exec",
@@ -874,6 +919,11 @@ impl Validator {
                         self.ssh(t, &mut config.ssh);
                     }
                 }
+                "cloud" => {
+                    if let Some(t) = self.table(value, "cloud") {
+                        self.cloud(t, &mut config.cloud);
+                    }
+                }
                 "watchdog" => watchdog = self.watchdog(value),
                 "services" => {
                     if let Some(t) = self.table(value, "services") {
@@ -952,6 +1002,34 @@ impl Validator {
                     }
                 }
                 _ => self.unknown(key, "[ssh]", SSH_FIELDS),
+            }
+        }
+    }
+
+    fn cloud(&mut self, t: &DeTable<'_>, out: &mut Cloud) {
+        for (key, value) in entries(t) {
+            match key.get_ref().as_ref() {
+                "sources" => {
+                    let Some(names) = self.strings(value, "sources") else {
+                        continue;
+                    };
+                    out.sources.clear();
+                    for (n, at) in names {
+                        match CloudSource::ALL.iter().find(|(w, _)| *w == n) {
+                            Some(&(_, src)) if !out.sources.contains(&src) => {
+                                out.sources.push(src)
+                            }
+                            Some(_) => self.err(at, format!("[cloud] `sources` names \"{n}\" twice; remove one")),
+                            None => self.err(at, format!("[cloud] `sources` has \"{n}\", which is not a source; use \"nocloud\", \"linode\", or [] for none")),
+                        }
+                    }
+                }
+                "timeout" => {
+                    if let Some(d) = self.duration(value, "timeout") {
+                        out.timeout = d;
+                    }
+                }
+                _ => self.unknown(key, "[cloud]", CLOUD_FIELDS),
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use supervisor::Sig;
-use supervisor::config::{self, Kind, Leftovers, OnGiveUp, Ready, Restart};
+use supervisor::config::{self, CloudSource, Kind, Leftovers, OnGiveUp, Ready, Restart};
 
 mod common;
 use common::{errors, one};
@@ -456,5 +456,39 @@ fn leftovers_are_stopped_unless_released() {
         "[services.a]\nexec = [\"/a\"]\nleftovers = \"relase\"\n",
         "3:13",
         "`leftovers` = \"relase\" is not allowed; use one of \"stop\", \"release\" (did you mean \"release\"?)",
+    );
+}
+
+#[test]
+fn cloud_sources_and_timeout() {
+    let none = config::parse("", "t.toml").expect("valid");
+    assert_eq!(
+        none.cloud.sources,
+        [CloudSource::NoCloud, CloudSource::Linode]
+    );
+    assert_eq!(none.cloud.timeout, Duration::from_secs(10));
+    let one_src = config::parse(
+        "[cloud]\nsources = [\"linode\"]\ntimeout = \"3s\"\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(one_src.cloud.sources, [CloudSource::Linode]);
+    assert_eq!(one_src.cloud.timeout, Duration::from_secs(3));
+    let off = config::parse("[cloud]\nsources = []\n", "t.toml").expect("valid");
+    assert!(off.cloud.sources.is_empty());
+    one(
+        "[cloud]\nsources = [\"nocloud\", \"aws\"]\n",
+        "2:23",
+        "[cloud] `sources` has \"aws\", which is not a source; use \"nocloud\", \"linode\", or [] for none",
+    );
+    one(
+        "[cloud]\nsources = [\"linode\", \"linode\"]\n",
+        "2:22",
+        "names \"linode\" twice",
+    );
+    one(
+        "[cloud]\ntimeot = \"1s\"\n",
+        "2:1",
+        "did you mean `timeout`?",
     );
 }

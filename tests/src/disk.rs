@@ -40,3 +40,75 @@ pub fn ext4_state_disk(dir: &Path) -> Result<PathBuf> {
     );
     Ok(img)
 }
+
+/// Runs a disk tool and fails with its stderr.
+fn tool(cmd: &mut Command, package: &str) -> Result<()> {
+    let name = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {name}: apt-get install {package}"))?;
+    ensure!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// Makes `dir/seed.img`, a 2 MiB vfat NoCloud seed labelled CIDATA (mkfs.vfat from
+/// dosfstools, mcopy from mtools) holding `meta-data` and, when given, `user-data`.
+pub fn nocloud_vfat(dir: &Path, meta_data: &str, user_data: Option<&str>) -> Result<PathBuf> {
+    let img = dir.join("seed.img");
+    let _ = std::fs::remove_file(&img);
+    tool(
+        Command::new("mkfs.vfat")
+            .args(["-C", "-n", "CIDATA"])
+            .arg(&img)
+            .arg("2048"),
+        "dosfstools",
+    )?;
+    for (name, text) in [("meta-data", Some(meta_data)), ("user-data", user_data)] {
+        let Some(text) = text else { continue };
+        let file = dir.join(name);
+        std::fs::write(&file, text)?;
+        tool(
+            Command::new("mcopy")
+                .arg("-i")
+                .arg(&img)
+                .arg(&file)
+                .arg(format!("::{name}")),
+            "mtools",
+        )?;
+    }
+    Ok(img)
+}
+
+/// Makes `dir/seed.iso`, an iso9660 NoCloud seed with volume id `cidata`, Rock Ridge and
+/// Joliet names (what cloud-localds makes; xorriso's genisoimage mode).
+pub fn nocloud_iso(dir: &Path, meta_data: &str, user_data: Option<&str>) -> Result<PathBuf> {
+    let files = dir.join("iso-files");
+    std::fs::create_dir_all(&files)?;
+    std::fs::write(files.join("meta-data"), meta_data)?;
+    if let Some(u) = user_data {
+        std::fs::write(files.join("user-data"), u)?;
+    }
+    let iso = dir.join("seed.iso");
+    let _ = std::fs::remove_file(&iso);
+    tool(
+        Command::new("xorriso")
+            .args([
+                "-as",
+                "genisoimage",
+                "-quiet",
+                "-volid",
+                "cidata",
+                "-joliet",
+                "-rock",
+                "-output",
+            ])
+            .arg(&iso)
+            .arg(&files),
+        "xorriso",
+    )?;
+    Ok(iso)
+}

@@ -61,6 +61,8 @@ pub struct Spec {
     pub ssh_port: u16,
     /// More TCP forwards, (host port on 127.0.0.1, guest port).
     pub forwards: Vec<(u16, u16)>,
+    /// More options of the user-mode network (`net=...`, `guestfwd=...`), comma-joined.
+    pub nic_options: Vec<String>,
     pub serial: Serial,
     /// A unix socket for the QEMU monitor (`system_powerdown`, `info status`, `quit`).
     pub monitor: Option<PathBuf>,
@@ -83,6 +85,7 @@ impl Spec {
             append: Vec::new(),
             ssh_port,
             forwards: Vec::new(),
+            nic_options: Vec::new(),
             serial: Serial::Stdio,
             monitor: None,
             drives: Vec::new(),
@@ -120,6 +123,10 @@ impl Spec {
         );
         for (host, guest) in &self.forwards {
             nic.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
+        for o in &self.nic_options {
+            nic.push(',');
+            nic.push_str(o);
         }
         push(&nic);
         push("-serial");

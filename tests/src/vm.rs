@@ -61,6 +61,8 @@ pub struct BootOpts {
     qemu_args: Vec<std::ffi::OsString>,
     /// Guest TCP ports forwarded from a free host port each, besides ssh's.
     forwards: Vec<u16>,
+    /// More options of the user-mode network.
+    nic_options: Vec<String>,
 }
 
 impl BootOpts {
@@ -81,6 +83,7 @@ impl BootOpts {
             drives: Vec::new(),
             qemu_args: Vec::new(),
             forwards: Vec::new(),
+            nic_options: Vec::new(),
         }
     }
 
@@ -183,6 +186,13 @@ impl BootOpts {
         args: impl IntoIterator<Item = S>,
     ) -> Self {
         self.qemu_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds an option to QEMU's user-mode network (`-nic user,...`), such as
+    /// `net=169.254.0.0/16` or `guestfwd=tcp:ADDR:PORT-cmd:COMMAND`.
+    pub fn nic_option(mut self, option: &str) -> Self {
+        self.nic_options.push(option.to_string());
         self
     }
 
@@ -388,6 +398,7 @@ impl Vm {
             spec.append = opts.append.clone();
             spec.drives = opts.drives.clone();
             spec.extra = opts.qemu_args.clone();
+            spec.nic_options = opts.nic_options.clone();
             for &guest in &opts.forwards {
                 let host = qemu::free_port().context("cannot find a free TCP port on 127.0.0.1")?;
                 spec.forwards.push((host, guest));

@@ -141,8 +141,11 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         need("/usr/bin/ssh-keygen", "openssh-client"),
         need("/bin/busybox", "busybox-static"),
         need("/usr/bin/cpio", "cpio"),
-        // The ssh VM tests make an ext4 state disk.
+        // The ssh VM tests make an ext4 state disk, the metadata tests NoCloud seeds.
         need("/sbin/mkfs.ext4", "e2fsprogs"),
+        need("/usr/sbin/mkfs.vfat", "dosfstools"),
+        need("/usr/bin/mcopy", "mtools"),
+        need("/usr/bin/xorriso", "xorriso"),
     ])?;
     prereq::ensure_musl_target()?;
 

@@ -15,6 +15,7 @@ pub mod hostkeys;
 pub mod json;
 pub mod keel;
 pub mod keelctl;
+pub mod metadata;
 pub mod network;
 pub mod notify;
 pub mod power;
@@ -116,6 +117,7 @@ fn ssh_subcommand(args: &[String]) -> Option<Exit> {
         "state" => state::main(rest),
         "entropy" => entropy::main(rest),
         "hostkeys" => hostkeys::main(rest),
+        "metadata" => metadata::main(rest),
         "sshd" => sshd::main(rest),
         "getty" => getty::main(rest),
         "emergency-wait" => emergency_wait::main(rest),
