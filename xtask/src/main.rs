@@ -8,6 +8,7 @@
 mod bench;
 mod boot;
 mod cache;
+mod debsrc;
 mod elf;
 mod fuzz;
 mod image;
