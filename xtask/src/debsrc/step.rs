@@ -77,7 +77,7 @@ fn compiled(log: &Path) -> usize {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.starts_with("musl-gcc ") && l.contains(" -c "))
+        .filter(|l| l.trim_start().starts_with("musl-gcc ") && l.contains(" -c "))
         .count()
 }
 
