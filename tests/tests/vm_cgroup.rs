@@ -84,12 +84,12 @@ fn number(out: &str) -> Option<u64> {
 }
 
 /// Live (not zombie) processes whose command line is `sleep N` for this `n`, in the guest.
+/// The command line is read with `tr`, not matched by grep across its NUL bytes: keel's
+/// busybox is built on musl, whose regex stops at a NUL (busybox's EXTRA_COMPAT, which
+/// handles them, needs glibc's re_search).
 fn sleeps(vm: &mut Vm, n: u32) -> Result<Vec<u32>> {
-    // The bracket keeps grep from matching its own command line.
-    let d = n % 10;
     let cmd = format!(
-        "for f in $(grep -l 'sleep.{}[{d}]' /proc/[0-9]*/cmdline 2>/dev/null); do p=${{f#/proc/}}; p=${{p%/cmdline}}; grep -q '^State:.Z' /proc/$p/status 2>/dev/null || echo PID $p; done",
-        n / 10
+        "for p in $(pidof sleep); do [ \"$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null)\" = 'sleep {n} ' ] && ! grep -q '^State:.Z' /proc/$p/status 2>/dev/null && echo PID $p; done; true"
     );
     let out = vm.run(&cmd, CMD_TIMEOUT)?;
     Ok(out

@@ -8,7 +8,7 @@
 //! The image is collected into an in-memory tree and written in one pass, sorted by path,
 //! so two builds of the same tree on the same machine give identical bytes. This module
 //! must not write outside the output directory and must not run the programs it packs
-//! except `busybox --list-full`.
+//! except keel's own busybox's `--list-full`.
 
 use crate::util::{hex, out_dir, project_root, run as run_cmd, source_date_epoch, write_atomic};
 use crate::{elf, prereq};
@@ -42,13 +42,20 @@ options:
 
 SOURCE_DATE_EPOCH, when set, is the mtime of every entry; otherwise the last commit's time.";
 
-/// The programs packed from Debian besides busybox, with where they live on Debian 12 and
-/// what in the image runs them. sshd is keel's own static build (`cargo xtask sshd`); keel
+/// The programs packed from Debian, with where they live on Debian 12 and what in the image
+/// runs them. sshd and busybox are keel's own static builds (`cargo xtask sshd`, `cargo xtask
+/// busybox`); keel
 /// makes the host keys itself, so ssh-keygen is not packed (nothing in the image runs it).
 const PROGRAMS: &[(&str, &str)] = &[(
     "/sbin/dhclient",
     "keel network (the network service, configs/appliance.toml)",
 )];
+
+/// Where keel's busybox goes, and what runs it.
+const BUSYBOX: (&str, &str) = (
+    "bin/busybox",
+    "the console shell, keel's services' helpers and the tests' commands",
+);
 
 /// Where keel's sshd goes, and what runs it.
 const SSHD: (&str, &str) = (
@@ -174,7 +181,6 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     // `Need` holds static strings; xtask is a short-lived host tool, so leaking one is fine.
     let vmlinuz: &'static str = Box::leak(newest_vmlinuz_probe().into_boxed_str());
     prereq::ensure(&[
-        prereq::need("/bin/busybox", "busybox-static"),
         prereq::need("/sbin/dhclient", "isc-dhcp-client"),
         prereq::need(vmlinuz, "linux-image-amd64"),
         prereq::need("cpio", "cpio"),
@@ -280,12 +286,16 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
         libs.len()
     );
 
-    step.say("adding busybox and its applet links");
-    tree.add_host(
-        Path::new("/bin/busybox"),
-        "the console shell, keel's services' helpers and the tests' commands",
-    )?;
-    let applets = busybox_applets()?;
+    step.say("building keel's busybox (cargo xtask busybox; cached)");
+    let busybox = crate::busybox::build(&crate::busybox::Opts::default())?;
+    let busybox_data = std::fs::read(&busybox.busybox)
+        .with_context(|| format!("cannot read {}", busybox.busybox.display()))?;
+    tree.insert(BUSYBOX.0, 0o755, Kind::File(busybox_data))?;
+    tree.because(
+        BUSYBOX.0,
+        &format!("{} (built from {})", BUSYBOX.1, busybox.source),
+    );
+    let applets = busybox_applets(&busybox.busybox)?;
     let mut linked = 0;
     for applet in &applets {
         let base = applet.rsplit('/').next().unwrap_or(applet);
@@ -297,7 +307,7 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
             continue;
         }
         tree.insert(applet, 0o777, Kind::Symlink("/bin/busybox".into()))?;
-        tree.because(applet, "busybox applet");
+        tree.because(applet, &applet_reason(base));
         linked += 1;
     }
     println!("    {linked} applet links");
@@ -407,27 +417,32 @@ fn build_keel() -> Result<PathBuf> {
     Ok(target_dir.join(prereq::MUSL).join("release").join("keel"))
 }
 
-/// `busybox --list-full`: applet paths relative to /, such as `bin/sh`.
-fn busybox_applets() -> Result<Vec<String>> {
-    let out = Command::new("/bin/busybox")
-        .arg("--list-full")
-        .output()
-        .context("cannot run /bin/busybox --list-full")?;
-    if !out.status.success() {
-        bail!("/bin/busybox --list-full failed: {}", out.status);
-    }
-    let text = String::from_utf8(out.stdout).context("busybox --list-full printed non-UTF-8")?;
-    let mut list: Vec<String> = text
-        .lines()
-        .map(|l| l.trim().trim_start_matches('/').to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    list.sort();
-    list.dedup();
-    if !list.iter().any(|l| l == "bin/sh") {
-        bail!("/bin/busybox has no sh applet; install busybox-static from Debian");
+/// keel's busybox's applets (`busybox --list-full`, paths relative to /), checked to hold
+/// every applet the image needs (`busybox::NEEDED`).
+fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
+    let list = crate::busybox::applets(busybox)?;
+    let missing = crate::busybox::missing(&list);
+    if !missing.is_empty() {
+        bail!(
+            "{} lacks applet(s) the image needs: {} (turn them on in {})",
+            busybox.display(),
+            missing.join(", "),
+            crate::busybox::CONFIG
+        );
     }
     Ok(list)
+}
+
+/// What the manifest says needs an applet link: the users `busybox::NEEDED` names, or the
+/// console's toolset (`configs/busybox.config` says why each group is there).
+fn applet_reason(applet: &str) -> String {
+    match crate::busybox::NEEDED.iter().find(|(n, _)| *n == applet) {
+        Some((_, why)) => format!("busybox applet: {why}"),
+        None => format!(
+            "busybox applet: the console's toolset ({})",
+            crate::busybox::CONFIG
+        ),
+    }
 }
 
 /// A path that exists when a Debian kernel is installed, for `prereq::ensure`.
@@ -1104,6 +1119,24 @@ mod tests {
             .find(|l| l.contains(" /usr/sbin/sshd "))
             .expect("/usr/sbin/sshd in the manifest");
         assert!(sshd.contains("built from openssh "), "{sshd}");
+        // keel's busybox, not Debian's busybox-static, with a link for every applet the image
+        // needs and none for the applets it left out.
+        let busybox = manifest
+            .lines()
+            .find(|l| l.contains(" /bin/busybox "))
+            .expect("/bin/busybox in the manifest");
+        assert!(busybox.contains("built from busybox "), "{busybox}");
+        for (applet, _) in crate::busybox::NEEDED {
+            assert!(
+                manifest
+                    .lines()
+                    .any(|l| l.contains(&format!("/{applet} -> /bin/busybox "))),
+                "no link for the needed applet {applet}"
+            );
+        }
+        for left_out in ["/bin/rpm -> ", "/bin/cttyhack -> ", "/sbin/fdisk -> "] {
+            assert!(!manifest.contains(left_out), "{left_out} is in the image");
+        }
         for line in manifest
             .lines()
             .filter(|l| l.starts_with("10") || l.starts_with("12"))

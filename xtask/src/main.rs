@@ -7,7 +7,9 @@
 
 mod bench;
 mod boot;
+mod busybox;
 mod cache;
+mod debsrc;
 mod elf;
 mod fuzz;
 mod image;
@@ -27,6 +29,8 @@ commands:
   kernel [--src DIR] [--initramfs FILE] [--check]
                               build target/keel/bzImage, the kernel with the initramfs inside
   sshd [--without-openssl]    build keel's static sshd from Debian's openssh source (cached)
+  busybox [--fresh]           build keel's static busybox from Debian's source with the
+                              applets of configs/busybox.config (cached)
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
   test [--no-vm|--fuzz-only]
                               run every test: unit, integration, fuzz harnesses and VM
@@ -52,6 +56,7 @@ fn main() {
         "fuzz" => fuzz::run(args),
         "bench" => bench::run(args),
         "sshd" => sshd::run(args),
+        "busybox" => busybox::run(args),
         other => {
             eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
             std::process::exit(2);

@@ -23,10 +23,9 @@
 //! rebuild, and anything else is a cache hit. The build is reproducible: relative source
 //! paths, `-ffile-prefix-map`, SOURCE_DATE_EPOCH from Debian's changelog, stripped.
 
-mod apt;
-mod step;
-
 use crate::cache::{cache_dir, lock_cache};
+use crate::debsrc::step::mmss;
+use crate::debsrc::{apt, build_cmd, changelog_epoch, jobs, kernel_headers, key_of, prune};
 use crate::prereq::{self, need};
 use crate::util::{file_len, hex, out_dir};
 use anyhow::{Context, Result, bail};
@@ -35,7 +34,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use step::{logged, mmss};
 
 const USAGE: &str = "\
 usage: cargo xtask sshd [--without-openssl] [--fresh] [-v]
@@ -71,7 +69,17 @@ pub(crate) struct Opts {
 }
 
 fn phase(msg: &str) {
-    eprintln!("sshd: {msg}");
+    crate::debsrc::phase("sshd", msg);
+}
+
+/// One long step of this build, logged (`debsrc::step`).
+fn logged(cmd: &mut Command, what: &str, log: &Path, verbose: bool) -> Result<()> {
+    crate::debsrc::step::logged("sshd", cmd, what, log, verbose)
+}
+
+/// `dpkg-source -x` with Debian's patches (`debsrc::unpack`).
+fn unpack(dsc: &Path, into: &Path, logs: &Path, opts: &Opts) -> Result<PathBuf> {
+    crate::debsrc::unpack("sshd", dsc, into, logs, opts.verbose)
 }
 
 pub(crate) fn run(args: Vec<String>) -> Result<()> {
@@ -114,7 +122,7 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
     ensure_prereqs()?;
     let cache = cache_dir()?.join("sshd");
     let _lock = lock_cache(&cache)?;
-    let apt = apt::Apt::setup(&cache.join("apt"))?;
+    let apt = apt::Apt::setup(&cache.join("apt"), "sshd")?;
     apt.update_if_stale()?;
     let openssh = apt.fetch("openssh")?;
     let musl = apt.fetch("musl")?;
@@ -282,9 +290,9 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
     }
     fs::rename(&fresh_out, &out)?;
     let _ = fs::remove_dir_all(&build);
-    prune(&cache.join("out"), &out);
+    prune("sshd", &cache.join("out"), &out);
     if let Some(dir) = &libcrypto {
-        prune(&cache.join("libcrypto"), dir);
+        prune("sshd", &cache.join("libcrypto"), dir);
     }
     phase(&format!(
         "built {} ({size} bytes, sha256 {digest}) in {} ({})",
@@ -303,42 +311,6 @@ pub(crate) fn sshd_version(sshd: &Path) -> Result<String> {
         .output()
         .with_context(|| format!("cannot run {} -V", sshd.display()))?;
     Ok(String::from_utf8_lossy(&out.stderr).trim().to_owned())
-}
-
-/// How many builds of each kind the cache keeps (the most recently made).
-const KEEP_BUILDS: usize = 3;
-
-/// Removes all but the `KEEP_BUILDS` newest directories of `dir` (never `current`).
-fn prune(dir: &Path, current: &Path) {
-    let mut found: Vec<(PathBuf, std::time::SystemTime)> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let when = e.metadata().ok()?.modified().ok()?;
-            path.is_dir().then_some((path, when))
-        })
-        .collect();
-    found.sort_by_key(|f| std::cmp::Reverse(f.1));
-    for (old, _) in found.into_iter().skip(KEEP_BUILDS) {
-        if old != current {
-            phase(&format!("removing the old build {}", old.display()));
-            let _ = fs::remove_dir_all(&old);
-        }
-    }
-}
-
-/// The first 12 hex digits of the recipe's sha256.
-fn key_of(recipe: &str) -> String {
-    hex(&Sha256::digest(recipe.as_bytes()))[..12].to_owned()
-}
-
-fn jobs() -> String {
-    format!(
-        "-j{}",
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    )
 }
 
 /// The versions of everything that turns the sources into the binary.
@@ -365,73 +337,6 @@ fn toolchain() -> Result<String> {
         apt::installed("musl-dev")?,
         apt::installed("linux-libc-dev")?,
     ))
-}
-
-/// Fixed environment for configure and make.
-fn env(cmd: &mut Command, epoch: i64) {
-    cmd.env("LC_ALL", "C")
-        .env("TZ", "UTC")
-        .env("SOURCE_DATE_EPOCH", epoch.to_string());
-}
-
-/// One step of a source build: `nice -n 10 ARGS` in `tree`, with the build's environment.
-fn build_cmd(tree: &Path, epoch: i64, args: &[&str]) -> Command {
-    let mut cmd = Command::new("nice");
-    cmd.args(["-n", "10"]).args(args).current_dir(tree);
-    env(&mut cmd, epoch);
-    cmd
-}
-
-/// `dpkg-source -x` of a .dsc (Debian's patches applied) into `into`.
-fn unpack(dsc: &Path, into: &Path, logs: &Path, opts: &Opts) -> Result<PathBuf> {
-    let name = dsc
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    logged(
-        Command::new("dpkg-source")
-            .arg("-x")
-            .arg(dsc)
-            .arg(into)
-            .env("LC_ALL", "C"),
-        &format!("{name}: dpkg-source -x (Debian's patches)"),
-        &logs.join(format!(
-            "{}-unpack.log",
-            name.split('_').next().unwrap_or("src")
-        )),
-        opts.verbose,
-    )?;
-    Ok(into.to_path_buf())
-}
-
-/// The date of the Debian changelog's top entry: the source's own timestamp.
-fn changelog_epoch(tree: &Path) -> Result<i64> {
-    let out = Command::new("dpkg-parsechangelog")
-        .args(["-S", "Timestamp"])
-        .current_dir(tree)
-        .stderr(Stdio::inherit())
-        .output()
-        .context("cannot run dpkg-parsechangelog")?;
-    let s = String::from_utf8_lossy(&out.stdout);
-    s.trim().parse().with_context(|| {
-        format!(
-            "dpkg-parsechangelog -S Timestamp in {} printed {s:?}",
-            tree.display()
-        )
-    })
-}
-
-/// `linux/`, `asm/` (x86_64) and `asm-generic/` from linux-libc-dev, and nothing of glibc.
-fn kernel_headers(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir)?;
-    for (from, to) in [
-        ("/usr/include/linux", "linux"),
-        ("/usr/include/asm-generic", "asm-generic"),
-        ("/usr/include/x86_64-linux-gnu/asm", "asm"),
-    ] {
-        crate::util::run(Command::new("cp").arg("-rL").arg(from).arg(dir.join(to)))?;
-    }
-    Ok(())
 }
 
 const CRYPT_CFLAGS: &[&str] = &[
@@ -712,39 +617,6 @@ mod tests {
         // The libcrypto flags name nothing absolute: they are stamped into the library.
         assert!(libcrypto_configure().iter().all(|a| !a.contains("/B")));
         assert!(libcrypto_configure().contains(&"no-shared".to_owned()));
-    }
-
-    #[test]
-    fn prune_keeps_the_newest_and_the_current() {
-        let dir = std::env::temp_dir().join(format!("keel-sshd-prune-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        for (i, name) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-            fs::create_dir_all(dir.join(name)).unwrap();
-            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
-            fs::File::open(dir.join(name))
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        }
-        prune(&dir, &dir.join("a"));
-        let mut left: Vec<String> = fs::read_dir(&dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        left.sort();
-        assert_eq!(left, ["a", "c", "d", "e"]);
-        let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn keys_follow_the_recipe() {
-        assert_eq!(key_of("a"), key_of("a"));
-        assert_ne!(
-            key_of("openssh 1:9.2p1-2+deb12u10"),
-            key_of("openssh 1:9.2p1-2+deb12u11")
-        );
-        assert_eq!(key_of("x").len(), 12);
     }
 
     fn summary_with(sandbox: &str) -> String {

@@ -139,6 +139,7 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         // Debian's sshd on the host: elf.rs's library-walk test and the bench baseline.
         need("/usr/sbin/sshd", "openssh-server"),
         need("/usr/bin/ssh-keygen", "openssh-client"),
+        // Debian's busybox: the bench baseline's test (keel's image has its own build).
         need("/bin/busybox", "busybox-static"),
         need("/usr/bin/cpio", "cpio"),
         // The ssh VM tests make an ext4 state disk, the metadata tests NoCloud seeds.

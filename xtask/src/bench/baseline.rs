@@ -95,6 +95,7 @@ pub(crate) fn build(
         own.add_host(&lib, &users.join(", "))?;
     }
     power_links(&mut own)?;
+    applet_links(&mut own)?;
     own.insert("init", 0o755, Kind::File(INIT.as_bytes().to_vec()))?;
     own.insert(
         "etc/bench/dhclient-script",
@@ -204,6 +205,22 @@ fn power_links(own: &mut Tree) -> Result<()> {
             0o777,
             Kind::Symlink("/bin/busybox".into()),
         )?;
+    }
+    Ok(())
+}
+
+/// A link for every applet of Debian's busybox, as the seeds install it: keel's image links
+/// only the applets its own busybox has (`configs/busybox.config`), and the baseline's script
+/// and console must not depend on keel's choice.
+fn applet_links(own: &mut Tree) -> Result<()> {
+    for applet in crate::busybox::applets(Path::new("/bin/busybox"))? {
+        let base = applet.rsplit('/').next().unwrap_or(&applet);
+        if matches!(base, "init" | "linuxrc" | "poweroff" | "reboot" | "halt")
+            || own.entries.contains_key(applet.as_str())
+        {
+            continue;
+        }
+        own.insert(&applet, 0o777, Kind::Symlink("/bin/busybox".into()))?;
     }
     Ok(())
 }
@@ -376,6 +393,12 @@ mod tests {
         // The single image's overlay carries the same programs over keel's files.
         let (over, _) = read_cpio(&std::fs::read(&b.overlay).expect("read")).expect("newc");
         assert!(over.iter().any(|(p, _, _)| p == "usr/sbin/nft"));
+        // and Debian's busybox's own applet links: the script's cttyhack is not keel's.
+        assert!(
+            over.iter().any(|(p, _, k)| p == "bin/cttyhack"
+                && matches!(k, Kind::Symlink(t) if t == "/bin/busybox")),
+            "no link for Debian's cttyhack in the baseline's overlay"
+        );
 
         // The floor keeps the image's own sshd and gets a private host key only root reads.
         let f = build_floor(&image, "0", &dir.join("floor"), KernelKind::Single).expect("floor");

@@ -11,12 +11,19 @@ use std::time::{Duration, Instant};
 const HEARTBEAT: Duration = Duration::from_secs(30);
 const TAIL_ON_FAILURE: usize = 40;
 
-/// Runs `cmd` with stdout and stderr in `log`; `what` names the step for the user.
-pub(super) fn logged(cmd: &mut Command, what: &str, log: &Path, verbose: bool) -> Result<()> {
+/// Runs `cmd` with stdout and stderr in `log`; `what` names the step for the user, in the
+/// lines of build `who` (`sshd`, `busybox`).
+pub(crate) fn logged(
+    who: &str,
+    cmd: &mut Command,
+    what: &str,
+    log: &Path,
+    verbose: bool,
+) -> Result<()> {
     let shown = format!("{cmd:?}");
     let started = Instant::now();
     if verbose {
-        phase(&format!("{what}: {shown}"));
+        phase(who, &format!("{what}: {shown}"));
     }
     let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut child = cmd
@@ -37,7 +44,10 @@ pub(super) fn logged(cmd: &mut Command, what: &str, log: &Path, verbose: bool) -
                 0 => "running".to_owned(),
                 n => format!("{n} files compiled so far"),
             };
-            phase(&format!("[{}] {what}: {progress}", mmss(started.elapsed())));
+            phase(
+                who,
+                &format!("[{}] {what}: {progress}", mmss(started.elapsed())),
+            );
         }
     };
     if !status.success() {
@@ -48,14 +58,17 @@ pub(super) fn logged(cmd: &mut Command, what: &str, log: &Path, verbose: bool) -
             log.display()
         );
     }
-    phase(&format!(
-        "{what}: done in {}{}",
-        mmss(started.elapsed()),
-        match compiled(log) {
-            0 => String::new(),
-            n => format!(", {n} files compiled"),
-        }
-    ));
+    phase(
+        who,
+        &format!(
+            "{what}: done in {}{}",
+            mmss(started.elapsed()),
+            match compiled(log) {
+                0 => String::new(),
+                n => format!(", {n} files compiled"),
+            }
+        ),
+    );
     Ok(())
 }
 
@@ -64,7 +77,7 @@ fn compiled(log: &Path) -> usize {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.starts_with("musl-gcc ") && l.contains(" -c "))
+        .filter(|l| l.trim_start().starts_with("musl-gcc ") && l.contains(" -c "))
         .count()
 }
 
@@ -79,7 +92,7 @@ fn print_tail(log: &Path) {
     eprintln!("----");
 }
 
-pub(super) fn mmss(d: Duration) -> String {
+pub(crate) fn mmss(d: Duration) -> String {
     let s = d.as_secs();
     format!("{}:{:02}", s / 60, s % 60)
 }

@@ -1,10 +1,10 @@
 //! Debian source packages through apt's own source mechanism, with a private apt state:
 //! a `deb-src` twin of every Debian `deb` entry of the machine's sources, its index and the
-//! downloaded files live in `$KEEL_CACHE/sshd/apt/`, so nothing in /etc/apt changes and
+//! downloaded files live in the build's own `$KEEL_CACHE/<build>/apt/` (sshd, busybox), so
+//! nothing in /etc/apt changes and
 //! no root is needed. apt checks the downloaded files against the signed index, as
 //! `apt-get source` always does.
 
-use super::phase;
 use crate::util::run;
 use anyhow::{Context, Result, bail};
 use std::fs;
@@ -16,13 +16,16 @@ use std::time::Duration;
 /// Debian security update reaches the next build within a day.
 const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-pub(super) struct Apt {
+pub(crate) struct Apt {
     dir: PathBuf,
+    /// Which build's lines these are (`sshd`, `busybox`).
+    who: &'static str,
 }
 
 impl Apt {
-    /// Writes the private sources and apt.conf under `dir` (`$KEEL_CACHE/sshd/apt`).
-    pub(super) fn setup(dir: &Path) -> Result<Apt> {
+    /// Writes the private sources and apt.conf under `dir` (`$KEEL_CACHE/sshd/apt`); `who`
+    /// names the build in its progress lines.
+    pub(crate) fn setup(dir: &Path, who: &'static str) -> Result<Apt> {
         for sub in ["parts", "lists/partial", "cache/archives/partial", "src"] {
             fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
@@ -50,7 +53,12 @@ impl Apt {
         write_if_changed(&dir.join("apt.conf"), &conf)?;
         Ok(Apt {
             dir: dir.to_path_buf(),
+            who,
         })
+    }
+
+    fn phase(&self, msg: &str) {
+        super::phase(self.who, msg);
     }
 
     fn cmd(&self, program: &str) -> Command {
@@ -63,7 +71,7 @@ impl Apt {
 
     /// Refreshes the deb-src index when it is missing or a day old. Offline with an
     /// index, the old index is used with a warning.
-    pub(super) fn update_if_stale(&self) -> Result<()> {
+    pub(crate) fn update_if_stale(&self) -> Result<()> {
         let stamp = self.dir.join("updated");
         let age = fs::metadata(&stamp)
             .and_then(|m| m.modified())
@@ -73,7 +81,7 @@ impl Apt {
         if !forced && age.is_some_and(|a| a < MAX_AGE) {
             return Ok(());
         }
-        phase("apt-get update (the private deb-src index in the cache)");
+        self.phase("apt-get update (the private deb-src index in the cache)");
         let mut c = self.cmd("apt-get");
         c.args(["update", "-qq"]);
         match run(&mut c) {
@@ -83,7 +91,7 @@ impl Apt {
                 Ok(())
             }
             Err(e) if age.is_some() => {
-                phase(&format!(
+                self.phase(&format!(
                     "warning: cannot refresh the deb-src index ({e:#}); using the one from \
                      earlier, so a newer Debian source may be missed"
                 ));
@@ -91,7 +99,7 @@ impl Apt {
             }
             Err(e) => Err(e).context(
                 "cannot fetch Debian's source index (apt-get update with the private deb-src \
-                 entries): the first sshd build needs the Debian archive",
+                 entries): the first build from Debian's sources needs the Debian archive",
             ),
         }
     }
@@ -132,7 +140,7 @@ impl Apt {
     /// version listed in the index but missing from the mirror is skipped, with a word)
     /// and returns its version and .dsc. Downloads are kept; a kept version is not
     /// fetched again.
-    pub(super) fn fetch(&self, pkg: &str) -> Result<(String, PathBuf)> {
+    pub(crate) fn fetch(&self, pkg: &str) -> Result<(String, PathBuf)> {
         let versions = self.versions(pkg)?;
         if versions.is_empty() {
             bail!(
@@ -154,14 +162,14 @@ impl Apt {
             if unavailable.lines().any(|l| l == wanted) {
                 continue;
             }
-            phase(&format!("apt-get source --download-only {wanted}"));
+            self.phase(&format!("apt-get source --download-only {wanted}"));
             let mut c = self.cmd("apt-get");
             c.args(["source", "--download-only", "-qq", &wanted])
                 .current_dir(&src);
             match run(&mut c) {
                 Ok(()) if dsc.exists() => {
                     if i > 0 {
-                        phase(&format!(
+                        self.phase(&format!(
                             "note: {pkg} {} is listed but the archive does not serve its \
                              source; building {version}, the newest it does",
                             versions[0]
@@ -171,7 +179,7 @@ impl Apt {
                     return Ok((version.clone(), dsc));
                 }
                 _ => {
-                    phase(&format!(
+                    self.phase(&format!(
                         "{wanted}: the archive does not serve this source; trying an older one"
                     ));
                     let mut list = unavailable.clone();
@@ -202,7 +210,7 @@ fn version_gt(a: &str, b: &str) -> bool {
 }
 
 /// The installed version of Debian package `pkg`, for the cache key.
-pub(super) fn installed(pkg: &str) -> Result<String> {
+pub(crate) fn installed(pkg: &str) -> Result<String> {
     let out = Command::new("dpkg-query")
         .args(["-W", "-f=${Version}", pkg])
         .stderr(Stdio::null())
