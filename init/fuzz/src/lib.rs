@@ -13,8 +13,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use keel::applets::state::{self, SUPERBLOCK_OFFSET, StateSpec};
-use keel::sys::clock::Mono;
 use keel::sys::control::{Conn, Overflow};
+use supervisor::Mono;
 use supervisor::proto::{MAX_REQUEST, ProtoError, Request};
 
 /// One target's check: panics on a finding.

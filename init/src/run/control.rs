@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
+use supervisor::Mono;
 use supervisor::event::ConnId;
 use supervisor::proto::{MAX_REQUEST, Request, Response};
 
@@ -49,7 +50,7 @@ pub struct Control {
     /// Kept to free one descriptor when accept finds none (see `control::spare_fd`).
     spare: Option<OwnedFd>,
     /// The listener is not polled before this (out of descriptors).
-    paused_until: Option<clock::Mono>,
+    paused_until: Option<Mono>,
     conns: BTreeMap<u64, Conn>,
     next_conn: u64,
 }
@@ -155,18 +156,18 @@ impl Control {
 
     /// Closes the connection idle longest, if it has been idle [`IDLE_EVICT_MS`] and does
     /// not follow logs, telling it why.
-    fn evict_idle(&mut self, now: clock::Mono, host: Host) -> Option<ConnId> {
+    fn evict_idle(&mut self, now: Mono, host: Host) -> Option<ConnId> {
         let id = self
             .conns
             .iter()
             .filter(|(_, c)| !c.following && !c.closing && !c.wants_write())
-            .filter(|(_, c)| now.since(c.last_active) >= IDLE_EVICT_MS)
+            .filter(|(_, c)| now.ms_since(c.last_active) >= IDLE_EVICT_MS)
             .min_by_key(|(_, c)| c.last_active)
             .map(|(id, _)| *id)?;
         if let Some(mut c) = self.conns.remove(&id) {
             let why = format!(
                 "closed: idle for {} s while every control connection was taken",
-                now.since(c.last_active) / 1000
+                now.ms_since(c.last_active) / 1000
             );
             c.queue(Response::Err(why).encode().as_bytes());
             c.flush();
@@ -261,12 +262,12 @@ impl Control {
     }
 
     /// When the listener is polled again after running out of descriptors.
-    pub fn deadline(&self) -> Option<clock::Mono> {
+    pub fn deadline(&self) -> Option<Mono> {
         self.paused_until
     }
 
     /// Polls the listener again once its pause is over.
-    pub fn unpause(&mut self, now: clock::Mono) {
+    pub fn unpause(&mut self, now: Mono) {
         if self.paused_until.is_some_and(|at| now >= at) {
             self.paused_until = None;
         }

@@ -1,6 +1,7 @@
 //! The emergency room: the shells keel puts on the console (the spawn of a console,
 //! gate or emergency shell) and the summary lines printed before the emergency shell.
-//! Everything here but `spawn_shell` is a pure function.
+//! Everything here but `spawn_shell` and `summary` (which reads the core) is a pure
+//! function.
 #![forbid(unsafe_code)]
 
 use super::host::Host;
@@ -8,6 +9,7 @@ use crate::consoles::term_for;
 use crate::lifecycle::{self, Cause, ShellKind};
 use crate::log::Level;
 use crate::sys::spawn::{self, SpawnSpec};
+use supervisor::core::Supervisor;
 
 /// The shell keel starts on the console for an emergency (busybox ash).
 pub const SHELL: &str = "/bin/sh";
@@ -110,6 +112,17 @@ pub fn summary_lines(cause: &Cause, tail: Option<(&str, &[String])>) -> Vec<Stri
     };
     out.push(after.to_string());
     out
+}
+
+/// The summary for `cause`, with the failed service's log tail from `sup`.
+pub fn summary(cause: &Cause, sup: Option<&Supervisor>) -> Vec<String> {
+    let tail = match (cause, sup) {
+        (Cause::Service(name), Some(sup)) => sup
+            .find(name)
+            .map(|svc| (name.as_str(), sup.log_tail(svc, SUMMARY_LINES))),
+        _ => None,
+    };
+    summary_lines(cause, tail.as_ref().map(|(n, t)| (*n, t.as_slice())))
 }
 
 /// What to start again when the emergency shell exited and keel goes on: the console

@@ -7,12 +7,13 @@ use super::host::Host;
 use super::watchdog::Dog;
 use crate::lifecycle::{self, Lifecycle};
 use crate::log::Level;
-use crate::sys::power::{self, PowerKind};
+use crate::sys::power;
 use crate::sys::{clock, reap, signals};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::AsFd;
+use supervisor::PowerKind;
 use supervisor::core::Supervisor;
 
 /// Carries out `Finish(kind)`: sync, release the state disk, sync, print the shutdown
@@ -30,10 +31,10 @@ pub fn finish(
     power::sync();
     release_state_disk(host);
     power::sync();
-    let finish_ms = clock::now().since(began);
+    let finish_ms = clock::now().ms_since(began);
     let rows = sup.map(Supervisor::shutdown_report).unwrap_or_default();
     let times = lc.map(Lifecycle::phase_times).unwrap_or_default();
-    for line in lifecycle::render_report(kind, &rows, times, finish_ms) {
+    for line in lifecycle::report::render(kind, &rows, times, finish_ms) {
         host.log(Level::Info, &line);
     }
     if let Some(d) = dog.take() {
@@ -131,7 +132,7 @@ pub fn end_orphans(sfd: Option<&SignalFd>, grace: std::time::Duration, host: Hos
             continue;
         }
         // Sleep until a child ends (SIGCHLD on the signalfd) or the deadline.
-        let wait = u16::try_from(deadline.since(now).min(1000)).unwrap_or(1000);
+        let wait = u16::try_from(deadline.ms_since(now).min(1000)).unwrap_or(1000);
         match sfd {
             Some(sfd) => {
                 let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];

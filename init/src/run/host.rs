@@ -7,7 +7,7 @@
 use crate::log::{self, Level};
 use crate::sys::cgroup::{self, Tree};
 use crate::sys::clock;
-use crate::sys::power::PowerKind;
+use supervisor::PowerKind;
 
 /// PID 1 or `keel supervise`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

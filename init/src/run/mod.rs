@@ -12,6 +12,7 @@
 //! `services`, `control`, `group_events`, `watchdog`, `emergency`, `finish`.
 #![forbid(unsafe_code)]
 
+mod buttons;
 mod control;
 mod emergency;
 mod fds;
@@ -19,6 +20,7 @@ mod finish;
 mod group_events;
 mod host;
 mod services;
+mod start;
 mod watchdog;
 
 pub use emergency::{SHELL, shell_spec, shell_spec_with, summary_lines};
@@ -29,8 +31,8 @@ use crate::boot::Booted;
 use crate::groups::Groups;
 use crate::lifecycle::{self, Cause, Lifecycle};
 use crate::log::{self, Level};
-use crate::sys::power::PowerKind;
-use crate::sys::{clock, input, reap, signals};
+use crate::sys::{clock, reap, signals};
+use buttons::Buttons;
 use control::{Control, INTERNAL, REQUESTS_PER_ROUND};
 use fds::{Registry, Source};
 use host::Signalled;
@@ -39,11 +41,12 @@ use nix::sys::signalfd::SignalFd;
 use services::Services;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
+use supervisor::PowerKind;
 use supervisor::config::ApplianceConfig;
 use supervisor::core::Supervisor;
 use supervisor::event::{Action as SupAction, ConnId, Event as SupEvent, Record};
 use supervisor::proto::{Request, Response};
-use supervisor::{Pid, Sig, WaitStatus};
+use supervisor::{Mono, Pid};
 use watchdog::Dog;
 
 /// keel's run-time directory: search-only for others (0711), so a service running as
@@ -61,33 +64,6 @@ enum Work {
     Lc(lifecycle::Action),
 }
 
-fn to_sup(m: clock::Mono) -> supervisor::Mono {
-    supervisor::Mono(m.0)
-}
-
-fn wait_status(ended: reap::Ended) -> WaitStatus {
-    match ended {
-        reap::Ended::Exited(c) => WaitStatus::Exited(c),
-        reap::Ended::Signaled(s, _) => WaitStatus::Signaled(Sig(u8::try_from(s).unwrap_or(0))),
-    }
-}
-
-fn sup_kind(k: PowerKind) -> supervisor::PowerKind {
-    match k {
-        PowerKind::PowerOff => supervisor::PowerKind::PowerOff,
-        PowerKind::Reboot => supervisor::PowerKind::Reboot,
-        PowerKind::Halt => supervisor::PowerKind::Halt,
-    }
-}
-
-fn power_kind(k: supervisor::PowerKind) -> PowerKind {
-    match k {
-        supervisor::PowerKind::PowerOff => PowerKind::PowerOff,
-        supervisor::PowerKind::Reboot => PowerKind::Reboot,
-        supervisor::PowerKind::Halt => PowerKind::Halt,
-    }
-}
-
 /// The loop's state: the two cores and the rooms.
 pub struct Driver {
     host: Host,
@@ -101,7 +77,7 @@ pub struct Driver {
     svcs: Services,
     ctl: Control,
     /// The power buttons watched (PID 1 only).
-    buttons: Vec<input::Button>,
+    buttons: Buttons,
     /// Each service's cgroup (groups.rs).
     groups: Groups,
     /// The armed `[watchdog]` (run/watchdog.rs).
@@ -127,21 +103,7 @@ impl Driver {
         let fatal = booted.fatal.as_deref().map(|f| (f, booted.cause.clone()));
         let (lc, first) = Lifecycle::new(&tty, fatal, booted.emergency, clock::now());
         d.lc = Some(lc);
-        let (buttons, notes) = input::open_power_buttons();
-        for n in notes {
-            d.host.log(Level::Info, &n);
-        }
-        if buttons.is_empty() {
-            d.host.log(
-                Level::Info,
-                "no power button found (KEY_POWER): ACPI power-off requests will not be seen",
-            );
-        }
-        for b in &buttons {
-            d.host
-                .log(Level::Debug, &format!("watching power button {}", b.path));
-        }
-        d.buttons = buttons;
+        d.buttons = Buttons::open(d.host);
         if let (Some(cfg), None) = (&booted.config, &booted.fatal) {
             d.start_pid1_supervisor(cfg);
         }
@@ -157,13 +119,7 @@ impl Driver {
         if let Err(e) = signals::block_all() {
             return Err(format!("cannot block signals: {e}"));
         }
-        let dir = std::path::Path::new(socket)
-            .parent()
-            .map_or_else(|| ".".to_string(), |p| p.display().to_string());
-        let dir = if dir.is_empty() { ".".to_string() } else { dir };
-        if let Err(e) = crate::sys::fs::mkdir(&dir, 0o711) {
-            return Err(format!("cannot create {dir} for the control socket: {e}"));
-        }
+        let dir = start::socket_dir(socket)?;
         let mut d = Driver::bare(Host::Supervise { cgroups }, String::new(), false);
         if d.sfd.is_none() {
             return Err("cannot create a signalfd".into());
@@ -178,22 +134,7 @@ impl Driver {
     }
 
     fn bare(host: Host, tty: String, test_panic: bool) -> Driver {
-        match crate::sys::control::raise_nofile() {
-            Ok((soft, hard)) if soft < hard => log::debug(&format!(
-                "open files limit raised from {soft} to {hard} (services keep {soft})"
-            )),
-            Ok(_) => {}
-            Err(e) => log::info(&format!("cannot raise the open files limit: {e}")),
-        }
-        let sfd = match signals::signal_fd() {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                log::info(&format!(
-                    "cannot create a signalfd: {e}; power requests by signal will be lost"
-                ));
-                None
-            }
-        };
+        let sfd = start::signal_fd();
         Driver {
             host,
             sfd,
@@ -203,7 +144,7 @@ impl Driver {
             consoles: Vec::new(),
             svcs: Services::default(),
             ctl: Control::new(),
-            buttons: Vec::new(),
+            buttons: Buttons::default(),
             groups: Groups::none(),
             dog: None,
             stuck: false,
@@ -224,18 +165,18 @@ impl Driver {
     /// Sets up the supervisor, the groups, the notify sockets, the watchdog and the
     /// control socket. False when the control socket could not be made.
     fn start_supervisor(&mut self, cfg: &ApplianceConfig, socket: &str, notify_dir: &str) -> bool {
-        let sup = Supervisor::with_seed(cfg, crate::sys::jitter_seed());
-        self.groups = group_events::start_groups(cfg, self.host);
-        self.svcs = Services::new(cfg, self.host, &self.consoles, notify_dir);
-        self.dog = Dog::start(cfg, &sup, self.host);
-        self.sup = Some(sup);
+        let started = start::supervised(cfg, self.host, &self.consoles, notify_dir);
+        self.groups = started.groups;
+        self.svcs = started.svcs;
+        self.dog = started.dog;
+        self.sup = Some(started.sup);
         self.ctl.listen(socket, self.host)
     }
 
     /// When /init started, for the supervisor's boot timeline.
-    pub fn set_init_time(&mut self, at: clock::Mono) {
+    pub fn set_init_time(&mut self, at: Mono) {
         if let Some(sup) = &mut self.sup {
-            sup.set_init_time(to_sup(at));
+            sup.set_init_time(at);
         }
     }
 
@@ -302,7 +243,7 @@ impl Driver {
             return Vec::new();
         };
         let mut out = Vec::new();
-        sup.handle(ev, to_sup(clock::now()), &mut out);
+        sup.handle(ev, clock::now(), &mut out);
         out.into_iter().map(Work::Sup).collect()
     }
 
@@ -366,7 +307,7 @@ impl Driver {
                     .is_some_and(|l| l.shutting_down().is_none())
                 {
                     // The supervisor decided to stop by itself (on_give_up = "reboot").
-                    w.extend(self.lc_handle(lifecycle::Event::Power(power_kind(kind))));
+                    w.extend(self.lc_handle(lifecycle::Event::Power(kind)));
                 }
                 w.extend(self.lc_handle(lifecycle::Event::ServicesStopped));
                 return w;
@@ -381,14 +322,7 @@ impl Driver {
         match a {
             Action::Log(level, msg) => self.log(level, &msg),
             Action::Summary(cause) => {
-                let tail = match (&cause, &self.sup) {
-                    (Cause::Service(name), Some(sup)) => sup
-                        .find(name)
-                        .map(|svc| (name.as_str(), sup.log_tail(svc, emergency::SUMMARY_LINES))),
-                    _ => None,
-                };
-                let tail = tail.as_ref().map(|(n, t)| (*n, t.as_slice()));
-                for line in summary_lines(&cause, tail) {
+                for line in emergency::summary(&cause, self.sup.as_ref()) {
                     self.log(Level::Info, &line);
                 }
             }
@@ -415,7 +349,7 @@ impl Driver {
                 return w;
             }
             Action::StopServices(kind) if self.sup.is_some() => {
-                return self.sup_handle(SupEvent::Shutdown(sup_kind(kind)));
+                return self.sup_handle(SupEvent::Shutdown(kind));
             }
             Action::StopServices(_) => return self.lc_handle(lifecycle::Event::ServicesStopped),
             Action::Kill { pid, sig } => {
@@ -452,13 +386,7 @@ impl Driver {
         match cause {
             Cause::Boot => Err("the boot failed in a step keel cannot redo".into()),
             Cause::Requested | Cause::Config if self.sup.is_none() => {
-                let mut cfg = crate::boot::load_appliance(&mut crate::sys::linux::LinuxSys)?;
-                cfg.expand_consoles(&self.consoles);
-                if let Some(what) =
-                    crate::boot::load_modules(&mut crate::sys::linux::LinuxSys, &cfg)
-                {
-                    return Err(what);
-                }
+                let cfg = start::reload(&self.consoles)?;
                 self.start_pid1_supervisor(&cfg);
                 Ok(())
             }
@@ -471,13 +399,9 @@ impl Driver {
         }
     }
 
-    fn next_deadline(&self) -> Option<clock::Mono> {
+    fn next_deadline(&self) -> Option<Mono> {
         let lc = self.lc.as_ref().and_then(Lifecycle::next_deadline);
-        let sup = self
-            .sup
-            .as_ref()
-            .and_then(Supervisor::next_deadline)
-            .map(|m| clock::Mono(m.0));
+        let sup = self.sup.as_ref().and_then(Supervisor::next_deadline);
         [
             lc,
             sup,
@@ -509,7 +433,7 @@ impl Driver {
             (true, _) | (false, None) if self.sfd.is_none() => PollTimeout::from(1000u16),
             (true, _) | (false, None) => PollTimeout::NONE,
             (false, Some(at)) => {
-                let ms = at.since(now).min(i32::MAX as u64);
+                let ms = at.ms_since(now).min(i32::MAX as u64);
                 PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
             }
         };
@@ -522,7 +446,9 @@ impl Driver {
         for signo in signals {
             self.on_signal(signo);
         }
-        self.read_buttons(&ready.buttons);
+        if self.buttons.read(&ready.buttons, self.host) {
+            self.lc_event(lifecycle::Event::Power(PowerKind::PowerOff));
+        }
         for i in ready.pipes.into_iter().rev() {
             let ev = self.svcs.read_pipe(i);
             self.sup_events(ev.into_iter().collect());
@@ -570,9 +496,7 @@ impl Driver {
         }
         self.ctl.register(&mut reg);
         self.svcs.register(&mut reg);
-        for (i, b) in self.buttons.iter().enumerate() {
-            reg.add(b.file.as_fd(), PollFlags::POLLIN, Source::Button(i));
-        }
+        self.buttons.register(&mut reg);
         for (svc, fd) in self.groups.watched() {
             reg.add(fd, PollFlags::POLLPRI, Source::Group(svc));
         }
@@ -587,31 +511,10 @@ impl Driver {
                     Level::Info,
                     &format!("signal {signo}: stopping every service"),
                 );
-                self.sup_event(SupEvent::Shutdown(supervisor::PowerKind::PowerOff));
+                self.sup_event(SupEvent::Shutdown(PowerKind::PowerOff));
             }
             Signalled::Ignored => self.log(Level::Debug, &format!("ignored signal {signo}")),
             Signalled::Nothing => {}
-        }
-    }
-
-    /// Reads the power buttons that woke up; a press asks for a poweroff.
-    fn read_buttons(&mut self, woken: &[usize]) {
-        let mut pressed = false;
-        for &i in woken.iter().rev() {
-            let Some(b) = self.buttons.get_mut(i) else {
-                continue;
-            };
-            match input::read_button(b) {
-                Ok(p) => pressed |= p,
-                Err(e) => {
-                    self.log(Level::Info, &format!("power button lost: {e}"));
-                    self.buttons.remove(i);
-                }
-            }
-        }
-        if pressed {
-            self.log(Level::Info, "power button pressed");
-            self.lc_event(lifecycle::Event::Power(PowerKind::PowerOff));
         }
     }
 
@@ -619,7 +522,7 @@ impl Driver {
     /// its group, then `Exited`), or the lifecycle's (shells, orphans).
     fn reap(&mut self) {
         let drained = reap::drain();
-        for (pid, ended) in drained.ended {
+        for (pid, status) in drained.ended {
             match self.svcs.ended(pid) {
                 Some(svc) => {
                     let mut evs = self.svcs.read_pipes_of(svc);
@@ -630,11 +533,11 @@ impl Driver {
                     ));
                     evs.push(SupEvent::Exited {
                         pid: Pid(pid),
-                        status: wait_status(ended),
+                        status,
                     });
                     self.sup_events(evs);
                 }
-                None => self.lc_event(lifecycle::Event::Exited { pid, ended }),
+                None => self.lc_event(lifecycle::Event::Exited { pid, status }),
             }
         }
         if drained.no_children {

@@ -16,6 +16,7 @@ use crate::sys::{caps, notify, pipe, probe, users};
 use nix::poll::PollFlags;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use supervisor::Mono;
 use supervisor::config::{ApplianceConfig, Ready};
 use supervisor::event::Event as SupEvent;
 use supervisor::{Pid, SvcId};
@@ -56,7 +57,7 @@ pub fn service_env(
 #[derive(Debug)]
 struct Probe {
     port: u16,
-    next_at: clock::Mono,
+    next_at: Mono,
 }
 
 /// What the driver keeps per service, beside the supervisor's state.
@@ -297,7 +298,7 @@ impl Services {
     }
 
     /// Looks at the probes that are due: `Ready` for each service now listening.
-    pub fn run_probes(&mut self, now: clock::Mono) -> Vec<SupEvent> {
+    pub fn run_probes(&mut self, now: Mono) -> Vec<SupEvent> {
         let mut out = Vec::new();
         for (i, io) in self.io.iter_mut().enumerate() {
             let Some(p) = &mut io.probe else { continue };
@@ -315,7 +316,7 @@ impl Services {
     }
 
     /// When the next probe is due.
-    pub fn probe_deadline(&self) -> Option<clock::Mono> {
+    pub fn probe_deadline(&self) -> Option<Mono> {
         self.io
             .iter()
             .filter_map(|io| io.probe.as_ref())

@@ -9,6 +9,7 @@ use super::{RUN_DIR, WATCHDOG_STATE as STATE_FILE};
 use crate::log::Level;
 use crate::sys::clock;
 use crate::sys::watchdog::Device;
+use supervisor::Mono;
 use supervisor::SvcId;
 use supervisor::config::ApplianceConfig;
 use supervisor::core::Supervisor;
@@ -20,7 +21,7 @@ pub struct Dog {
     path: String,
     needs: Vec<(SvcId, String)>,
     interval_ms: u64,
-    next_at: clock::Mono,
+    next_at: Mono,
     /// Why it is not petted (a needed service gave up), once said.
     stopped: Option<String>,
 }
@@ -86,7 +87,7 @@ impl Dog {
     }
 
     /// When the loop must wake to pet.
-    pub fn deadline(&self) -> clock::Mono {
+    pub fn deadline(&self) -> Mono {
         self.next_at
     }
 
