@@ -60,15 +60,14 @@ struct Probe {
     next_at: Mono,
 }
 
-/// What the driver keeps per service, beside the supervisor's state.
+/// What the driver keeps per service, beside the supervisor's state (how to start it,
+/// console and readiness included, comes with each `Spawn`).
 #[derive(Debug)]
 struct SvcIo {
     name: String,
-    console: bool,
     /// It holds a console tty: a `console = true` service, or a per-console instance
     /// (`getty@ttyS0`). The emergency shell stops these before it takes the console.
     owns_tty: bool,
-    ready: Ready,
     notify: Option<OwnedFd>,
     notify_path: Option<String>,
     probe: Option<Probe>,
@@ -97,9 +96,7 @@ impl Services {
             let console = s.console && host.has_console();
             let mut one = SvcIo {
                 name: s.name.clone(),
-                console,
                 owns_tty: console || consoles.iter().any(|t| s.name.ends_with(&format!("@{t}"))),
-                ready: s.ready,
                 notify: None,
                 notify_path: None,
                 probe: None,
@@ -140,8 +137,8 @@ impl Services {
         }
     }
 
-    /// Carries out `Action::Spawn`; returns the event to report at once. `tty` is the
-    /// console a console service gets.
+    /// Carries out `Action::Spawn` as `spec` says; returns the event to report at once.
+    /// `tty` is the console a console service gets (on a host that has one).
     pub fn spawn(
         &mut self,
         svc: SvcId,
@@ -180,9 +177,10 @@ impl Services {
         } else {
             "/"
         };
-        let tty = io.console.then(|| tty.to_string());
+        let console = spec.console && host.has_console();
+        let tty = console.then(|| tty.to_string());
         let env = service_env(home, tty.as_deref(), io.notify_path.as_deref(), &spec.env);
-        let (read_end, write_end) = if io.console {
+        let (read_end, write_end) = if console {
             (None, None)
         } else {
             match pipe::new() {
@@ -190,7 +188,6 @@ impl Services {
                 Err(e) => return fail(format!("cannot make its log pipe: {e}"), e as i32),
             }
         };
-        let ready = io.ready;
         let procs = match groups.prepare(svc) {
             Ok(fd) => fd,
             Err(why) => return fail(why, libc::EPERM),
@@ -226,7 +223,7 @@ impl Services {
                     self.pipes.push((svc, r));
                 }
                 if let Some(io) = self.io.get_mut(svc.0) {
-                    io.probe = match ready {
+                    io.probe = match spec.ready {
                         Ready::Tcp(port) => Some(Probe {
                             port,
                             next_at: clock::now(),
