@@ -8,7 +8,7 @@ use crate::log::Level;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::os::fd::BorrowedFd;
-use supervisor::SvcId;
+use supervisor::{Mono, SvcId};
 
 /// What a polled descriptor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,19 @@ impl Woken {
     }
 }
 
+/// The poll timeout for the nearest deadline `at` (None: none; a time not after `now`:
+/// do not wait). Without a signalfd the loop wakes each second to reap.
+pub fn timeout(now: Mono, at: Option<Mono>, signalfd: bool) -> PollTimeout {
+    match at {
+        None if signalfd => PollTimeout::NONE,
+        None => PollTimeout::from(1000u16),
+        Some(at) => {
+            let ms = at.ms_since(now).min(i32::MAX as u64);
+            PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
+        }
+    }
+}
+
 /// The descriptors of one round.
 #[derive(Default)]
 pub struct Registry<'a> {
@@ -82,6 +95,20 @@ impl<'a> Registry<'a> {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn the_timeout_is_the_nearest_deadline() {
+        let now = Mono(10_000);
+        assert_eq!(timeout(now, None, true), PollTimeout::NONE);
+        assert_eq!(timeout(now, None, false), PollTimeout::from(1000u16));
+        assert_eq!(timeout(now, Some(now), true), PollTimeout::ZERO);
+        assert_eq!(timeout(now, Some(Mono(9_000)), true), PollTimeout::ZERO);
+        assert_eq!(
+            timeout(now, Some(Mono(10_250)), false),
+            PollTimeout::from(250u16)
+        );
+        assert_eq!(timeout(now, Some(Mono(u64::MAX)), true), PollTimeout::MAX);
+    }
 
     #[test]
     fn only_the_ready_descriptors_wake_with_what_they_stand_for() {

@@ -1,6 +1,7 @@
-//! The finish room: the end of the machine once the lifecycle says `Finish` (sync, the
-//! state disk released, the shutdown report, the watchdog disarmed, reboot(2)), and the
-//! end of `keel supervise` (the orphans its services left behind).
+//! The finish room: the lifecycle's signals to every process at shutdown, the end of the
+//! machine once it says `Finish` (sync, the state disk released, the shutdown report, the
+//! watchdog disarmed, reboot(2)), and the end of `keel supervise` (the orphans its
+//! services left behind).
 #![forbid(unsafe_code)]
 
 use super::host::Host;
@@ -53,6 +54,30 @@ pub fn finish(
         Level::Info,
         "EMERGENCY: the kernel refused to stop the machine; keel keeps running and reaping",
     );
+}
+
+/// Carries out the lifecycle's `Kill` (a failure is only worth a debug line: the
+/// process may be gone already).
+pub fn kill(pid: i32, sig: Signal, host: Host) {
+    if let Err(e) = power::kill_one(pid, sig) {
+        host.log(Level::Debug, &format!("kill {pid} {sig}: {e}"));
+    }
+}
+
+/// Carries out `KillAll`: `sig` to every process but PID 1; true when none was left
+/// (ESRCH), which the lifecycle is told as `NoChildren`.
+pub fn kill_all(sig: Signal, host: Host) -> bool {
+    match power::kill_all(sig) {
+        Ok(()) => false,
+        Err(nix::errno::Errno::ESRCH) => true,
+        Err(e) => {
+            host.log(
+                Level::Info,
+                &format!("cannot send {sig} to all processes: {e}"),
+            );
+            false
+        }
+    }
 }
 
 /// Unmounts the state disk, or remounts it read-only when something still holds it.

@@ -28,9 +28,17 @@ pub fn start_groups(cfg: &ApplianceConfig, host: Host) -> Groups {
     groups
 }
 
-/// `svc`'s main process was reaped (its `Exited` follows): an OOM kill in its group
-/// is reported first, then `GroupEmpty` if nothing of it is left.
-pub fn main_exited(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
+/// `svc`'s main process was reaped (its `Exited` follows): what its pipes still hold
+/// (its last words come before the note that it exited), an OOM kill in its group, then
+/// `GroupEmpty` if nothing of it is left.
+pub fn main_ended(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
+    let mut out = svcs.read_pipes_of(svc);
+    out.extend(main_exited(groups, svcs, svc));
+    out
+}
+
+/// An OOM kill in `svc`'s group, then `GroupEmpty` if nothing of it is left.
+fn main_exited(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
     let (oom, empty) = groups.main_exited(svc);
     let mut out = Vec::new();
     if let Some(limit) = oom {

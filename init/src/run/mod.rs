@@ -352,21 +352,12 @@ impl Driver {
                 return self.sup_handle(SupEvent::Shutdown(kind));
             }
             Action::StopServices(_) => return self.lc_handle(lifecycle::Event::ServicesStopped),
-            Action::Kill { pid, sig } => {
-                if let Err(e) = crate::sys::power::kill_one(pid, sig) {
-                    self.log(Level::Debug, &format!("kill {pid} {sig}: {e}"));
-                }
-            }
-            Action::KillAll(sig) => match crate::sys::power::kill_all(sig) {
-                Err(nix::errno::Errno::ESRCH) => {
+            Action::Kill { pid, sig } => finish::kill(pid, sig, self.host),
+            Action::KillAll(sig) => {
+                if finish::kill_all(sig, self.host) {
                     return self.lc_handle(lifecycle::Event::NoChildren);
                 }
-                Err(e) => self.log(
-                    Level::Info,
-                    &format!("cannot send {sig} to all processes: {e}"),
-                ),
-                Ok(()) => {}
-            },
+            }
             Action::Finish(kind) => {
                 finish::finish(
                     kind,
@@ -426,18 +417,13 @@ impl Driver {
         }
         let now = clock::now();
         self.ctl.unpause(now);
-        let waiting = self.ctl.waiting();
-        let timeout = match (self.stuck, self.next_deadline()) {
-            _ if !waiting.is_empty() => PollTimeout::ZERO,
-            // No signalfd: wake up each second to reap.
-            (true, _) | (false, None) if self.sfd.is_none() => PollTimeout::from(1000u16),
-            (true, _) | (false, None) => PollTimeout::NONE,
-            (false, Some(at)) => {
-                let ms = at.ms_since(now).min(i32::MAX as u64);
-                PollTimeout::try_from(ms as i32).unwrap_or(PollTimeout::MAX)
-            }
+        let due = (!self.ctl.waiting().is_empty()).then_some(now);
+        let deadline = if self.stuck {
+            None
+        } else {
+            self.next_deadline()
         };
-        let ready = self.poll_all(timeout);
+        let ready = self.poll_all(fds::timeout(now, due.or(deadline), self.sfd.is_some()));
 
         let signals = match &self.sfd {
             Some(sfd) if ready.signal => signals::read_pending(sfd),
@@ -525,17 +511,12 @@ impl Driver {
         for (pid, status) in drained.ended {
             match self.svcs.ended(pid) {
                 Some(svc) => {
-                    let mut evs = self.svcs.read_pipes_of(svc);
-                    evs.extend(group_events::main_exited(
-                        &mut self.groups,
-                        &mut self.svcs,
-                        svc,
-                    ));
-                    evs.push(SupEvent::Exited {
+                    let evs = group_events::main_ended(&mut self.groups, &mut self.svcs, svc);
+                    self.sup_events(evs);
+                    self.sup_event(SupEvent::Exited {
                         pid: Pid(pid),
                         status,
                     });
-                    self.sup_events(evs);
                 }
                 None => self.lc_event(lifecycle::Event::Exited { pid, status }),
             }
