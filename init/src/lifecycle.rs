@@ -1,7 +1,7 @@
 //! The PID 1 lifecycle as a pure state machine: what is not a service. That is the
 //! emergency shell, and the shutdown sequence around the supervisor.
 //!
-//! `Lifecycle::handle(event, now)` returns the actions to carry out; `run.rs` turns
+//! `Lifecycle::handle(event, now)` returns the actions to carry out; `run/` turns
 //! signals, reaped children, the supervisor's verdicts and deadlines into events and
 //! carries the actions out. No IO, no clock, no system calls here: time comes in as
 //! `Mono`, so every timing rule is tested in microseconds.
