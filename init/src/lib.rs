@@ -7,10 +7,11 @@
 //!   notify`, `keelctl`, `poweroff`/`reboot`/`halt`, `dhcp-hook`); exit codes in `exit.rs`.
 //! - `boot.rs`: the boot sequence behind `trait Sys` (recording fake in its tests), using
 //!   the pure `mountplan.rs`, `consoles.rs` and `modules.rs` (modules.dep resolver).
-//! - `run.rs`: the poll loop (signalfd, control socket, log pipes, notify sockets,
+//! - `run/`: the poll loop (signalfd, control socket, log pipes, notify sockets,
 //!   readiness probes) driving two pure cores: `supervisor::core` (the services, the
 //!   console shell among them) and `lifecycle.rs` (the emergency shell and the shutdown
-//!   sequence around the supervisor). The same loop is `keel supervise` on a host.
+//!   sequence around the supervisor), with one room per concern. The same loop is
+//!   `keel supervise` on a host (`run::Host`).
 //! - `log.rs`: the non-blocking console and /dev/kmsg log.
 //! - `sys/`: the OS seam (signals, spawn, the one reaper, mounts, modules, power, lo).
 //!

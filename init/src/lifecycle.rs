@@ -1,7 +1,7 @@
 //! The PID 1 lifecycle as a pure state machine: what is not a service. That is the
 //! emergency shell, and the shutdown sequence around the supervisor.
 //!
-//! `Lifecycle::handle(event, now)` returns the actions to carry out; `run.rs` turns
+//! `Lifecycle::handle(event, now)` returns the actions to carry out; `run/` turns
 //! signals, reaped children, the supervisor's verdicts and deadlines into events and
 //! carries the actions out. No IO, no clock, no system calls here: time comes in as
 //! `Mono`, so every timing rule is tested in microseconds.
@@ -20,7 +20,7 @@
 //! - Term: every remaining process gets SIGTERM (and SIGCONT); when none is left, or after
 //!   `TERM_GRACE_MS`, every process gets SIGKILL (phase Kill, `KILL_GRACE_MS`);
 //! - then `Finish`: sync, unmount the state disk (or remount it read-only), the shutdown
-//!   report (`render_report`: how each service stopped, how long each phase took), and
+//!   report (`report.rs`: how each service stopped, how long each phase took), and
 //!   reboot(2).
 //!
 //! A second request does not restart the sequence; a poweroff request during a reboot or
@@ -37,10 +37,11 @@
 #![forbid(unsafe_code)]
 
 use crate::log::Level;
-use crate::sys::clock::Mono;
-use crate::sys::power::PowerKind;
-use crate::sys::reap::{Ended, exit_code};
 use nix::sys::signal::Signal;
+use supervisor::{Mono, PowerKind, WaitStatus};
+
+pub mod report;
+pub use report::PhaseTimes;
 
 /// How long the supervisor may take to stop every service before the rest goes on anyway.
 /// Each service is bounded by its own `stop_timeout` plus keel's SIGKILL grace; this only
@@ -105,7 +106,7 @@ pub enum Event {
     /// The shell could not be started (the parent's error; exec errors come as `Exited`).
     SpawnFailed { error: String },
     /// A child that is not a service ended (from the reaper).
-    Exited { pid: i32, ended: Ended },
+    Exited { pid: i32, status: WaitStatus },
     /// The reaper found no children at all.
     NoChildren,
     /// Something keel cannot go on from: drop to the emergency shell.
@@ -200,14 +201,6 @@ impl Shutdown {
     }
 }
 
-/// How long each shutdown phase took, in milliseconds (None: the phase did not run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PhaseTimes {
-    pub services_ms: Option<u64>,
-    pub term_ms: Option<u64>,
-    pub kill_ms: Option<u64>,
-}
-
 /// Options of the emergency shell from the kernel command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EmergencyOpts {
@@ -271,9 +264,9 @@ impl Lifecycle {
         let services_end = s.term_at.or(end);
         let term_end = s.kill_at.or(end);
         PhaseTimes {
-            services_ms: services_end.map(|t| t.since(s.began)),
-            term_ms: s.term_at.zip(term_end).map(|(a, b)| b.since(a)),
-            kill_ms: s.kill_at.zip(end).map(|(a, b)| b.since(a)),
+            services_ms: services_end.map(|t| t.ms_since(s.began)),
+            term_ms: s.term_at.zip(term_end).map(|(a, b)| b.ms_since(a)),
+            kill_ms: s.kill_at.zip(end).map(|(a, b)| b.ms_since(a)),
         }
     }
 
@@ -360,7 +353,7 @@ impl Lifecycle {
                 }
             }
             Event::SpawnFailed { error } => self.spawn_failed(&error, now, &mut out),
-            Event::Exited { pid, ended } => self.exited(pid, ended, now, &mut out),
+            Event::Exited { pid, status } => self.exited(pid, status, now, &mut out),
             Event::NoChildren => {
                 if let Some(s) = self.shutdown
                     && matches!(s.phase, Phase::Term | Phase::Kill)
@@ -501,8 +494,8 @@ impl Lifecycle {
         out.push(Action::Finish(PowerKind::Reboot));
     }
 
-    fn exited(&mut self, pid: i32, ended: Ended, now: Mono, out: &mut Vec<Action>) {
-        let code = exit_code(ended);
+    fn exited(&mut self, pid: i32, status: WaitStatus, now: Mono, out: &mut Vec<Action>) {
+        let code = status.code();
         match self.shell {
             Shell::Running { pid: shell } if shell == pid => {
                 out.push(Action::Log(
@@ -610,60 +603,6 @@ impl Lifecycle {
     }
 }
 
-/// Milliseconds as seconds with three decimals ("1.300 s").
-fn secs(ms: u64) -> String {
-    format!("{}.{:03} s", ms / 1000, ms % 1000)
-}
-
-/// The shutdown report, one console line each: a header, each service in the order it
-/// ended with how it stopped, and how long each phase took. `rows` come from
-/// `Supervisor::shutdown_report`; `finish_ms` is the sync and unmount time.
-pub fn render_report(
-    kind: PowerKind,
-    rows: &[supervisor::core::StopRow],
-    times: PhaseTimes,
-    finish_ms: u64,
-) -> Vec<String> {
-    use supervisor::WaitStatus;
-    use supervisor::state::StopHow;
-    let mut out = vec![format!("shutdown report ({}):", kind.verb())];
-    for r in rows {
-        let took = r
-            .took
-            .map(|d| secs(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)));
-        let how = match (r.how, &took) {
-            (None, _) => "still running: the shutdown went on without it".to_string(),
-            (Some(StopHow::AlreadyDown), _) => "already down".to_string(),
-            (Some(StopHow::Exited(st)), Some(t)) => match st {
-                WaitStatus::Signaled(sig) if sig == r.stop_signal => {
-                    format!("stopped by its stop signal {sig} in {t}")
-                }
-                WaitStatus::Exited(0) => format!("clean exit after {} in {t}", r.stop_signal),
-                other => format!("exited ({other}) after {} in {t}", r.stop_signal),
-            },
-            (Some(StopHow::Exited(st)), None) => format!("exited by itself ({st})"),
-            (Some(StopHow::Killed(_)), t) => format!(
-                "SIGKILL after its stop_timeout of {} (gone after {})",
-                secs(u64::try_from(r.stop_timeout.as_millis()).unwrap_or(u64::MAX)),
-                t.as_deref().unwrap_or("?")
-            ),
-            (Some(StopHow::Abandoned), _) => {
-                "survived SIGKILL: the shutdown went on without it".to_string()
-            }
-        };
-        out.push(format!("  {}: {how}", r.name));
-    }
-    let phase = |ms: Option<u64>| ms.map_or_else(|| "not needed".to_string(), secs);
-    out.push(format!(
-        "shutdown phases: services {}, TERM-all {}, KILL-all {}, sync and unmount {}",
-        phase(times.services_ms),
-        phase(times.term_ms),
-        phase(times.kill_ms),
-        secs(finish_ms)
-    ));
-    out
-}
-
 /// True when `/etc/shadow` text gives root a real password hash (crypt's `$id$...`, or an
 /// old DES hash of 13 characters); false for an empty field, `*`, `!`-locked or no entry.
 pub fn root_has_password(shadow: &str) -> bool {
@@ -766,7 +705,7 @@ mod tests {
         let out = lc.handle(
             Event::Exited {
                 pid: 7,
-                ended: Ended::Exited(0),
+                status: WaitStatus::Exited(0),
             },
             ms(10),
         );
@@ -939,7 +878,7 @@ mod tests {
         let out = lc.handle(
             Event::Exited {
                 pid: 99,
-                ended: Ended::Exited(3),
+                status: WaitStatus::Exited(3),
             },
             ms(1),
         );
@@ -971,7 +910,7 @@ mod tests {
             let out = lc.handle(
                 Event::Exited {
                     pid: 30,
-                    ended: Ended::Exited(0),
+                    status: WaitStatus::Exited(0),
                 },
                 ms(5),
             );
@@ -990,7 +929,7 @@ mod tests {
         lc.handle(
             Event::Exited {
                 pid: 30,
-                ended: Ended::Exited(1),
+                status: WaitStatus::Exited(1),
             },
             ms(5),
         );
@@ -1011,7 +950,7 @@ mod tests {
         let out = lc.handle(
             Event::Exited {
                 pid: 30,
-                ended: Ended::Exited(0),
+                status: WaitStatus::Exited(0),
             },
             ms(5),
         );
@@ -1057,7 +996,7 @@ mod tests {
         let out = lc.handle(
             Event::Exited {
                 pid: 40,
-                ended: Ended::Exited(0),
+                status: WaitStatus::Exited(0),
             },
             ms(2),
         );
@@ -1074,7 +1013,7 @@ mod tests {
         let out = lc.handle(
             Event::Exited {
                 pid: 40,
-                ended: Ended::Exited(1),
+                status: WaitStatus::Exited(1),
             },
             ms(30_000),
         );
@@ -1108,11 +1047,7 @@ mod tests {
     }
 
     #[test]
-    fn phase_times_and_the_report() {
-        use std::time::Duration;
-        use supervisor::core::StopRow;
-        use supervisor::state::StopHow;
-        use supervisor::{Sig, WaitStatus};
+    fn phase_times() {
         let mut lc = normal();
         lc.handle(Event::Power(PowerKind::Reboot), ms(1000));
         // A poweroff during the reboot wins; the clock of the phases does not restart.
@@ -1121,62 +1056,26 @@ mod tests {
         lc.handle(Event::Tick, ms(2500 + TERM_GRACE_MS));
         let out = lc.handle(Event::NoChildren, ms(2500 + TERM_GRACE_MS + 20));
         assert_eq!(non_logs(&out), vec![Action::Finish(PowerKind::PowerOff)]);
-        let t = lc.phase_times();
         assert_eq!(
-            t,
+            lc.phase_times(),
             PhaseTimes {
                 services_ms: Some(1500),
                 term_ms: Some(TERM_GRACE_MS),
                 kill_ms: Some(20)
             }
         );
-        let row = |name: &str, how: Option<StopHow>, took: Option<u64>| StopRow {
-            name: name.into(),
-            stop_signal: Sig::TERM,
-            stop_timeout: Duration::from_secs(2),
-            how,
-            took: took.map(Duration::from_millis),
-            at: None,
-        };
-        let rows = [
-            row(
-                "web",
-                Some(StopHow::Exited(WaitStatus::Signaled(Sig::TERM))),
-                Some(120),
-            ),
-            row("db", Some(StopHow::Exited(WaitStatus::Exited(0))), Some(5)),
-            row(
-                "hog",
-                Some(StopHow::Killed(WaitStatus::Signaled(Sig::KILL))),
-                Some(2001),
-            ),
-            row("off", Some(StopHow::AlreadyDown), None),
-            row("ghost", Some(StopHow::Abandoned), Some(7000)),
-            row("late", None, None),
-        ];
-        let lines = render_report(PowerKind::PowerOff, &rows, t, 7);
-        assert_eq!(
-            lines,
-            [
-                "shutdown report (powering off):",
-                "  web: stopped by its stop signal SIGTERM in 0.120 s",
-                "  db: clean exit after SIGTERM in 0.005 s",
-                "  hog: SIGKILL after its stop_timeout of 2.000 s (gone after 2.001 s)",
-                "  off: already down",
-                "  ghost: survived SIGKILL: the shutdown went on without it",
-                "  late: still running: the shutdown went on without it",
-                "shutdown phases: services 1.500 s, TERM-all 3.000 s, KILL-all 0.020 s, sync and unmount 0.007 s",
-            ]
-        );
         // No KILL phase when TERM was enough.
         let mut lc = normal();
         lc.handle(Event::Power(PowerKind::Halt), ms(0));
         lc.handle(Event::ServicesStopped, ms(10));
         lc.handle(Event::NoChildren, ms(30));
-        let lines = render_report(PowerKind::Halt, &[], lc.phase_times(), 0);
-        assert!(
-            lines[1].contains("TERM-all 0.020 s, KILL-all not needed"),
-            "{lines:?}"
+        assert_eq!(
+            lc.phase_times(),
+            PhaseTimes {
+                services_ms: Some(10),
+                term_ms: Some(20),
+                kill_ms: None
+            }
         );
     }
 

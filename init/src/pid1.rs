@@ -12,9 +12,10 @@ use crate::consoles;
 use crate::log;
 use crate::run::Driver;
 use crate::sys::linux::LinuxSys;
-use crate::sys::power::{self, PowerKind};
+use crate::sys::power;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
+use supervisor::PowerKind;
 
 /// How many panics keel survives before it reboots instead.
 pub const MAX_PANICS: u32 = 5;

@@ -2,7 +2,7 @@
 //! to a list of [`Action`]s, plus the single deadline the driver should wake up at.
 //!
 //! Must not do IO, make system calls, read the clock or panic on any event sequence.
-//! The driver (init/src/run.rs) owns the poll loop and carries out the actions.
+//! The driver (init/src/run/) owns the poll loop and carries out the actions.
 //!
 //! Each step first fires due timers (SIGKILL escalation), then applies the event, then
 //! *settles*: it computes which services may keep running (see state.rs), stops what may

@@ -2,7 +2,7 @@
 //! service ids.
 //!
 //! They exist so the supervisor needs neither libc nor nix. Must not read the clock or call
-//! into the OS: init/ converts between these and the real thing.
+//! into the OS: init/ reads the clock and the reaper into these types and uses them itself.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,7 +20,17 @@ impl Mono {
 
     /// How long after `earlier` this instant is (zero if it is not after it).
     pub fn since(self, earlier: Mono) -> Duration {
-        Duration::from_millis(self.0.saturating_sub(earlier.0))
+        Duration::from_millis(self.ms_since(earlier))
+    }
+
+    /// This instant plus `ms` milliseconds, saturating.
+    pub fn plus_ms(self, ms: u64) -> Mono {
+        Mono(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to this instant (0 when `earlier` is later).
+    pub fn ms_since(self, earlier: Mono) -> u64 {
+        self.0.saturating_sub(earlier.0)
     }
 }
 
@@ -160,6 +170,17 @@ pub enum PowerKind {
     Halt,
     PowerOff,
     Reboot,
+}
+
+impl PowerKind {
+    /// What the machine is doing, the log marker tests wait for (`keel: powering off`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            PowerKind::PowerOff => "powering off",
+            PowerKind::Reboot => "rebooting",
+            PowerKind::Halt => "halting",
+        }
+    }
 }
 
 impl fmt::Display for PowerKind {

@@ -1,7 +1,7 @@
 //! The checks behind keel's own fuzz targets, one function per target, each taking arbitrary
 //! bytes and panicking only when keel breaks a promise: the state disk's superblock reader
 //! (`applets::state`) and the control socket's framing (`sys::control::Conn`, driven as
-//! `run.rs` drives it).
+//! `run/` drives it).
 //!
 //! The libFuzzer binaries in `fuzz_targets/` call these; so do the stable tests in `tests/`.
 //! `control_framing` uses a real Unix socket pair (the framing reads a descriptor); nothing
@@ -13,8 +13,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 use keel::applets::state::{self, SUPERBLOCK_OFFSET, StateSpec};
-use keel::sys::clock::Mono;
 use keel::sys::control::{Conn, Overflow};
+use supervisor::Mono;
 use supervisor::proto::{MAX_REQUEST, ProtoError, Request};
 
 /// One target's check: panics on a finding.
@@ -87,7 +87,7 @@ fn check_head(head: &[u8]) {
 /// connection), in order.
 type Framed = Vec<Result<Request, ProtoError>>;
 
-/// Reads and frames what is waiting, as `run.rs`'s `read_conn` does: read only when no whole
+/// Reads and frames what is waiting, as `run/control.rs`'s `next_request` does: read only when no whole
 /// line is buffered, take one line at a time, stop at the first error. Checks the input
 /// buffer's bound after every step. Returns false once the connection is done.
 fn drain(c: &mut Conn, out: &mut Framed) -> bool {

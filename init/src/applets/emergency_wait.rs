@@ -21,7 +21,7 @@ pub fn main(args: &[String]) -> Exit {
     let end = clock::now().plus_ms(secs.saturating_mul(1000));
     let stdin = std::io::stdin();
     loop {
-        let left = end.since(clock::now());
+        let left = end.ms_since(clock::now());
         if left == 0 {
             return Exit::Failed;
         }

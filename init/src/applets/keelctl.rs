@@ -737,7 +737,7 @@ fn emit(text: &str) -> Result<(), Exit> {
 }
 
 fn now() -> Mono {
-    Mono(crate::sys::clock::now().0)
+    crate::sys::clock::now()
 }
 
 /// Runs `keelctl`.

@@ -26,7 +26,8 @@ use crate::applets::network::read_cmdline;
 use crate::applets::state::{STATE_SSH_DIR, candidate};
 use crate::exit::Exit;
 use crate::log;
-use crate::sys::clock::{self, Mono};
+use crate::sys::clock;
+use supervisor::Mono;
 use metadata::{Found, http, keys, linode, nocloud};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -207,7 +208,7 @@ fn exchange(addr: SocketAddr, request: &[u8], deadline: Mono) -> Result<http::Re
     if now >= deadline {
         return Err(Fail::Unreachable("out of time".into()));
     }
-    let left = Duration::from_millis(deadline.since(now).clamp(1, 5_000));
+    let left = Duration::from_millis(deadline.ms_since(now).clamp(1, 5_000));
     let mut s = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(2)))
         .map_err(|e| Fail::Unreachable(format!("cannot connect to {addr}: {e}")))?;
     let _ = s.set_write_timeout(Some(left));

@@ -66,14 +66,14 @@ pub fn not_run(why: &str) {
 pub enum Applet {
     /// `init` or `keel`: PID 1 when pid is 1, otherwise the `keel` tool.
     Keel,
-    Power(crate::sys::power::PowerKind),
+    Power(supervisor::PowerKind),
     Keelctl,
     DhcpHook,
 }
 
 /// Picks the applet from argv[0]'s basename; unknown names are `keel`.
 pub fn applet_for(argv0: &str) -> Applet {
-    use crate::sys::power::PowerKind;
+    use supervisor::PowerKind;
     let base = argv0.rsplit('/').next().unwrap_or(argv0);
     match base {
         "poweroff" => Applet::Power(PowerKind::PowerOff),
@@ -128,7 +128,7 @@ fn ssh_subcommand(args: &[String]) -> Option<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::power::PowerKind;
+    use supervisor::PowerKind;
 
     #[test]
     fn dispatch_by_basename() {

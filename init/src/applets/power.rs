@@ -7,7 +7,8 @@
 #![forbid(unsafe_code)]
 
 use crate::exit::Exit;
-use crate::sys::power::{self, PowerKind};
+use crate::sys::power;
+use supervisor::PowerKind;
 
 /// Parsed options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,7 +72,7 @@ pub fn main(argv0: &str, kind: PowerKind, args: &[String]) -> Exit {
         eprintln!("{name}: reboot(2) failed: {e}");
         return Exit::Temporary;
     }
-    let sig = kind.request_signal();
+    let sig = power::request_signal(kind);
     match power::kill_one(1, sig) {
         Ok(()) => Exit::Ok,
         Err(e) => {
@@ -103,8 +104,8 @@ mod tests {
     #[test]
     fn request_signals_follow_busybox() {
         use nix::sys::signal::Signal;
-        assert_eq!(PowerKind::PowerOff.request_signal(), Signal::SIGUSR2);
-        assert_eq!(PowerKind::Reboot.request_signal(), Signal::SIGTERM);
-        assert_eq!(PowerKind::Halt.request_signal(), Signal::SIGUSR1);
+        assert_eq!(power::request_signal(PowerKind::PowerOff), Signal::SIGUSR2);
+        assert_eq!(power::request_signal(PowerKind::Reboot), Signal::SIGTERM);
+        assert_eq!(power::request_signal(PowerKind::Halt), Signal::SIGUSR1);
     }
 }

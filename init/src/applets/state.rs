@@ -233,13 +233,13 @@ fn wait_for(spec: &StateSpec) -> Option<String> {
             return Some(dev);
         }
         let now = clock::now();
-        if now.since(start) >= WAIT_FOR_DEVICE {
+        if now.ms_since(start) >= WAIT_FOR_DEVICE {
             return None;
         }
         if now >= next_say {
             say(&format!(
                 "still waiting for the state disk {spec} ({}s of {}s)",
-                now.since(start) / 1000,
+                now.ms_since(start) / 1000,
                 WAIT_FOR_DEVICE / 1000
             ));
             next_say = now.plus_ms(SAY_EVERY);

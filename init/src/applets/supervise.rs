@@ -1,7 +1,7 @@
 //! `keel supervise --config FILE [--socket PATH]`: keel's supervisor as an ordinary
 //! process, for hosts, tests and benchmarks.
 //!
-//! The same loop as PID 1 (`run.rs`, Mode::Supervise) with none of the machine: no mounts,
+//! The same loop as PID 1 (`run/`, `Host::Supervise`) with none of the machine: no mounts,
 //! no consoles, no emergency shell, no reboot. keel becomes a child subreaper so orphans
 //! of its services are re-parented to it and reaped. Logs go to stderr. SIGTERM, SIGINT
 //! and SIGHUP (or `keelctl poweroff|reboot`) stop every service in reverse dependency

@@ -1,122 +1,117 @@
-//! The driver's glue for service groups (kept out of run.rs): setting them up, turning a
-//! main process's end and `cgroup.events` into `OomKilled` and `GroupEmpty`, and closing
-//! the log pipes of an instance whose group is gone.
+//! The driver's glue for service groups: setting them up, turning a main process's end
+//! and `cgroup.events` into `OomKilled` and `GroupEmpty`, and closing the log pipes of an
+//! instance whose group is gone. Free functions over `Groups` and `Services`; they return
+//! the core's events in the order they must be handled.
 #![forbid(unsafe_code)]
 
-use super::{Driver, Mode};
+use super::host::Host;
+use super::services::Services;
 use crate::groups::Groups;
 use crate::log::Level;
-use crate::sys::cgroup;
 use supervisor::SvcId;
 use supervisor::config::ApplianceConfig;
+use supervisor::core::Supervisor;
 use supervisor::event::Event as SupEvent;
 use supervisor::proto::SvcStatus;
 
-impl Driver {
-    /// Sets up the cgroup tree for the services of `cfg` and says once what it got.
-    pub(super) fn start_groups(&mut self, cfg: &ApplianceConfig) {
-        if self.mode == Mode::Pid1
-            && let Err(e) = crate::sys::spawn::protect_from_oom()
-        {
-            self.log(
+/// The cgroup tree for the services of `cfg`, saying once what it got.
+pub fn start_groups(cfg: &ApplianceConfig, host: Host) -> Groups {
+    let services: Vec<_> = cfg
+        .services
+        .iter()
+        .map(|s| (s.name.clone(), s.limits.clone()))
+        .collect();
+    let (groups, notes) = Groups::new(host.cgroup_tree(), &services);
+    for n in notes {
+        host.log(Level::Info, &n);
+    }
+    groups
+}
+
+/// `svc`'s main process was reaped (its `Exited` follows): what its pipes still hold
+/// (its last words come before the note that it exited), an OOM kill in its group, then
+/// `GroupEmpty` if nothing of it is left.
+pub fn main_ended(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
+    let mut out = svcs.read_pipes_of(svc);
+    out.extend(main_exited(groups, svcs, svc));
+    out
+}
+
+/// An OOM kill in `svc`'s group, then `GroupEmpty` if nothing of it is left.
+fn main_exited(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
+    let (oom, empty) = groups.main_exited(svc);
+    let mut out = Vec::new();
+    if let Some(limit) = oom {
+        out.push(SupEvent::OomKilled { svc, limit });
+    }
+    if empty {
+        out.extend(group_gone(groups, svcs, svc));
+    }
+    out
+}
+
+/// Carries out `ReleaseGroup` and says what moved where; the group's emptiness comes as
+/// for any watched group (cgroup.events).
+pub fn release_group(groups: &mut Groups, sup: Option<&Supervisor>, svc: SvcId, host: Host) {
+    let name = sup
+        .and_then(|s| s.config(svc))
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    match groups.release(svc) {
+        Ok((moved, _)) if moved.is_empty() => {}
+        Ok((moved, to)) => {
+            let pids: Vec<String> = moved.iter().map(|p| p.to_string()).collect();
+            host.log(
                 Level::Info,
                 &format!(
-                    "cannot set keel's oom_score_adj to -1000: {e}; the OOM killer may pick PID 1"
+                    "{name} left {} process(es) running (pids {}); released to {to} \
+                     (leftovers = \"release\"): they run on until they end or keel shuts down",
+                    moved.len(),
+                    pids.join(" ")
                 ),
             );
         }
-        let tree = match self.mode {
-            Mode::Pid1 => cgroup::setup_pid1(),
-            Mode::Supervise if !self.want_cgroups => Err("--no-cgroups".to_string()),
-            Mode::Supervise if !nix::unistd::geteuid().is_root() => {
-                Err("keel supervise is not running as root".to_string())
-            }
-            Mode::Supervise => cgroup::setup_supervise(),
+        // The core kills the group at its stop timeout if anything is left.
+        Err(e) => host.log(Level::Info, &format!("{name}: {e}")),
+    }
+}
+
+/// A watched group's cgroup.events changed: `GroupEmpty` once it is empty.
+pub fn check_group(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
+    if groups.check(svc) {
+        group_gone(groups, svcs, svc)
+    } else {
+        Vec::new()
+    }
+}
+
+/// Status rows get memory.current and pids.current of their groups, and a reply
+/// about one service the processes in its group (`keelctl status NAME`).
+pub fn fill_usage(groups: &Groups, sup: Option<&Supervisor>, rows: &mut [SvcStatus]) {
+    let one = rows.len() == 1;
+    for r in rows {
+        let Some(svc) = sup.and_then(|s| s.find(&r.name)) else {
+            continue;
         };
-        let services: Vec<_> = cfg
-            .services
-            .iter()
-            .map(|s| (s.name.clone(), s.limits.clone()))
-            .collect();
-        let (groups, notes) = Groups::new(tree, &services);
-        for n in notes {
-            self.log(Level::Info, &n);
+        let u = groups.usage(svc);
+        r.memory = u.memory;
+        r.pids = u.pids;
+        if one {
+            r.procs = groups.pids(svc);
         }
-        self.groups = groups;
     }
+}
 
-    /// `svc`'s main process was reaped (its `Exited` follows): an OOM kill in its group
-    /// is reported first, then `GroupEmpty` if nothing of it is left.
-    pub(super) fn main_exited(&mut self, svc: SvcId) {
-        let (oom, empty) = self.groups.main_exited(svc);
-        if let Some(limit) = oom {
-            self.sup_event(SupEvent::OomKilled { svc, limit });
-        }
-        if empty {
-            self.group_gone(svc);
-        }
+/// Nothing of `svc`'s instance is left: what its log pipes still hold is read, the
+/// pipes are closed (a descendant that kept one open is gone too), and the core told.
+/// Without cgroups "empty" only means the main process exited: a forked daemon may
+/// still write, so its pipes stay until their EOF, as before.
+fn group_gone(groups: &Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupEvent> {
+    let mut out = Vec::new();
+    if groups.enabled() {
+        out = svcs.read_pipes_of(svc);
+        svcs.close_pipes_of(svc);
     }
-
-    /// Carries out `ReleaseGroup` and says what moved where.
-    pub(super) fn release_group(&mut self, svc: SvcId) {
-        let name = self
-            .sup
-            .as_ref()
-            .and_then(|s| s.config(svc))
-            .map(|c| c.name.clone())
-            .unwrap_or_default();
-        match self.groups.release(svc) {
-            Ok((moved, _)) if moved.is_empty() => {}
-            Ok((moved, to)) => {
-                let pids: Vec<String> = moved.iter().map(|p| p.to_string()).collect();
-                self.log(
-                    Level::Info,
-                    &format!(
-                        "{name} left {} process(es) running (pids {}); released to {to} \
-                         (leftovers = \"release\"): they run on until they end or keel shuts down",
-                        moved.len(),
-                        pids.join(" ")
-                    ),
-                );
-            }
-            // The core kills the group at its stop timeout if anything is left.
-            Err(e) => self.log(Level::Info, &format!("{name}: {e}")),
-        }
-    }
-
-    /// A watched group's cgroup.events changed: `GroupEmpty` once it is empty.
-    pub(super) fn check_group(&mut self, svc: SvcId) {
-        if self.groups.check(svc) {
-            self.group_gone(svc);
-        }
-    }
-
-    /// Status rows get memory.current and pids.current of their groups, and a reply
-    /// about one service the processes in its group (`keelctl status NAME`).
-    pub(super) fn fill_usage(&self, rows: &mut [SvcStatus]) {
-        let one = rows.len() == 1;
-        for r in rows {
-            let Some(svc) = self.sup.as_ref().and_then(|s| s.find(&r.name)) else {
-                continue;
-            };
-            let u = self.groups.usage(svc);
-            r.memory = u.memory;
-            r.pids = u.pids;
-            if one {
-                r.procs = self.groups.pids(svc);
-            }
-        }
-    }
-
-    /// Nothing of `svc`'s instance is left: what its log pipes still hold is read, the
-    /// pipes are closed (a descendant that kept one open is gone too), and the core told.
-    /// Without cgroups "empty" only means the main process exited: a forked daemon may
-    /// still write, so its pipes stay until their EOF, as before.
-    fn group_gone(&mut self, svc: SvcId) {
-        if self.groups.enabled() {
-            self.read_pipes_of(svc);
-            self.pipes.retain(|(s, _)| *s != svc);
-        }
-        self.sup_event(SupEvent::GroupEmpty(svc));
-    }
+    out.push(SupEvent::GroupEmpty(svc));
+    out
 }

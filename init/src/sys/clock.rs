@@ -6,22 +6,7 @@
 //! reads it.
 
 use nix::time::{ClockId, clock_gettime};
-
-/// Milliseconds since boot, the unit of every deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Mono(pub u64);
-
-impl Mono {
-    /// This instant plus `ms` milliseconds.
-    pub fn plus_ms(self, ms: u64) -> Mono {
-        Mono(self.0.saturating_add(ms))
-    }
-
-    /// Milliseconds from `earlier` to this instant (0 when `earlier` is later).
-    pub fn since(self, earlier: Mono) -> u64 {
-        self.0.saturating_sub(earlier.0)
-    }
-}
+use supervisor::Mono;
 
 /// Seconds and microseconds since boot; (0, 0) if the clock cannot be read.
 pub fn since_boot() -> (u64, u32) {
@@ -35,7 +20,7 @@ pub fn since_boot() -> (u64, u32) {
     }
 }
 
-/// Now, as a `Mono`.
+/// Now, as a `Mono` (milliseconds since boot, the unit of every deadline).
 pub fn now() -> Mono {
     let (secs, micros) = since_boot();
     Mono(

@@ -109,11 +109,11 @@ pub struct Conn {
     /// It asked to follow logs: never evicted for being idle.
     pub following: bool,
     /// When it was accepted or last sent a request.
-    pub last_active: super::clock::Mono,
+    pub last_active: supervisor::Mono,
 }
 
 impl Conn {
-    pub fn new(fd: OwnedFd, now: super::clock::Mono) -> Conn {
+    pub fn new(fd: OwnedFd, now: supervisor::Mono) -> Conn {
         Conn {
             fd,
             input: Vec::new(),

@@ -7,40 +7,22 @@ use nix::errno::Errno;
 use nix::sys::reboot::{RebootMode, reboot, set_cad_enabled};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use supervisor::PowerKind;
 
-/// How the machine should stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PowerKind {
-    PowerOff,
-    Reboot,
-    Halt,
+/// The signal that asks PID 1 for `kind` (busybox convention).
+pub fn request_signal(kind: PowerKind) -> Signal {
+    match kind {
+        PowerKind::PowerOff => Signal::SIGUSR2,
+        PowerKind::Reboot => Signal::SIGTERM,
+        PowerKind::Halt => Signal::SIGUSR1,
+    }
 }
 
-impl PowerKind {
-    /// The log marker tests wait for (`keel: powering off`).
-    pub fn verb(self) -> &'static str {
-        match self {
-            PowerKind::PowerOff => "powering off",
-            PowerKind::Reboot => "rebooting",
-            PowerKind::Halt => "halting",
-        }
-    }
-
-    /// The signal that asks PID 1 for this (busybox convention).
-    pub fn request_signal(self) -> Signal {
-        match self {
-            PowerKind::PowerOff => Signal::SIGUSR2,
-            PowerKind::Reboot => Signal::SIGTERM,
-            PowerKind::Halt => Signal::SIGUSR1,
-        }
-    }
-
-    fn mode(self) -> RebootMode {
-        match self {
-            PowerKind::PowerOff => RebootMode::RB_POWER_OFF,
-            PowerKind::Reboot => RebootMode::RB_AUTOBOOT,
-            PowerKind::Halt => RebootMode::RB_HALT_SYSTEM,
-        }
+fn mode(kind: PowerKind) -> RebootMode {
+    match kind {
+        PowerKind::PowerOff => RebootMode::RB_POWER_OFF,
+        PowerKind::Reboot => RebootMode::RB_AUTOBOOT,
+        PowerKind::Halt => RebootMode::RB_HALT_SYSTEM,
     }
 }
 
@@ -70,7 +52,7 @@ pub fn finish(kind: PowerKind, do_sync: bool) -> Errno {
     if do_sync {
         sync();
     }
-    match reboot(kind.mode()) {
+    match reboot(mode(kind)) {
         Ok(never) => match never {},
         Err(e) => e,
     }

@@ -8,29 +8,18 @@
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use supervisor::Sig;
 
-/// How a child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
-    /// It called exit with this code.
-    Exited(i32),
-    /// A signal killed it (signal number, whether it dumped core).
-    Signaled(i32, bool),
-}
-
-/// The shell convention: the exit code, or 128 + the signal number.
-pub fn exit_code(ended: Ended) -> i32 {
-    match ended {
-        Ended::Exited(code) => code,
-        Ended::Signaled(sig, _) => 128 + sig,
-    }
+/// How a signal that killed a child is reported (Linux numbers fit a byte).
+fn killed_by(sig: nix::sys::signal::Signal) -> supervisor::WaitStatus {
+    supervisor::WaitStatus::Signaled(Sig(u8::try_from(sig as i32).unwrap_or(0)))
 }
 
 /// What one drain found.
 #[derive(Debug, Default)]
 pub struct Drained {
     /// Children that ended, in the order the kernel reported them.
-    pub ended: Vec<(i32, Ended)>,
+    pub ended: Vec<(i32, supervisor::WaitStatus)>,
     /// True when keel has no children left at all (ECHILD).
     pub no_children: bool,
 }
@@ -45,12 +34,11 @@ pub fn drain() -> Drained {
     // left is reaped on the next round.
     for _ in 0..4096 {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => {
-                out.ended.push((pid.as_raw(), Ended::Exited(code)))
-            }
-            Ok(WaitStatus::Signaled(pid, sig, core)) => {
-                out.ended
-                    .push((pid.as_raw(), Ended::Signaled(sig as i32, core)));
+            Ok(WaitStatus::Exited(pid, code)) => out
+                .ended
+                .push((pid.as_raw(), supervisor::WaitStatus::Exited(code))),
+            Ok(WaitStatus::Signaled(pid, sig, _core)) => {
+                out.ended.push((pid.as_raw(), killed_by(sig)));
             }
             Ok(WaitStatus::StillAlive) => break,
             // Stops and continues are not asked for (no WUNTRACED); skip them if they come.
@@ -93,19 +81,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exit_code_table() {
+    fn a_killing_signal_keeps_its_number_and_the_shell_code() {
+        use nix::sys::signal::Signal;
         let table = [
-            (Ended::Exited(0), 0),
-            (Ended::Exited(1), 1),
-            (Ended::Exited(127), 127),
-            (Ended::Exited(255), 255),
-            (Ended::Signaled(libc::SIGHUP, false), 129),
-            (Ended::Signaled(libc::SIGKILL, false), 137),
-            (Ended::Signaled(libc::SIGSEGV, true), 139),
-            (Ended::Signaled(libc::SIGTERM, false), 143),
+            (Signal::SIGHUP, 129),
+            (Signal::SIGKILL, 137),
+            (Signal::SIGSEGV, 139),
+            (Signal::SIGTERM, 143),
         ];
-        for (ended, want) in table {
-            assert_eq!(exit_code(ended), want, "{ended:?}");
+        for (sig, want) in table {
+            let ended = killed_by(sig);
+            assert_eq!(ended, supervisor::WaitStatus::Signaled(Sig(sig as u8)));
+            assert_eq!(ended.code(), want, "{ended:?}");
         }
     }
 }

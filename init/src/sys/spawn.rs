@@ -403,7 +403,7 @@ mod live_tests {
     use crate::sys::{reap, signals};
 
     /// Reaps until `pid` shows up (bounded), as PID 1's loop would.
-    fn wait_for(pid: i32) -> Option<reap::Ended> {
+    fn wait_for(pid: i32) -> Option<supervisor::WaitStatus> {
         for _ in 0..2000 {
             let d = reap::drain();
             if let Some((_, ended)) = d.ended.into_iter().find(|(p, _)| *p == pid) {
@@ -435,7 +435,7 @@ mod live_tests {
         let ended = wait_for(pid.unwrap_or(0));
         assert_eq!(
             ended,
-            Some(reap::Ended::Exited(7)),
+            Some(supervisor::WaitStatus::Exited(7)),
             "mask or dispositions leaked"
         );
 
@@ -444,6 +444,6 @@ mod live_tests {
             ..spec
         };
         let pid = spawn(&missing).unwrap_or(0);
-        assert_eq!(wait_for(pid), Some(reap::Ended::Exited(127)));
+        assert_eq!(wait_for(pid), Some(supervisor::WaitStatus::Exited(127)));
     }
 }
