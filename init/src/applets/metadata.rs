@@ -27,12 +27,12 @@ use crate::applets::state::{STATE_SSH_DIR, candidate};
 use crate::exit::Exit;
 use crate::log;
 use crate::sys::clock;
-use supervisor::Mono;
 use metadata::{Found, http, keys, linode, nocloud};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
+use supervisor::Mono;
 use supervisor::config::{self, Cloud, CloudSource};
 
 /// Where a NoCloud seed is mounted while it is read.
