@@ -21,7 +21,13 @@ pub(crate) const PROJECTS: &[(&str, &[&str])] = &[
     ),
     (
         "netcfg",
-        &["cmdline", "dhcp_hook", "rtnetlink", "nfnetlink_acks"],
+        &[
+            "cmdline",
+            "dhcp_hook",
+            "rtnetlink",
+            "nfnetlink_acks",
+            "metadata",
+        ],
     ),
     ("sshkeys", &["hostkey"]),
     ("init", &["superblock", "control_framing"]),
@@ -36,7 +42,7 @@ Crashes land in PROJECT/fuzz/artifacts/TARGET. Extra libFuzzer options go after 
 
 Projects and targets:
   supervisor  config proto_request proto_response core
-  netcfg      cmdline dhcp_hook rtnetlink nfnetlink_acks
+  netcfg      cmdline dhcp_hook rtnetlink nfnetlink_acks metadata
   sshkeys     hostkey
   init        superblock control_framing";
 

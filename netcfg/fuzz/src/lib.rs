@@ -1,4 +1,4 @@
-//! The checks behind netcfg's fuzz targets, one function per target, each taking arbitrary
+//! The checks behind netcfg's fuzz targets (and those of its `metadata` crate), one function per target, each taking arbitrary
 //! bytes and panicking only when netcfg breaks a promise: the command line, `ip=`, the DHCP
 //! hook and the netlink readers never panic on input, and what they accept keeps the rules
 //! the rest of keel relies on (valid interface names, bounded output, refusals never read as
@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("dhcp_hook", dhcp_hook),
     ("rtnetlink", rtnetlink),
     ("nfnetlink_acks", nfnetlink_acks),
+    ("metadata", metadata),
 ];
 
 fn assert_ifname(name: &str, what: &str) {
@@ -474,5 +475,172 @@ pub fn nfnetlink_acks(data: &[u8]) {
             ok,
             "result disagrees with the answers"
         );
+    }
+}
+
+/// A [`metadata::Found`] keeps its promises: keys pass `check_line`, trimmed, without
+/// duplicates; the host name passes `hostname_error`; and its keys merge into any
+/// authorized_keys text idempotently.
+fn check_found(f: &metadata::Found, what: &str) {
+    for (i, k) in f.keys.iter().enumerate() {
+        assert_eq!(
+            metadata::keys::check_line(k),
+            Ok(()),
+            "{what}: key {k:?} accepted"
+        );
+        assert_eq!(k.trim(), k, "{what}: key {k:?} not trimmed");
+        assert!(!f.keys[..i].contains(k), "{what}: key {k:?} twice");
+    }
+    if let Some(h) = &f.hostname {
+        assert_eq!(
+            metadata::hostname_error(h),
+            None,
+            "{what}: host name {h:?} accepted"
+        );
+    }
+    for w in &f.warnings {
+        assert!(!w.is_empty() && !w.contains('\n'), "{what}: warning {w:?}");
+    }
+}
+
+/// `existing` with the platform's `keys` merged in, checked: idempotent, the block holds
+/// exactly the valid keys in order, a text without a block is kept as its start, and
+/// removing the block again gives what removing it from `existing` gives.
+fn check_merge(existing: &str, keys: &[String]) {
+    use metadata::keys::{BEGIN, END, check_line, merge};
+    let m = merge(existing, "fuzz", keys);
+    assert_eq!(merge(&m, "fuzz", keys), m, "merge not idempotent");
+    let valid: Vec<&str> = keys
+        .iter()
+        .filter(|k| check_line(k).is_ok())
+        .map(String::as_str)
+        .collect();
+    let lines: Vec<&str> = m.lines().collect();
+    let begins: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].starts_with(BEGIN))
+        .collect();
+    if valid.is_empty() {
+        assert!(begins.is_empty(), "a block without keys");
+    } else {
+        assert_eq!(begins.len(), 1, "not one block");
+        let b = begins[0];
+        assert_eq!(lines[b], format!("{BEGIN}fuzz)"));
+        assert_eq!(
+            lines[b + 1..b + 1 + valid.len()],
+            valid[..],
+            "the block's keys"
+        );
+        assert_eq!(lines[b + 1 + valid.len()], END, "the block's end");
+    }
+    if !existing.lines().any(|l| l.starts_with(BEGIN)) {
+        assert!(m.starts_with(existing), "lines outside the block changed");
+    }
+    let removed = merge(existing, "fuzz", &[]);
+    assert_eq!(
+        merge(&m, "fuzz", &[]).trim_end_matches('\n'),
+        removed.trim_end_matches('\n'),
+        "lines outside the block changed"
+    );
+}
+
+/// Splits at the first NUL: (before, after it if there was one).
+fn split0(b: &[u8]) -> (&[u8], Option<&[u8]>) {
+    match b.iter().position(|&c| c == 0) {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    }
+}
+
+/// The `metadata` crate's parsers (issue 18); the first byte picks one, the rest is its
+/// input (two documents split at the first NUL):
+/// 0 NoCloud meta-data and user-data, 1 Linode's /v1/ssh-keys and /v1/instance, 2 an HTTP
+/// response, 3 a token, 4 authorized_keys text and key lines for `merge`, 5 key lines and
+/// host names. No panic, the same answer twice, and what is accepted is valid (keys pass
+/// `check_line`, host names `hostname_error`, bodies no longer than the input, tokens
+/// printable), and merging what was found is idempotent and keeps the other lines.
+pub fn metadata(data: &[u8]) {
+    use metadata::{http, keys, linode, nocloud};
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let (a, b) = split0(rest);
+    match mode % 6 {
+        0 => {
+            let f = nocloud::parse(a, b);
+            assert_eq!(f, nocloud::parse(a, b), "not deterministic");
+            check_found(&f, "nocloud");
+            check_merge(&String::from_utf8_lossy(a), &f.keys);
+        }
+        1 => {
+            let f = linode::parse(a, b);
+            assert_eq!(f, linode::parse(a, b), "not deterministic");
+            check_found(&f, "linode");
+            match linode::parse_ssh_keys(a) {
+                Ok(k) => assert_eq!(k, f.keys, "parse_ssh_keys and parse disagree"),
+                Err(e) => assert!(f.keys.is_empty() && f.warnings.contains(&e), "{e}"),
+            }
+            if let Some(b) = b
+                && let Ok(Some(h)) = linode::parse_instance(b)
+            {
+                assert_eq!(metadata::hostname_error(&h), None, "label {h:?} accepted");
+                assert_eq!(f.hostname.as_ref(), Some(&h));
+            }
+            check_merge("", &f.keys);
+        }
+        2 => {
+            let r = http::parse_response(rest);
+            assert_eq!(r, http::parse_response(rest), "not deterministic");
+            match r {
+                Ok(r) => {
+                    assert!((200..600).contains(&r.status), "status {}", r.status);
+                    assert!(r.body.len() <= rest.len(), "a body longer than the input");
+                }
+                Err(e) => assert!(!e.is_empty()),
+            }
+        }
+        3 => {
+            if let Ok(t) = linode::parse_token(rest) {
+                assert!((1..=linode::TOKEN_MAX).contains(&t.len()), "token length");
+                assert!(t.bytes().all(|c| (0x20..0x7f).contains(&c)), "token {t:?}");
+                assert_eq!(t.trim(), t, "token not trimmed");
+                let req = linode::get_request(linode::HOST, "/v1/instance", &t);
+                let text = String::from_utf8(req).expect("a request is ASCII");
+                assert_eq!(text.matches("\r\n").count(), 6, "header injected: {text:?}");
+            }
+        }
+        4 => {
+            let existing = String::from_utf8_lossy(a);
+            let keys: Vec<String> = b
+                .map(|b| {
+                    String::from_utf8_lossy(b)
+                        .split('\n')
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            check_merge(&existing, &keys);
+        }
+        _ => {
+            for line in String::from_utf8_lossy(rest).split('\n') {
+                if keys::check_line(line).is_ok() {
+                    assert!(line.len() <= keys::LINE_MAX && !line.chars().any(char::is_control));
+                    assert!(
+                        keys::TYPES
+                            .iter()
+                            .any(|t| line.starts_with(&format!("{t} "))),
+                        "{line:?} accepted"
+                    );
+                }
+                if metadata::hostname_error(line).is_none() {
+                    assert!(
+                        (1..=64).contains(&line.len())
+                            && line
+                                .bytes()
+                                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.'),
+                        "host name {line:?} accepted"
+                    );
+                }
+            }
+        }
     }
 }

@@ -158,6 +158,9 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
             .ok_or("truncated chunked body: a chunk shorter than its size")?;
         out.extend_from_slice(data);
         let after = &rest[size..];
+        if after.is_empty() || after == b"\r" {
+            return Err("truncated chunked body: no line end after a chunk".into());
+        }
         b = after
             .strip_prefix(b"\r\n")
             .or_else(|| after.strip_prefix(b"\n"))

@@ -41,13 +41,32 @@ pub fn check_line(line: &str) -> Result<(), String> {
         return Err("no key data after the type".into());
     }
     let blob = base64(b64.as_bytes()).ok_or("the key data is not valid base64")?;
-    // The blob starts with the type as an SSH string: a u32 length, then the name.
-    let named = blob
-        .get(..4)
-        .map(|l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize)
-        .and_then(|n| blob.get(4..4 + n.min(blob.len())));
-    if named != Some(ty.as_bytes()) {
+    // The blob is SSH strings (a u32 length, then the bytes), exactly as many as the type
+    // has, the first one the type: a key cut short or pasted under another type is refused.
+    let mut fields = Vec::new();
+    let mut b = blob.as_slice();
+    while let Some(l) = b.get(..4) {
+        let n = u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+        let Some(f) = b.get(4..).and_then(|r| r.get(..n)) else {
+            break;
+        };
+        fields.push(f);
+        b = &b[4 + n..];
+    }
+    let want = match ty {
+        "ssh-ed25519" => 2,
+        "sk-ecdsa-sha2-nistp256@openssh.com" => 4,
+        _ => 3,
+    };
+    if fields.first() != Some(&ty.as_bytes()) {
         return Err(crate::cat(&["the key data is not a ", ty, " key"]));
+    }
+    if !b.is_empty() || fields.len() != want {
+        return Err(crate::cat(&[
+            "the key data is not a whole ",
+            ty,
+            " key (cut short?)",
+        ]));
     }
     Ok(())
 }

@@ -128,11 +128,13 @@ pub fn parse_ssh_keys(body: &[u8]) -> Result<Vec<String>, String> {
 /// /v1/instance → its `label` (the host name Linode gives), `Ok(None)` when it has none.
 /// A label that is not a valid host name (Linode allows `_`, host names do not): Err.
 pub fn parse_instance(body: &[u8]) -> Result<Option<String>, String> {
-    Ok(instance(body)?.0)
+    instance(body)?.0
 }
 
-/// The label and the id of /v1/instance.
-fn instance(body: &[u8]) -> Result<(Option<String>, Option<String>), String> {
+/// The label (or why it is no host name) and the id of /v1/instance.
+type Instance = (Result<Option<String>, String>, Option<String>);
+
+fn instance(body: &[u8]) -> Result<Instance, String> {
     const W: &str = "instance";
     let doc = object(body, W)?;
     let id = match doc.get("id") {
@@ -140,14 +142,12 @@ fn instance(body: &[u8]) -> Result<(Option<String>, Option<String>), String> {
         _ => None,
     };
     let label = match doc.get("label") {
-        Some(Json::Str(l)) => {
-            if let Some(e) = crate::hostname_error(l) {
-                return Err(cat(&[W, ": label: ", &e]));
-            }
-            Some(l.clone())
-        }
-        None | Some(Json::Null) => None,
-        Some(v) => return Err(cat(&[W, ": label is ", v.kind(), ", not a string"])),
+        Some(Json::Str(l)) => match crate::hostname_error(l) {
+            Some(e) => Err(cat(&[W, ": label: ", &e])),
+            None => Ok(Some(l.clone())),
+        },
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => Err(cat(&[W, ": label is ", v.kind(), ", not a string"])),
     };
     Ok((label, id))
 }
@@ -173,7 +173,13 @@ pub fn parse(ssh_keys: &[u8], instance: Option<&[u8]>) -> Found {
     }
     if let Some(body) = instance {
         match self::instance(body) {
-            Ok((label, id)) => (f.hostname, f.instance_id) = (label, id),
+            Ok((label, id)) => {
+                f.instance_id = id;
+                match label {
+                    Ok(l) => f.hostname = l,
+                    Err(e) => f.warnings.push(e),
+                }
+            }
             Err(e) => f.warnings.push(e),
         }
     }
