@@ -23,14 +23,13 @@
 
 use crate::applets::hostkeys::log_to_consoles;
 use crate::applets::network::read_cmdline;
-use crate::applets::state::{STATE_SSH_DIR, candidate};
+use crate::applets::state::{STATE_SSH_DIR, block_devices, read_head, write_atomic};
 use crate::exit::Exit;
 use crate::log;
 use crate::sys::clock;
 use metadata::{Found, http, keys, linode, nocloud};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 use supervisor::Mono;
 use supervisor::config::{self, Cloud, CloudSource};
@@ -105,32 +104,10 @@ pub fn is_seed_label(label: &str) -> bool {
     label.eq_ignore_ascii_case("cidata")
 }
 
-fn read_head(dev: &str) -> Option<Vec<u8>> {
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(dev)
-        .ok()?;
-    let mut buf = Vec::with_capacity(HEAD_LEN);
-    Read::by_ref(&mut f)
-        .take(HEAD_LEN as u64)
-        .read_to_end(&mut buf)
-        .ok()?;
-    Some(buf)
-}
-
 /// The first block device with a seed label: its /dev path and filesystem.
 fn find_seed() -> Option<(String, &'static str)> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| candidate(n))
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|name| {
-        let dev = format!("/dev/{name}");
-        let (fs, label) = volume_label(&read_head(&dev)?)?;
+    block_devices().into_iter().find_map(|dev| {
+        let (fs, label) = volume_label(&read_head(&dev, HEAD_LEN)?)?;
         is_seed_label(&label).then_some((dev, fs))
     })
 }
@@ -298,27 +275,12 @@ fn keys_file() -> String {
     }
 }
 
-/// Writes `text` to `path` (mode 0600) through a temporary file and a rename.
+/// Writes `text` to `path` (mode 0600) atomically, making its directory if needed.
 fn write_private(path: &str, text: &str) -> Result<(), String> {
     if let Some(dir) = std::path::Path::new(path).parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let tmp = format!("{path}.keel-tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {path}: {e}")
-    })
+    write_atomic(path, text.as_bytes(), 0o600).map_err(|e| format!("cannot write {path}: {e}"))
 }
 
 /// Installs what `src` found; returns false when the keys could not be written.

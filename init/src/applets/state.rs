@@ -193,16 +193,32 @@ fn say(msg: &str) {
     log::info(&format!("state: {msg}"));
 }
 
-/// Reads the first 2 KiB of `/dev/<name>` without blocking on an empty drive.
-fn read_head(dev: &str) -> Option<Vec<u8>> {
-    let mut f = std::fs::OpenOptions::new()
+/// Reads up to the first `len` bytes of the device `dev` without blocking on an empty
+/// drive (fewer when the device is smaller).
+pub fn read_head(dev: &str, len: usize) -> Option<Vec<u8>> {
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(dev)
         .ok()?;
-    let mut buf = vec![0u8; SUPERBLOCK_OFFSET + SUPERBLOCK_LEN];
-    f.read_exact(&mut buf).ok()?;
+    let mut buf = Vec::with_capacity(len);
+    f.take(len as u64).read_to_end(&mut buf).ok()?;
     Some(buf)
+}
+
+/// The /dev paths of the block devices in /sys/class/block worth reading ([`candidate`]),
+/// sorted.
+pub fn block_devices() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/block") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| candidate(n))
+        .collect();
+    names.sort();
+    names.into_iter().map(|n| format!("/dev/{n}")).collect()
 }
 
 /// Looks once for the device `spec` names; returns its /dev path.
@@ -210,16 +226,8 @@ fn find(spec: &StateSpec) -> Option<String> {
     if let StateSpec::Path(p) = spec {
         return fs::exists(p).then(|| p.clone());
     }
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/block")
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| candidate(n))
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|name| {
-        let dev = format!("/dev/{name}");
-        let sb = parse_superblock(&read_head(&dev)?)?;
+    block_devices().into_iter().find_map(|dev| {
+        let sb = parse_superblock(&read_head(&dev, SUPERBLOCK_OFFSET + SUPERBLOCK_LEN)?)?;
         spec.matches(&sb).then_some(dev)
     })
 }
@@ -251,7 +259,7 @@ fn wait_for(spec: &StateSpec) -> Option<String> {
 
 /// Writes `data` to `path` through a temporary file, fsync and rename, then fsyncs the
 /// directory: the file holds the old contents or the new ones, never a mix.
-fn write_atomic(path: &str, data: &[u8], mode: u32) -> std::io::Result<()> {
+pub fn write_atomic(path: &str, data: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = format!("{path}.keel-tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
