@@ -419,26 +419,13 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
     )?;
     let make_time = debsrc::step::mmss(t.elapsed());
 
-    let partial = cache.join("out").join(format!("{key}.partial"));
-    if partial.exists() {
-        fs::remove_dir_all(&partial)?;
-    }
-    fs::create_dir_all(&partial)?;
-    let stripped = partial.join("busybox");
-    crate::util::run(
-        Command::new("strip")
-            .arg("--strip-all")
-            .arg("-o")
-            .arg(&stripped)
-            .arg(tree.join("busybox_unstripped")),
+    let (partial, stripped) = debsrc::strip_static(
+        &cache,
+        &key,
+        "busybox",
+        &tree.join("busybox_unstripped"),
+        &logs.join("busybox-make.log"),
     )?;
-    if !crate::elf::is_static(&stripped)? {
-        bail!(
-            "{} has PT_INTERP or DT_NEEDED: the link was not static (see {})",
-            stripped.display(),
-            logs.join("busybox-make.log").display()
-        );
-    }
     let list = applets(&stripped)?;
     let lacking = missing(&list);
     if !lacking.is_empty() {

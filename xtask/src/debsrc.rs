@@ -129,6 +129,38 @@ pub(crate) fn kernel_headers(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A fresh `CACHE/out/KEY.partial` holding `built` stripped as `name`, which must be a
+/// static executable (the link log `log` is named if not). Returns (partial, stripped).
+pub fn strip_static(
+    cache: &Path,
+    key: &str,
+    name: &str,
+    built: &Path,
+    log: &Path,
+) -> Result<(PathBuf, PathBuf)> {
+    let partial = cache.join("out").join(format!("{key}.partial"));
+    if partial.exists() {
+        fs::remove_dir_all(&partial)?;
+    }
+    fs::create_dir_all(&partial)?;
+    let stripped = partial.join(name);
+    crate::util::run(
+        Command::new("strip")
+            .arg("--strip-all")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(built),
+    )?;
+    if !crate::elf::is_static(&stripped)? {
+        anyhow::bail!(
+            "{} has PT_INTERP or DT_NEEDED: the link was not static (see {})",
+            stripped.display(),
+            log.display()
+        );
+    }
+    Ok((partial, stripped))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

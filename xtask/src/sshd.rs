@@ -234,26 +234,13 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
     )?;
     times.push(format!("openssh {}", mmss(t.elapsed())));
 
-    let fresh_out = cache.join("out").join(format!("{key}.partial"));
-    if fresh_out.exists() {
-        fs::remove_dir_all(&fresh_out)?;
-    }
-    fs::create_dir_all(&fresh_out)?;
-    let stripped = fresh_out.join("sshd");
-    crate::util::run(
-        Command::new("strip")
-            .arg("--strip-all")
-            .arg("-o")
-            .arg(&stripped)
-            .arg(tree.join("sshd")),
+    let (fresh_out, stripped) = crate::debsrc::strip_static(
+        &cache,
+        &key,
+        "sshd",
+        &tree.join("sshd"),
+        &logs.join("openssh-make.log"),
     )?;
-    if !crate::elf::is_static(&stripped)? {
-        bail!(
-            "{} has PT_INTERP or DT_NEEDED: the link was not static (see {})",
-            stripped.display(),
-            logs.join("openssh-make.log").display()
-        );
-    }
     let version = sshd_version(&stripped)?;
     let with_openssl = version.contains("OpenSSL 3.");
     if with_openssl != libcrypto.is_some() {
