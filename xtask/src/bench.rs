@@ -52,8 +52,11 @@ options:
                   Debian kernel with their own initramfs and load the same modules.
   --initcalls     only boot the bzImage (target/keel/bzImage, or --bzimage FILE) with
                   initcall_debug under TCG until `Run /init` and list where the kernel's
-                  time goes: the longest initcalls, the wait for the initramfs unpack
-  --bzimage FILE  the kernel --initcalls boots
+                  time goes: the longest initcalls, the wait for the initramfs unpack;
+                  then, over --runs boots each, QEMU start to /init on the host clock and
+                  the time before the kernel's clock (loading and decompressing the image)
+  --bzimage FILE  the kernel --initcalls boots; give it more than once to compare images
+                  (payload compressions), booted in turn
   -h, --help      this text
 
 The figures and how each is taken: docs/performance.md.";
@@ -81,7 +84,7 @@ struct Opts {
     kernel: Kind,
     cpus: u32,
     initcalls: bool,
-    bzimage: PathBuf,
+    bzimage: Vec<PathBuf>,
 }
 
 fn parse(args: Vec<String>) -> Result<Option<Opts>> {
@@ -96,7 +99,7 @@ fn parse(args: Vec<String>) -> Result<Option<Opts>> {
         kernel: Kind::Single,
         cpus: 1,
         initcalls: false,
-        bzimage: out_dir().join("bzImage"),
+        bzimage: Vec::new(),
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -131,7 +134,7 @@ fn parse(args: Vec<String>) -> Result<Option<Opts>> {
             }
             "--no-build" => o.build = false,
             "--initcalls" => o.initcalls = true,
-            "--bzimage" => o.bzimage = value("--bzimage")?.into(),
+            "--bzimage" => o.bzimage.push(value("--bzimage")?.into()),
             "--only" => match value("--only")?.as_str() {
                 "vm" => o.host = false,
                 "host" => o.vm = false,
@@ -165,9 +168,12 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
     };
     if opts.initcalls {
         prereq::ensure(&[need("qemu-system-x86_64", "qemu-system-x86")])?;
-        let log = initcalls::boot_log(&opts.bzimage, std::time::Duration::from_secs(300))?;
-        initcalls::print(&opts.bzimage, &initcalls::parse(&log), 15);
-        return Ok(());
+        let images = if opts.bzimage.is_empty() {
+            vec![out_dir().join("bzImage")]
+        } else {
+            opts.bzimage.clone()
+        };
+        return initcalls::compare(&images, opts.runs, std::time::Duration::from_secs(300));
     }
     let mut needs = vec![
         need("qemu-system-x86_64", "qemu-system-x86"),

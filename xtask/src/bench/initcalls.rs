@@ -4,8 +4,11 @@
 //! `Run /init`, then reads its own log: each initcall's duration, the wait for the
 //! initramfs unpack (populate_rootfs runs async; the kernel waits for it between the last
 //! initcall and "Freeing unused kernel image"), and the time to /init. The bzImage's own
-//! decompression runs before the kernel's clock starts, so it is not in this log: compare
-//! payload compressions with the bench's QEMU start -> /init figure instead.
+//! decompression runs before the kernel's clock starts, so it is not in this log; the host
+//! clock is: each boot also records the host time from QEMU's spawn to the `Run /init` line,
+//! and that minus the kernel's own time of the line is what came before the kernel's clock
+//! (firmware, loading the bzImage, decompressing it). Several `--bzimage` files and
+//! `--runs N` compare payload compressions by these figures.
 
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
@@ -64,16 +67,23 @@ pub(crate) fn parse(log: &str) -> Report {
     r
 }
 
+/// One boot: the serial log and the host time from QEMU's spawn to the `Run /init` line.
+pub(crate) struct Boot {
+    pub(crate) log: String,
+    pub(crate) host_run_init: Duration,
+}
+
 /// Boots `bzimage` under TCG with initcall_debug until `Run /init` (or `limit`) and returns
-/// the serial log.
-pub(crate) fn boot_log(bzimage: &Path, limit: Duration) -> Result<String> {
+/// the serial log with the host time it took.
+pub(crate) fn boot_log(bzimage: &Path, limit: Duration) -> Result<Boot> {
     if !bzimage.is_file() {
         bail!(
             "{} not found: run `cargo xtask kernel` first, or pass --bzimage FILE",
             bzimage.display()
         );
     }
-    let mut child = Command::new("qemu-system-x86_64")
+    let mut child = Command::new("qemu-system-x86_64");
+    child
         .args([
             "-accel",
             "tcg",
@@ -92,9 +102,9 @@ pub(crate) fn boot_log(bzimage: &Path, limit: Duration) -> Result<String> {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("cannot start qemu-system-x86_64")?;
+        .stderr(Stdio::null());
+    let spawned = Instant::now();
+    let mut child = child.spawn().context("cannot start qemu-system-x86_64")?;
     let out = child.stdout.take().context("qemu has no stdout")?;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -105,13 +115,14 @@ pub(crate) fn boot_log(bzimage: &Path, limit: Duration) -> Result<String> {
             }
         }
     });
-    let start = Instant::now();
     let mut log = String::new();
     let mut done = false;
-    while let Some(left) = limit.checked_sub(start.elapsed()) {
+    let mut host_run_init = Duration::ZERO;
+    while let Some(left) = limit.checked_sub(spawned.elapsed()) {
         match rx.recv_timeout(left) {
             Ok(line) => {
                 done = line.contains("Run /init as init process");
+                host_run_init = spawned.elapsed();
                 log.push_str(&line);
                 log.push('\n');
                 if done {
@@ -130,7 +141,103 @@ pub(crate) fn boot_log(bzimage: &Path, limit: Duration) -> Result<String> {
             limit.as_secs()
         );
     }
-    Ok(log)
+    Ok(Boot { log, host_run_init })
+}
+
+/// The figures of `runs` boots of one bzImage, for the comparison table.
+pub(crate) struct Series {
+    pub(crate) bzimage: std::path::PathBuf,
+    pub(crate) bytes: u64,
+    /// Host seconds from QEMU's spawn to `Run /init`.
+    pub(crate) host: Vec<f64>,
+    /// The kernel's own time of `Run /init`.
+    pub(crate) kernel: Vec<f64>,
+}
+
+impl Series {
+    /// Host time minus kernel time, per boot: what ran before the kernel's clock started.
+    pub(crate) fn before_kernel(&self) -> Vec<f64> {
+        self.host
+            .iter()
+            .zip(&self.kernel)
+            .map(|(h, k)| h - k)
+            .collect()
+    }
+}
+
+/// Boots each bzImage `runs` times, round-robin so drift in the host's load falls on all,
+/// prints the first boot's initcall report of each and then one comparison table.
+pub(crate) fn compare(bzimages: &[std::path::PathBuf], runs: usize, limit: Duration) -> Result<()> {
+    let mut series: Vec<Series> = Vec::new();
+    for b in bzimages {
+        let bytes = std::fs::metadata(b)
+            .with_context(|| {
+                format!(
+                    "{} not found: run `cargo xtask kernel` first, or pass --bzimage FILE",
+                    b.display()
+                )
+            })?
+            .len();
+        series.push(Series {
+            bzimage: b.clone(),
+            bytes,
+            host: Vec::new(),
+            kernel: Vec::new(),
+        });
+    }
+    for run in 0..runs {
+        for s in &mut series {
+            eprintln!(
+                "bench --initcalls: boot {}/{runs} of {}",
+                run + 1,
+                s.bzimage.display()
+            );
+            let boot = boot_log(&s.bzimage, limit)?;
+            let r = parse(&boot.log);
+            if run == 0 {
+                print(&s.bzimage, &r, 15);
+                println!();
+            }
+            let kernel = r
+                .run_init
+                .context("the log has no time on its `Run /init` line (printk times off?)")?;
+            s.host.push(boot.host_run_init.as_secs_f64());
+            s.kernel.push(kernel);
+        }
+    }
+    print!("{}", table(&series));
+    Ok(())
+}
+
+/// The comparison table: per bzImage its size, and medians [min-max] of QEMU start to
+/// `Run /init` (host), of the kernel's own time of it, and of the time before the kernel's
+/// clock.
+pub(crate) fn table(series: &[Series]) -> String {
+    use super::stats::Summary;
+    let cell = |v: &[f64]| {
+        Summary::of(v).map_or("-".into(), |s| {
+            format!("{:.3} [{:.3}-{:.3}] n={}", s.median, s.min, s.max, s.n)
+        })
+    };
+    let mut out = format!(
+        "{:<40} {:>10}  {:<26} {:<26} {:<26}\n",
+        "bzImage",
+        "bytes",
+        "QEMU start to /init (s)",
+        "kernel clock at /init (s)",
+        "before the kernel's clock (s)"
+    );
+    for s in series {
+        out.push_str(&format!(
+            "{:<40} {:>10}  {:<26} {:<26} {:<26}\n",
+            s.bzimage.display(),
+            s.bytes,
+            cell(&s.host),
+            cell(&s.kernel),
+            cell(&s.before_kernel())
+        ));
+    }
+    out
 }
 
 /// Prints the top `n` initcalls and the phases around them.
@@ -179,5 +286,23 @@ mod tests {
         assert_eq!(r.freeing, Some(2.162241));
         assert_eq!(r.run_init, Some(2.187036));
         assert_eq!(parse("no kernel here"), Report::default());
+    }
+
+    #[test]
+    fn the_table_gives_medians_and_the_time_before_the_kernel_clock() {
+        let s = Series {
+            bzimage: "gz/bzImage".into(),
+            bytes: 9_253_888,
+            host: vec![4.0, 3.0, 5.0],
+            kernel: vec![2.5, 2.0, 3.0],
+        };
+        assert_eq!(s.before_kernel(), vec![1.5, 1.0, 2.0]);
+        let t = table(&[s]);
+        let row = t.lines().nth(1).expect("a row");
+        assert!(row.starts_with("gz/bzImage"), "{row}");
+        assert!(row.contains(" 9253888 "), "{row}");
+        assert!(row.contains("4.000 [3.000-5.000] n=3"), "{row}");
+        assert!(row.contains("2.500 [2.000-3.000] n=3"), "{row}");
+        assert!(row.contains("1.500 [1.000-2.000] n=3"), "{row}");
     }
 }
