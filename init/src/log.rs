@@ -10,9 +10,12 @@
 //! record takes ([`RECORD_MAX`]) is split, the rest marked `… ` (the kernel refuses a
 //! longer record whole: EINVAL).
 //!
-//! Invariant: in PID 1, logging never blocks and never fails. Every fd is non-blocking; a
-//! write that would block (or is cut short) is dropped and counted, and the count is
-//! reported on that console once it accepts writes again. Applets that print to the
+//! Invariant: in PID 1, logging never blocks and never fails. Every fd is non-blocking; what
+//! a busy console does not take at once waits in that console's backlog (at most
+//! [`BACKLOG_MAX`] bytes), which the main loop writes out when poll says the tty has room
+//! ([`backlogged`], [`flush_backlog`]): a burst of lines at boot on a slow serial console
+//! arrives late, not lost. A line that does not fit in the backlog is dropped and counted,
+//! and the count is reported on that console once the backlog has drained. Applets that print to the
 //! consoles themselves (`use_consoles_waiting`) are ordinary processes: they wait, bounded,
 //! for a busy console rather than drop a line a person needs to read. Before /dev is mounted and the consoles are known,
 //! lines go to `/dev/console` (the node the initramfs carries). The state is one global
@@ -36,7 +39,13 @@ struct Sink {
     name: String,
     fd: OwnedFd,
     dropped: u64,
+    /// What the console has not taken yet (PID 1 only), written before any new line.
+    backlog: Vec<u8>,
 }
+
+/// The most a console's backlog holds: 16 KiB is 1.4 s of a 115200 baud serial port and
+/// 8.5 s at Linode's 19200; beyond that, lines are dropped and counted.
+pub const BACKLOG_MAX: usize = 16 * 1024;
 
 impl Sink {
     fn open(name: &str) -> Result<Sink, nix::errno::Errno> {
@@ -45,6 +54,7 @@ impl Sink {
             name: name.to_string(),
             fd,
             dropped: 0,
+            backlog: Vec::new(),
         })
     }
 }
@@ -254,6 +264,10 @@ impl Logger {
             let line = console_line(secs, micros, msg);
             let patience = self.patience_rounds;
             for sink in &mut self.consoles {
+                if patience == 0 {
+                    queue_line(sink, &line, secs, micros);
+                    continue;
+                }
                 if sink.dropped > 0 {
                     let note = console_line(
                         secs,
@@ -292,6 +306,115 @@ impl Logger {
         } else {
             self.kmsg_dropped += 1;
         }
+    }
+}
+
+/// PID 1's write of `line` to `sink`: after what the backlog holds, which is written
+/// first; what the console does not take goes into the backlog; a line that does not fit
+/// there is dropped and counted. One write(2) at most per call for each of the backlog and
+/// the line; never a wait.
+fn queue_line(sink: &mut Sink, line: &str, secs: u64, micros: u32) {
+    flush_sink(sink, secs, micros);
+    if !sink.backlog.is_empty() {
+        if sink.dropped == 0 && sink.backlog.len() + line.len() <= BACKLOG_MAX {
+            sink.backlog.extend_from_slice(line.as_bytes());
+        } else {
+            // Once a line is dropped, the rest wait for the drain and the note, so the
+            // note stands where the gap is.
+            sink.dropped += 1;
+        }
+        return;
+    }
+    let bytes = line.as_bytes();
+    match write_reopening(sink, bytes) {
+        Ok(n) => sink.backlog.extend_from_slice(&bytes[n..]),
+        Err(_) => sink.dropped += 1,
+    }
+}
+
+/// Writes what `sink`'s backlog holds, once; when it has drained and lines were dropped,
+/// queues the note that says how many. A console that fails (not EAGAIN) loses its backlog,
+/// counted as one dropped line, so that a dead tty is never polled again and again.
+fn flush_sink(sink: &mut Sink, secs: u64, micros: u32) {
+    if !sink.backlog.is_empty() {
+        let mut pending = std::mem::take(&mut sink.backlog);
+        match write_reopening(sink, &pending) {
+            Ok(n) => {
+                pending.drain(..n);
+                sink.backlog = pending;
+            }
+            Err(_) => sink.dropped += 1,
+        }
+    }
+    if sink.backlog.is_empty() && sink.dropped > 0 {
+        let note = console_line(
+            secs,
+            micros,
+            &format!(
+                "{} log lines dropped on {} (console busy)",
+                sink.dropped, sink.name
+            ),
+        );
+        sink.dropped = 0;
+        match write_reopening(sink, note.as_bytes()) {
+            Ok(n) => sink.backlog.extend_from_slice(&note.as_bytes()[n..]),
+            Err(_) => sink.dropped += 1,
+        }
+    }
+}
+
+/// One non-blocking write to the console; `Ok(0)` when it is busy (EAGAIN). A tty that was
+/// hung up (EIO: the session that had it as controlling terminal ended) is opened again
+/// and the write tried once more.
+fn write_reopening(sink: &mut Sink, bytes: &[u8]) -> Result<usize, nix::errno::Errno> {
+    match console::write_once(&sink.fd, bytes) {
+        Ok(n) => Ok(n),
+        Err(nix::errno::Errno::EAGAIN) => Ok(0),
+        Err(nix::errno::Errno::EIO) => {
+            sink.fd = Sink::open(&sink.name)?.fd;
+            match console::write_once(&sink.fd, bytes) {
+                Err(nix::errno::Errno::EAGAIN) => Ok(0),
+                other => other,
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Copies of the fds of the consoles whose backlog is not empty, for the main loop to poll
+/// for POLLOUT (empty, and no syscall, when every console has kept up).
+pub fn backlogged() -> Vec<OwnedFd> {
+    let Some(l) = logger() else {
+        return Vec::new();
+    };
+    l.consoles
+        .iter()
+        .filter(|s| !s.backlog.is_empty())
+        .filter_map(|s| s.fd.try_clone().ok())
+        .collect()
+}
+
+/// Writes what each console's backlog holds, as much as it takes now; never waits.
+pub fn flush_backlog() {
+    let (secs, micros) = clock::since_boot();
+    if let Some(mut l) = logger() {
+        for sink in &mut l.consoles {
+            flush_sink(sink, secs, micros);
+        }
+    }
+}
+
+/// Waits up to `ms` for the consoles to take their backlog: the last lines before the
+/// machine powers off or reboots.
+pub fn drain(ms: u16) {
+    let rounds = ms / 50;
+    for _ in 0..=rounds {
+        flush_backlog();
+        let fds = backlogged();
+        let Some(fd) = fds.first() else {
+            return;
+        };
+        console::wait_writable(fd, 50);
     }
 }
 
@@ -348,6 +471,7 @@ mod tests {
             name: "test-pipe".into(),
             fd: w,
             dropped: 0,
+            backlog: Vec::new(),
         };
         // Fill the pipe as a stuck console would be.
         let chunk = [b'x'; 4096];
@@ -377,6 +501,64 @@ mod tests {
         drop(sink);
         let all = reader.join().unwrap_or_default();
         assert!(all.ends_with(line.as_bytes()));
+    }
+
+    #[test]
+    fn pid1_keeps_what_a_full_console_cannot_take_and_drops_only_past_the_backlog() {
+        use nix::fcntl::OFlag;
+        use std::io::Read;
+        let Ok((r, w)) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC) else {
+            panic!("pipe2");
+        };
+        let mut sink = Sink {
+            name: "test-pipe".into(),
+            fd: w,
+            dropped: 0,
+            backlog: Vec::new(),
+        };
+        let chunk = [b'x'; 4096];
+        let mut stuffed = 0;
+        while let Ok(n) = console::write_once(&sink.fd, &chunk) {
+            stuffed += n;
+        }
+        // The console is full: lines wait in the backlog, in order, none dropped.
+        let line = |i: usize| format!("[    1.000000] keel: line {i:04} of the boot burst\n");
+        let fit = BACKLOG_MAX / line(0).len();
+        for i in 0..fit {
+            queue_line(&mut sink, &line(i), 1, 0);
+        }
+        assert_eq!(sink.dropped, 0);
+        assert_eq!(sink.backlog.len(), fit * line(0).len());
+        // Past the backlog's room, lines are counted, not kept.
+        queue_line(&mut sink, &line(fit), 1, 0);
+        queue_line(&mut sink, &line(fit + 1), 1, 0);
+        assert_eq!(sink.dropped, 2);
+        assert_eq!(sink.backlog.len(), fit * line(0).len());
+        // The console drains: the backlog goes out, then the note, then new lines.
+        let mut f = std::fs::File::from(r);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        let mut rounds = 0;
+        while !sink.backlog.is_empty() || sink.dropped > 0 || got.len() < stuffed {
+            rounds += 1;
+            assert!(rounds < 10_000, "the backlog never drained");
+            if let Ok(n) = f.read(&mut buf) {
+                got.extend_from_slice(&buf[..n]);
+            }
+            flush_sink(&mut sink, 2, 0);
+        }
+        queue_line(&mut sink, &line(9999), 3, 0);
+        while let Ok(n) = f.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got[stuffed..]).into_owned();
+        let expected: String = (0..fit).map(line).collect::<String>()
+            + "[    2.000000] keel: 2 log lines dropped on test-pipe (console busy)\n"
+            + &line(9999);
+        assert_eq!(text, expected);
     }
 
     #[test]

@@ -48,6 +48,7 @@ fn install_panic_hook() {
 /// Reboots as the last resort; if the kernel refuses, idles forever without exiting.
 fn last_resort(why: &str) -> ! {
     log::info(&format!("EMERGENCY: {why}; rebooting"));
+    log::drain(2000);
     let e = power::finish(PowerKind::Reboot, true);
     log::info(&format!("reboot(2) failed: {e}; keel idles"));
     loop {

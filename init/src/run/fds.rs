@@ -20,6 +20,8 @@ pub enum Source {
     Notify(SvcId),
     Button(usize),
     Group(SvcId),
+    /// A console tty with a log backlog, polled for room (POLLOUT).
+    Console,
 }
 
 /// Which descriptors came back from poll, by kind, in the order they were added.
@@ -32,6 +34,7 @@ pub struct Woken {
     pub notify: Vec<SvcId>,
     pub buttons: Vec<usize>,
     pub groups: Vec<SvcId>,
+    pub consoles: bool,
 }
 
 impl Woken {
@@ -44,6 +47,7 @@ impl Woken {
             Source::Notify(s) => self.notify.push(s),
             Source::Button(i) => self.buttons.push(i),
             Source::Group(s) => self.groups.push(s),
+            Source::Console => self.consoles = true,
         }
     }
 }

@@ -41,6 +41,8 @@ pub fn finish(
     if let Some(d) = dog.take() {
         d.disarm(host);
     }
+    // The report's lines may still wait in a slow console's backlog: give it up to 2 s.
+    crate::log::drain(2000);
     let e = power::finish(kind, false);
     host.log(
         Level::Info,

@@ -427,6 +427,9 @@ impl Driver {
             self.next_deadline()
         };
         let ready = self.poll_all(fds::timeout(now, due.or(deadline), self.sfd.is_some()));
+        if ready.consoles {
+            crate::log::flush_backlog();
+        }
 
         let signals = match &self.sfd {
             Some(sfd) if ready.signal => signals::read_pending(sfd),
@@ -479,7 +482,12 @@ impl Driver {
     }
 
     fn poll_all(&self, timeout: PollTimeout) -> fds::Woken {
+        // Consoles with log lines they have not taken yet: woken when they have room.
+        let consoles = crate::log::backlogged();
         let mut reg = Registry::default();
+        for fd in &consoles {
+            reg.add(fd.as_fd(), PollFlags::POLLOUT, Source::Console);
+        }
         if let Some(sfd) = &self.sfd {
             reg.add(sfd.as_fd(), PollFlags::POLLIN, Source::Signal);
         }
