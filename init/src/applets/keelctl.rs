@@ -105,7 +105,7 @@ pub struct Opts {
 }
 
 fn duration(v: &str) -> Result<Duration, String> {
-    supervisor::config::parse_duration(v)
+    appliance::parse_duration(v)
         .ok_or_else(|| format!("--timeout needs a duration such as 30s or 500ms, not {v:?}"))
 }
 
