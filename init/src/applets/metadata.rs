@@ -21,7 +21,7 @@
 //! console; none applying is success.
 #![forbid(unsafe_code)]
 
-use crate::applets::hostkeys::log_to_consoles;
+use crate::applets::log_to_consoles;
 use crate::applets::network::read_cmdline;
 use crate::applets::state::{STATE_SSH_DIR, block_devices, read_head, write_atomic};
 use crate::exit::Exit;
