@@ -9,16 +9,7 @@ use common::{errors, one};
 #[test]
 fn shipped_appliance_config_is_valid() {
     let text = include_str!("../../../configs/appliance.toml");
-    let c = match appliance::parse(text, "configs/appliance.toml") {
-        Ok(c) => c,
-        Err(d) => panic!(
-            "{}",
-            d.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    };
+    let c = common::parse_file(text, "configs/appliance.toml");
     assert!(!c.services.is_empty());
     assert!(c.services.iter().filter(|s| s.console).count() <= 1);
 }
@@ -289,10 +280,7 @@ fn toml_syntax_errors_have_a_place() {
 fn shipped_config_has_the_appliance_graph() {
     // The default appliance: what sshd waits for, and what the console must not wait for.
     let text = include_str!("../../../configs/appliance.toml");
-    let c = match appliance::parse(text, "configs/appliance.toml") {
-        Ok(c) => c,
-        Err(d) => panic!("{d:?}"),
-    };
+    let c = common::parse_file(text, "configs/appliance.toml");
     let svc = |name: &str| match c.services.iter().find(|s| s.name == name) {
         Some(s) => s,
         None => panic!("no service {name} in configs/appliance.toml"),

@@ -7,7 +7,12 @@ use appliance::ApplianceConfig;
 
 /// The config of `text`; a test with a bad one fails with its diagnostics.
 pub fn parse_config(text: &str) -> ApplianceConfig {
-    match appliance::parse(text, "test.toml") {
+    parse_file(text, "test.toml")
+}
+
+/// The config of `text` shown as `path`; a test with a bad one fails with its diagnostics.
+pub fn parse_file(text: &str, path: &str) -> ApplianceConfig {
+    match appliance::parse(text, path) {
         Ok(c) => c,
         Err(d) => panic!(
             "{}",
