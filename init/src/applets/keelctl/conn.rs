@@ -101,15 +101,16 @@ impl Conn {
                     )));
                 }
             };
-            self.pending.extend_from_slice(&raw[..n]);
-            // Only whole UTF-8 sequences go to the decoder.
+            self.pending
+                .extend_from_slice(raw.get(..n).unwrap_or_default());
+            // Only whole UTF-8 sequences go to the decoder; an incomplete one waits.
             let valid = match std::str::from_utf8(&self.pending) {
                 Ok(s) => s.len(),
                 Err(e) => e.valid_up_to(),
             };
-            self.buf
-                .push_str(&String::from_utf8_lossy(&self.pending[..valid]));
-            self.pending.drain(..valid);
+            let (text, rest) = self.pending.split_at_checked(valid).unwrap_or_default();
+            self.buf.push_str(&String::from_utf8_lossy(text));
+            self.pending = rest.to_vec();
         }
     }
 }
