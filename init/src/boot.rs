@@ -30,8 +30,8 @@ use crate::lifecycle::{Cause, EmergencyOpts};
 use crate::log::Level;
 use crate::modules::{ModDb, normalize};
 use crate::mountplan::{self, Mount, OnFail, Step};
+use appliance::ApplianceConfig;
 use nix::errno::Errno;
-use supervisor::config::{self, ApplianceConfig};
 
 /// keel's version, as in the start marker.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -304,7 +304,7 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
                 Level::Info,
                 &format!(
                     "cannot set hostname {name:?} ([system].hostname in {}): {e}",
-                    config::DEFAULT_PATH
+                    appliance::DEFAULT_PATH
                 ),
             ),
         }
@@ -348,12 +348,12 @@ pub fn boot<S: Sys>(sys: &mut S) -> Booted {
 pub const RUN_PROBE: &str = "/run/keel/version";
 
 /// Remounts each tmpfs whose size the config sets to other than the default.
-fn size_tmpfs<S: Sys>(sys: &mut S, system: &config::System) {
+fn size_tmpfs<S: Sys>(sys: &mut S, system: &appliance::System) {
     for (target, field) in mountplan::SIZED {
         let (size, default) = match field {
-            "run_size" => (system.run_size, config::defaults::RUN_SIZE),
-            "tmp_size" => (system.tmp_size, config::defaults::TMP_SIZE),
-            _ => (system.shm_size, config::defaults::SHM_SIZE),
+            "run_size" => (system.run_size, appliance::defaults::RUN_SIZE),
+            "tmp_size" => (system.tmp_size, appliance::defaults::TMP_SIZE),
+            _ => (system.shm_size, appliance::defaults::SHM_SIZE),
         };
         if size == default {
             continue;
@@ -365,7 +365,7 @@ fn size_tmpfs<S: Sys>(sys: &mut S, system: &config::System) {
                 Level::Info,
                 &format!(
                     "cannot resize {target} to {size} ([system] {field} in {}): {e}; it stays at {default}",
-                    config::DEFAULT_PATH
+                    appliance::DEFAULT_PATH
                 ),
             ),
         }
@@ -378,11 +378,11 @@ fn probe_run<S: Sys>(sys: &mut S, cfg: Option<&ApplianceConfig>) -> Option<Strin
     let made = sys.mkdir("/run/keel", 0o711);
     let wrote = made.and_then(|()| sys.create_file(RUN_PROBE, &format!("keel {VERSION}\n")));
     let e = wrote.err()?;
-    let size = cfg.map_or(config::defaults::RUN_SIZE, |c| c.system.run_size);
+    let size = cfg.map_or(appliance::defaults::RUN_SIZE, |c| c.system.run_size);
     let hint = if e == Errno::ENOSPC {
         format!(
             "/run is full (its tmpfs is at most {size}); raise [system] run_size in {} or find what fills it",
-            config::DEFAULT_PATH
+            appliance::DEFAULT_PATH
         )
     } else {
         "keelctl and the services' notify sockets need a writable /run".to_string()
@@ -413,12 +413,12 @@ fn read_consoles<S: Sys>(sys: &mut S) -> Consoles {
 /// Reads and checks /etc/keel/appliance.toml, at boot and when keel goes on after an
 /// emergency shell: each diagnostic is logged (file:line:col), and Err is the line the
 /// emergency summary shows.
-pub fn load_appliance<S: Sys>(sys: &mut S) -> Result<config::ApplianceConfig, String> {
-    let path = config::DEFAULT_PATH;
+pub fn load_appliance<S: Sys>(sys: &mut S) -> Result<appliance::ApplianceConfig, String> {
+    let path = appliance::DEFAULT_PATH;
     let text = sys
         .read_file(path)
         .map_err(|e| format!("cannot read appliance config {path}: {e}"))?;
-    config::parse(&text, path).map_err(|diags| {
+    appliance::parse(&text, path).map_err(|diags| {
         for d in &diags {
             sys.log(Level::Info, &format!("config error: {d}"));
         }
@@ -561,7 +561,7 @@ fn ensure_tty_node<S: Sys>(sys: &mut S, name: &str) {
 /// Loads the modules the config names, when the kernel is modular. Returns the fatal
 /// problem, if a required module could not be loaded.
 pub(crate) fn load_modules<S: Sys>(sys: &mut S, cfg: &ApplianceConfig) -> Option<String> {
-    let origin = format!("[modules] in {}", config::DEFAULT_PATH);
+    let origin = format!("[modules] in {}", appliance::DEFAULT_PATH);
     load_named(sys, &cfg.modules.load, &cfg.modules.required, &origin)
 }
 
@@ -717,7 +717,7 @@ mod tests {
             let mut f = Fake::default();
             f.file(consoles::ACTIVE_PATH, "ttyS0\n");
             f.file("/proc/cmdline", "console=ttyS0 panic=-1\n");
-            f.file(config::DEFAULT_PATH, "[system]\nhostname = \"box\"\n");
+            f.file(appliance::DEFAULT_PATH, "[system]\nhostname = \"box\"\n");
             f.paths.insert("/dev/ttyS0".into());
             f
         }
@@ -735,7 +735,7 @@ mod tests {
                     .join(", ")
             };
             self.file(
-                config::DEFAULT_PATH,
+                appliance::DEFAULT_PATH,
                 &format!(
                     "[modules]\nload = [{}]\nrequired = [{}]\n",
                     quote(load),
@@ -971,7 +971,7 @@ mod tests {
     fn the_config_sizes_the_tmpfs_mounts() {
         let mut f = Fake::new();
         f.file(
-            config::DEFAULT_PATH,
+            appliance::DEFAULT_PATH,
             "[system]\nrun_size = \"16M\"\nshm_size = \"25%\"\n",
         );
         let b = boot(&mut f);
@@ -1012,7 +1012,7 @@ mod tests {
     fn non_modular_kernel_skips_module_loading() {
         let mut f = Fake::new();
         f.file(
-            config::DEFAULT_PATH,
+            appliance::DEFAULT_PATH,
             "[modules]\nload = [\"virtio_net\"]\nrequired = [\"virtio_net\"]\n",
         );
         let b = boot(&mut f);
@@ -1080,7 +1080,7 @@ mod tests {
     #[test]
     fn bad_config_is_an_emergency_naming_file_line_and_field() {
         let mut f = Fake::new();
-        f.file(config::DEFAULT_PATH, "[system]\nhostnme = \"x\"\n");
+        f.file(appliance::DEFAULT_PATH, "[system]\nhostnme = \"x\"\n");
         let b = boot(&mut f);
         let fatal = b.fatal.unwrap_or_default();
         assert!(
@@ -1098,7 +1098,7 @@ mod tests {
     #[test]
     fn missing_config_is_an_emergency() {
         let mut f = Fake::new();
-        f.files.remove(config::DEFAULT_PATH);
+        f.files.remove(appliance::DEFAULT_PATH);
         let b = boot(&mut f);
         assert_eq!(
             b.fatal.as_deref(),

@@ -12,9 +12,9 @@
 #![forbid(unsafe_code)]
 
 use crate::sys::cgroup::{self, Group, Tree};
+use appliance::Limits;
+use appliance::limits::DEFAULT_PIDS_MAX;
 use std::os::fd::{BorrowedFd, OwnedFd};
-use supervisor::config::Limits;
-use supervisor::config::limits::DEFAULT_PIDS_MAX;
 use supervisor::{Pid, Sig, SvcId};
 
 /// One service's group and what the driver knows of it.
@@ -321,7 +321,7 @@ impl Groups {
 /// with memory_max: an OOM kill then takes the whole service, not one random process.
 /// The resource numbers and values of a service's `rlimits`, for `SpawnSpec::rlimits`.
 pub fn rlimits(l: &Limits) -> Vec<(i32, u64)> {
-    use supervisor::config::limits::Rlimit;
+    use appliance::limits::Rlimit;
     l.rlimits
         .iter()
         .map(|&(r, v)| {

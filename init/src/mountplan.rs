@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_tmpfs_sizes_mounted_are_the_config_defaults() {
-        use supervisor::config::defaults;
+        use appliance::defaults;
         for (target, size) in [
             ("/run", defaults::RUN_SIZE),
             ("/tmp", defaults::TMP_SIZE),

@@ -82,7 +82,7 @@ pub fn main() -> ! {
     };
     log::set_verbose(booted.debug);
     // Per-console services (getty) become one instance per console before the supervisor
-    // numbers the services (supervisor::config::ApplianceConfig::expand_consoles).
+    // numbers the services (appliance::ApplianceConfig::expand_consoles).
     let consoles = booted.consoles.all.clone();
     if let Some(cfg) = booted.config.as_mut() {
         cfg.expand_consoles(&consoles);

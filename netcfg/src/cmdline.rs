@@ -32,7 +32,6 @@ use std::net::IpAddr;
 
 use crate::client::DhcpClient;
 use crate::ip::{self, Cidr, IpConfig, Mac};
-use crate::plan::Route;
 
 /// The kernel's `ip=` (one per interface in the dracut forms).
 pub const IP: &str = "ip";
@@ -244,6 +243,14 @@ fn switch_bool(value: Option<&str>) -> Option<bool> {
         Some("0" | "no" | "false" | "off") => Some(false),
         Some(_) => None,
     }
+}
+
+/// A route from `rd.route=`: to a network, via a gateway, optionally out of a named device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub to: Cidr,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
 }
 
 /// Parses `rd.route=<net>/<prefix>:<gw>[:<iface>]`, IPv6 parts in brackets.

@@ -36,10 +36,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::cmdline::Route;
 use crate::cmdline::hostname_error;
 use crate::ip::{self, Cidr, MTU_MAX};
 use crate::links::{Family, LinkOp, default_route, resolv_conf};
-use crate::plan::Route;
 
 /// The smallest lease MTU applied, as in ISC dhclient-script (smaller values are bogus).
 pub const LEASE_MTU_MIN: u32 = 576;

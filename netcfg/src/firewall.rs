@@ -9,12 +9,12 @@
 //! `flush ruleset` would not do.
 //!
 //! This module only builds text: it runs nothing, reads no file and cannot fail. Every value
-//! it prints was validated by `supervisor::config::firewall`, so the output is deterministic
+//! it prints was validated by `appliance::firewall`, so the output is deterministic
 //! and always a valid ruleset (the tests check each with `nft -c -f`). See
 //! `docs/firewall.md` for the rules and why each built-in one is there.
 
+use appliance::{Allow, Cidr, Firewall, Forward, Protocol};
 use std::fmt::Write as _;
-use supervisor::config::{Allow, Cidr, Firewall, Forward, Protocol};
 
 /// The family and name of keel's table: `nft list table inet keel` shows it.
 pub const TABLE: &str = "inet keel";

@@ -21,6 +21,6 @@ pub mod nft;
 pub mod plan;
 pub mod rtnl;
 
-pub use cmdline::{Cmdline, Param, Warning};
+pub use cmdline::{Cmdline, Param, Route, Warning};
 pub use ip::{Cidr, IpConfig, IpError, Mac, Method};
-pub use plan::{Interface, Plan, Route, Selector};
+pub use plan::{Interface, Plan, Selector};

@@ -15,8 +15,9 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::cmdline::Route;
 use crate::ip::{Cidr, Mac, Method};
-use crate::plan::{Plan, Route, Selector};
+use crate::plan::{Plan, Selector};
 
 pub use crate::netlink::{NlError, REPLY_TIMEOUT_SECS};
 

@@ -18,8 +18,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use appliance::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 use nix::sys::socket::SockProtocol;
-use supervisor::config::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
 use crate::firewall::{ICMP_TYPES, ICMPV6_TYPES, rule_comment};
 use crate::netlink::{

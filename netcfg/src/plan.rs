@@ -26,16 +26,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::cmdline::{self, Cmdline};
+use crate::cmdline::{self, Cmdline, Route};
 use crate::ip::{Autoconf, Cidr, IpConfig, Mac, Method};
-
-/// A route from `rd.route=`: to a network, via a gateway, optionally out of a named device.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    pub to: Cidr,
-    pub via: Option<IpAddr>,
-    pub dev: Option<String>,
-}
 
 /// How the applier finds the link of an interface.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -341,7 +341,7 @@ fn kernel_errors_are_reported_with_the_op() {
         let mut nl = Netlink::open().unwrap_or_else(|e| panic!("{e}"));
         let ops = [
             netlink::LinkOp::Up("kv0".into()),
-            netlink::LinkOp::AddRoute(plan::Route {
+            netlink::LinkOp::AddRoute(netcfg::Route {
                 to: netcfg::Cidr::parse("198.51.100.0/24").unwrap_or_else(|| panic!("cidr")),
                 via: None,
                 dev: Some("nosuch0".into()),

@@ -21,7 +21,7 @@
 //! - A dependency gives up: it stays `GaveUp`; what needs it stays down, and status says
 //!   "waiting for NAME, which gave up". `on_give_up = "reboot"` shuts down in order and
 //!   reboots; `"emergency"` emits [`Action::Emergency`]; `"retry-slowly"` retries after
-//!   [`crate::config::defaults::SLOW_RETRY`].
+//!   [`appliance::defaults::SLOW_RETRY`].
 //! - Manual stop of a service stops everything that needs it too (they cannot run
 //!   without it) and none of them comes back until started by request; manual start
 //!   also starts what it needs; manual restart stops it and its dependents and brings
@@ -32,17 +32,17 @@
 //! - Shutdown: every target goes down, services stop in reverse order of needs *and*
 //!   after, and [`Action::Halt`] is emitted once nothing is left.
 
-use crate::config::{
-    ApplianceConfig, Kind, Leftovers, OnGiveUp, Ready, Restart, ServiceConfig, defaults,
-};
 use crate::event::{Action, ConnId, Event, Record, SpawnSpec};
-use crate::graph::Graph;
 use crate::log::{DEFAULT_RING_BYTES, LogRing};
 use crate::proto::{Request, Response, SvcState, SvcStatus};
 use crate::restart::{self, Decision, Rng};
 use crate::state::{Group, Phase, StopHow, Stopped, Svc, Target};
 use crate::timeline::{BootReport, BootRow};
 use crate::types::{Mono, Pid, PowerKind, Sig, SvcId, WaitStatus};
+use appliance::graph::Graph;
+use appliance::{
+    ApplianceConfig, Kind, Leftovers, OnGiveUp, Ready, Restart, ServiceConfig, defaults,
+};
 use std::time::Duration;
 
 /// How long a process may survive SIGKILL before keel stops waiting for it.
@@ -1047,7 +1047,7 @@ impl Supervisor {
 
     fn no_such(&self, n: &str) -> Response {
         let names = self.cfg.iter().map(|c| c.name.as_str());
-        let hint = match crate::config::closest(n, names) {
+        let hint = match appliance::closest(n, names) {
             Some(c) => format!("; did you mean {c}?"),
             None => String::new(),
         };

@@ -4,9 +4,9 @@
 //! Everything that can wake keel's loop is an `Event`; every effect on the world is an
 //! `Action`. Must not grow methods that do IO: init/ turns actions into system calls.
 
-use crate::config::Ready;
 use crate::proto::{Request, Response};
 use crate::types::{Pid, PowerKind, Sig, SvcId, WaitStatus};
+use appliance::Ready;
 use std::fmt;
 
 /// A control connection, numbered by the driver.

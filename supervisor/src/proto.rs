@@ -247,7 +247,7 @@ pub fn unescape(s: &str) -> Result<String, ProtoError> {
 }
 
 /// Config names, plus `@` for the per-console instances (`getty@ttyS0`, see
-/// `config::ApplianceConfig::expand_consoles`).
+/// `appliance::ApplianceConfig::expand_consoles`).
 fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64

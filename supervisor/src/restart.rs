@@ -5,8 +5,8 @@
 //! Must not read the clock or any OS source of randomness; memory per service is bounded
 //! by its crash-loop limit.
 
-use crate::config::{Backoff, CrashLoop};
 use crate::types::Mono;
+use appliance::{Backoff, CrashLoop};
 use std::collections::VecDeque;
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! it documents the bug without turning everyone's CI red; whoever fixes it removes the
 //! `ignore` (`cargo test -p supervisor --test fuzz_regressions -- --ignored` runs them).
 
-use supervisor::config;
 use supervisor::core::Supervisor;
 use supervisor::event::{Action, ConnId, Event};
 use supervisor::proto::Request;
@@ -20,7 +19,7 @@ fn kills(out: &[Action]) -> Vec<(Pid, Sig)> {
 /// another process (`Action::Kill` promises a child the core "has not seen exit").
 #[test]
 fn an_exit_reported_at_the_stop_timeout_is_not_killed_again() {
-    let cfg = match config::parse(
+    let cfg = match appliance::parse(
         "[services.a]\nexec = [\"/bin/a\"]\nstop_timeout = \"5s\"\n",
         "t.toml",
     ) {
@@ -68,13 +67,13 @@ fn an_exit_reported_at_the_stop_timeout_is_not_killed_again() {
 /// drops the edge that closes a cycle, so each service starts once and stays up.
 #[test]
 fn a_cycle_in_a_hand_built_config_does_not_loop() {
-    let mut cfg = config::ApplianceConfig::default();
+    let mut cfg = appliance::ApplianceConfig::default();
     for (name, needs) in [
         ("s1", &["s5"][..]),
         ("s4", &["s1", "nowhere"][..]),
         ("s5", &["s4"][..]),
     ] {
-        let mut s = config::ServiceConfig::new(name, &["/bin/sleep", "1000"]);
+        let mut s = appliance::ServiceConfig::new(name, &["/bin/sleep", "1000"]);
         s.needs = needs.iter().map(|n| n.to_string()).collect();
         cfg.services.push(s);
     }

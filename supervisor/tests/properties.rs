@@ -3,10 +3,10 @@
 
 mod common;
 
+use appliance::{ApplianceConfig, Leftovers, Ready, Restart, ServiceConfig};
 use common::Sim;
 use proptest::prelude::{Strategy, any, prop_oneof, proptest};
 use std::time::Duration;
-use supervisor::config::{ApplianceConfig, Leftovers, Ready, Restart, ServiceConfig};
 use supervisor::event::{Action, Event};
 use supervisor::state::Phase;
 use supervisor::{PowerKind, Sig, SvcId, WaitStatus};

@@ -900,3 +900,10 @@ fn a_main_process_that_ignores_its_stop_signal_is_killed_alone() {
 2.000 status sshd: down (stopped by request)";
     assert_eq!(trace, want);
 }
+
+#[test]
+fn the_shipped_appliance_config_builds_a_core() {
+    // Its validation is appliance's test; here: the core takes what the parser gives.
+    let cfg = parse_config(include_str!("../../configs/appliance.toml"));
+    let _ = supervisor::core::Supervisor::new(&cfg);
+}

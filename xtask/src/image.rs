@@ -206,7 +206,7 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
             lines.len()
         );
     }
-    let config = supervisor::config::parse(&config_text, &shown).map_err(|d| {
+    let config = appliance::parse(&config_text, &shown).map_err(|d| {
         anyhow::anyhow!("{shown}: the config checked ok but did not parse again: {d:?}")
     })?;
 

@@ -8,7 +8,7 @@
 //! threshold and must not write to /dev/random.
 #![forbid(unsafe_code)]
 
-use crate::applets::hostkeys::log_to_consoles;
+use crate::applets::log_to_consoles;
 use crate::exit::Exit;
 use crate::log;
 use crate::sys::clock;

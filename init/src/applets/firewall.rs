@@ -11,8 +11,8 @@
 //! CONFIG defaults to /etc/keel/appliance.toml.
 #![forbid(unsafe_code)]
 
+use appliance::Firewall;
 use netcfg::{firewall, nft};
-use supervisor::config::{self, Firewall};
 
 use crate::exit::Exit;
 
@@ -29,7 +29,7 @@ fn load(path: &str) -> Result<Firewall, Exit> {
         eprintln!("keel firewall: cannot read {path}: {e}; nothing is loaded");
         Exit::Permanent
     })?;
-    match config::parse(&text, path) {
+    match appliance::parse(&text, path) {
         Ok(cfg) => Ok(cfg.firewall),
         Err(diags) => {
             for d in &diags {
@@ -87,7 +87,7 @@ pub fn main(args: &[String]) -> Exit {
                 }
             };
         }
-        [m @ ("--print" | "--apply")] => (*m, config::DEFAULT_PATH),
+        [m @ ("--print" | "--apply")] => (*m, appliance::DEFAULT_PATH),
         [m @ ("--print" | "--apply"), p] => (*m, *p),
         _ => {
             eprint!("keel firewall: expected --print or --apply, and at most one CONFIG\n{HELP}");
@@ -110,8 +110,8 @@ pub fn main(args: &[String]) -> Exit {
                 fw.allow.len(),
                 if fw.allow.len() == 1 { "" } else { "s" },
                 match fw.forward {
-                    config::Forward::Drop => "dropped",
-                    config::Forward::Reject => "rejected",
+                    appliance::Forward::Drop => "dropped",
+                    appliance::Forward::Reject => "rejected",
                 }
             );
             Exit::Ok

@@ -1,5 +1,5 @@
 //! `keel getty TTY`: the console login, one instance per active console (`getty@ttyS0`,
-//! `getty@hvc0`; see `supervisor::config::ApplianceConfig::expand_consoles`).
+//! `getty@hvc0`; see `appliance::ApplianceConfig::expand_consoles`).
 //!
 //! It decides one thing and execs busybox getty: when root has a password in /etc/shadow
 //! (which is the state disk's copy when there is one, see `state.rs`), the console gets a

@@ -18,18 +18,13 @@
 //! This applet must never print the private key.
 #![forbid(unsafe_code)]
 
+use crate::applets::log_to_consoles;
 use crate::applets::state::{STATE_DIR, mounted_at};
 use crate::consoles;
 use crate::exit::Exit;
 use crate::log;
 use crate::sys::{console, fs};
 use std::path::Path;
-
-/// Moves this process's log to every active console and /dev/kmsg, as PID 1's log.
-pub fn log_to_consoles() {
-    let active = fs::read_to_string(consoles::ACTIVE_PATH).unwrap_or_default();
-    log::use_consoles_waiting(&consoles::parse_active(&active).all);
-}
 
 /// Writes `text` once to every active console, without blocking (a busy console misses it;
 /// the fingerprint line is in the log and in dmesg anyway).

@@ -8,9 +8,9 @@
 
 use crate::boot::VERSION;
 use crate::exit::Exit;
+use appliance::graph::Graph;
+use appliance::{Kind, ServiceConfig};
 use supervisor::SvcId;
-use supervisor::config::{Kind, ServiceConfig};
-use supervisor::graph::Graph;
 
 const HELP: &str = "\
 usage: keel check [-v] [--graph|--dot] FILE   validate an appliance config (exit 0 ok,
@@ -53,7 +53,7 @@ pub fn check_text(text: &str, path: &str) -> (Vec<String>, bool) {
 /// The whole `keel check` report: on success `PATH: ok`, the notes with `-v` and the graph
 /// when asked; on failure every diagnostic as `file:line:col: message`.
 pub fn check_report(text: &str, path: &str, opts: CheckOpts) -> (Vec<String>, bool) {
-    match supervisor::config::parse_noted(text, path) {
+    match appliance::parse_noted(text, path) {
         Ok((config, notes)) => {
             let mut lines = Vec::new();
             if opts.verbose {
@@ -207,10 +207,10 @@ pub fn check_bytes(bytes: &[u8], path: &str, opts: CheckOpts) -> (Vec<String>, b
 /// before the firewall is loaded. The firewall service is the one that runs
 /// `keel firewall --apply` (or is named `firewall`); a service that does not need it, even
 /// through others, may start with its port open to everyone.
-fn warnings(cfg: &supervisor::config::ApplianceConfig, text: &str, path: &str) -> Vec<String> {
-    use supervisor::config::Ready;
-    let (graph, _) = supervisor::graph::Graph::build(&cfg.services);
-    let is_firewall = |s: &supervisor::config::ServiceConfig| {
+fn warnings(cfg: &appliance::ApplianceConfig, text: &str, path: &str) -> Vec<String> {
+    use appliance::Ready;
+    let (graph, _) = appliance::graph::Graph::build(&cfg.services);
+    let is_firewall = |s: &appliance::ServiceConfig| {
         s.name == "firewall"
             || (s.exec.first().is_some_and(|p| p.ends_with("/keel"))
                 && s.exec.get(1).is_some_and(|a| a == "firewall"))

@@ -21,18 +21,18 @@
 //! console; none applying is success.
 #![forbid(unsafe_code)]
 
-use crate::applets::hostkeys::log_to_consoles;
+use crate::applets::log_to_consoles;
 use crate::applets::network::read_cmdline;
 use crate::applets::state::{STATE_SSH_DIR, block_devices, read_head, write_atomic};
 use crate::exit::Exit;
 use crate::log;
 use crate::sys::clock;
+use appliance::{Cloud, CloudSource};
 use metadata::{Found, http, keys, linode, nocloud};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 use supervisor::Mono;
-use supervisor::config::{self, Cloud, CloudSource};
 
 /// Where a NoCloud seed is mounted while it is read.
 pub const SEED_MOUNT: &str = "/run/keel/cidata";
@@ -337,7 +337,7 @@ fn apply(src: CloudSource, found: &Found, cmdline_hostname: Option<&str>) -> boo
 
 fn load_cloud(path: &str) -> Cloud {
     match std::fs::read_to_string(path) {
-        Ok(text) => match config::parse(&text, path) {
+        Ok(text) => match appliance::parse(&text, path) {
             Ok(cfg) => cfg.cloud,
             Err(diags) => {
                 let first = diags.first().map(ToString::to_string).unwrap_or_default();
@@ -357,7 +357,7 @@ fn load_cloud(path: &str) -> Cloud {
 /// Runs `keel metadata`.
 pub fn main(args: &[String]) -> Exit {
     let path = match crate::applets::options("keel metadata", args, USAGE, |a| match a {
-        [] => Ok(config::DEFAULT_PATH.to_string()),
+        [] => Ok(appliance::DEFAULT_PATH.to_string()),
         [flag, p] if flag == "--config" => Ok(p.clone()),
         _ => Err(format!("unexpected arguments {a:?}")),
     }) {

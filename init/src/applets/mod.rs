@@ -24,6 +24,15 @@ pub mod state;
 pub mod supervise;
 
 use crate::exit::Exit;
+use crate::sys::fs;
+use crate::{consoles, log};
+
+/// Moves the log of a oneshot applet that boots with the machine (entropy, state, host
+/// keys, metadata) to every active console and /dev/kmsg, as PID 1's log.
+pub fn log_to_consoles() {
+    let active = fs::read_to_string(consoles::ACTIVE_PATH).unwrap_or_default();
+    log::use_consoles_waiting(&consoles::parse_active(&active).all);
+}
 
 /// The start of an applet with options: `-h`/`--help` prints `usage` and ends with
 /// `Exit::Ok`; an option `parse` refuses is named on stderr, after `who:`, with the usage,

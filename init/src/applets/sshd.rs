@@ -55,9 +55,9 @@ pub fn main(args: &[String]) -> Exit {
         eprintln!("usage: keel sshd (execs {SSHD} with {SSHD_CONFIG} and [ssh] of the config)");
         return Exit::Permanent;
     }
-    let path = supervisor::config::DEFAULT_PATH;
+    let path = appliance::DEFAULT_PATH;
     let password_login = match std::fs::read_to_string(path) {
-        Ok(text) => match supervisor::config::parse(&text, path) {
+        Ok(text) => match appliance::parse(&text, path) {
             Ok(cfg) => cfg.ssh.password_login,
             Err(diags) => {
                 let first = diags.first().map(ToString::to_string).unwrap_or_default();

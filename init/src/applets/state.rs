@@ -18,7 +18,7 @@
 //! fsck or unmount anything.
 #![forbid(unsafe_code)]
 
-use crate::applets::hostkeys::log_to_consoles;
+use crate::applets::log_to_consoles;
 use crate::exit::Exit;
 use crate::log;
 use crate::sys::{clock, fs};

@@ -83,7 +83,7 @@ pub fn main(args: &[String]) -> Exit {
             return Exit::Permanent;
         }
     };
-    let mut cfg = match supervisor::config::parse(&text, &opts.config) {
+    let mut cfg = match appliance::parse(&text, &opts.config) {
         Ok(c) => c,
         Err(diags) => {
             for d in diags {

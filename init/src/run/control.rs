@@ -13,9 +13,9 @@ use nix::errno::Errno;
 use nix::poll::PollFlags;
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
-use supervisor::Mono;
 use supervisor::event::ConnId;
 use supervisor::proto::{MAX_REQUEST, Request, Response};
+use supervisor::{Mono, PowerKind};
 
 /// At most this many control connections at once; more get an error and are closed.
 pub const MAX_CONNS: usize = 32;
@@ -40,6 +40,36 @@ pub fn authorise(peer: Option<u32>, own: u32) -> Result<(), String> {
             "permission denied: the control socket is for root (uid 0); you are uid {u}"
         )),
         None => Err("permission denied: cannot tell who you are (SO_PEERCRED)".into()),
+    }
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Routed {
+    /// In PID 1 the lifecycle runs a power request (services first, then the rest): the
+    /// reply goes out at once, the request to the lifecycle.
+    Power(PowerKind, Response),
+    /// Nobody can answer it but this reply.
+    Refused(Response),
+    /// The core's.
+    Core(Request),
+}
+
+/// Routes a request: `lifecycle` in PID 1, `services` when the config loaded.
+pub fn route(r: Request, lifecycle: bool, services: bool) -> Routed {
+    let power = match r {
+        Request::PowerOff => Some(PowerKind::PowerOff),
+        Request::Reboot => Some(PowerKind::Reboot),
+        _ => None,
+    };
+    match power {
+        Some(kind) if lifecycle => {
+            Routed::Power(kind, Response::Ok(format!("{} requested", kind.verb())))
+        }
+        _ if !services => Routed::Refused(Response::Err(
+            "no services are running: the appliance config did not load (see the console)".into(),
+        )),
+        _ => Routed::Core(r),
     }
 }
 
@@ -301,6 +331,30 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn power_goes_to_the_lifecycle_in_pid1_and_the_rest_to_the_core() {
+        assert_eq!(
+            route(Request::Reboot, true, false),
+            Routed::Power(
+                PowerKind::Reboot,
+                Response::Ok("rebooting requested".into())
+            )
+        );
+        assert_eq!(
+            route(Request::PowerOff, false, true),
+            Routed::Core(Request::PowerOff)
+        );
+        assert_eq!(
+            route(Request::Status(Vec::new()), true, true),
+            Routed::Core(Request::Status(Vec::new()))
+        );
+        let Routed::Refused(Response::Err(e)) = route(Request::Status(Vec::new()), true, false)
+        else {
+            panic!("a request with no services must be refused");
+        };
+        assert!(e.contains("did not load"), "{e}");
+    }
 
     #[test]
     fn root_and_keels_own_user_may_ask_nobody_else() {

@@ -125,15 +125,30 @@ pub fn summary(cause: &Cause, sup: Option<&Supervisor>) -> Vec<String> {
     summary_lines(cause, tail.as_ref().map(|(n, t)| (*n, t.as_slice())))
 }
 
-/// What to start again when the emergency shell exited and keel goes on: the console
-/// services stopped for the shell, and the given-up service (a manual start forgets its
-/// failures).
-pub fn restart_after(cause: &Cause, tty_holders: Vec<String>) -> Vec<String> {
-    let mut names = tty_holders;
-    if let Cause::Service(n) = cause {
-        names.push(n.clone());
+/// How keel goes on when the emergency shell exited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resume {
+    /// No services ran (the config did not load): read it again and start them.
+    Reload,
+    /// Start these again: the console services stopped for the shell, and the given-up
+    /// service (a manual start forgets its failures).
+    Start(Vec<String>),
+}
+
+/// How to go on after the emergency shell for `cause`, with `running` services whose
+/// `tty_holders` gave up the console; Err says why keel cannot.
+pub fn resume(cause: &Cause, running: bool, tty_holders: Vec<String>) -> Result<Resume, String> {
+    match cause {
+        Cause::Boot => Err("the boot failed in a step keel cannot redo".into()),
+        Cause::Requested | Cause::Config if !running => Ok(Resume::Reload),
+        Cause::Requested | Cause::Config | Cause::Panic | Cause::Service(_) => {
+            let mut names = tty_holders;
+            if let Cause::Service(n) = cause {
+                names.push(n.clone());
+            }
+            Ok(Resume::Start(names))
+        }
     }
-    names
 }
 
 #[cfg(test)]
@@ -192,10 +207,35 @@ mod tests {
     #[test]
     fn going_on_starts_the_console_services_and_the_given_up_one() {
         let held = vec!["console".to_string(), "getty@ttyS0".to_string()];
+        let names = |v: &[&str]| Ok(Resume::Start(v.iter().map(|s| s.to_string()).collect()));
         assert_eq!(
-            restart_after(&Cause::Service("web".into()), held.clone()),
-            ["console", "getty@ttyS0", "web"]
+            resume(&Cause::Service("web".into()), true, held.clone()),
+            names(&["console", "getty@ttyS0", "web"])
         );
-        assert_eq!(restart_after(&Cause::Panic, held.clone()), held);
+        assert_eq!(
+            resume(&Cause::Panic, true, held.clone()),
+            Ok(Resume::Start(held.clone()))
+        );
+        assert_eq!(
+            resume(&Cause::Config, true, held.clone()),
+            Ok(Resume::Start(held.clone()))
+        );
+    }
+
+    #[test]
+    fn going_on_without_services_reads_the_config_again_unless_the_boot_failed() {
+        assert_eq!(
+            resume(&Cause::Config, false, Vec::new()),
+            Ok(Resume::Reload)
+        );
+        assert_eq!(
+            resume(&Cause::Requested, false, Vec::new()),
+            Ok(Resume::Reload)
+        );
+        assert!(
+            resume(&Cause::Boot, true, Vec::new())
+                .unwrap_err()
+                .contains("cannot redo")
+        );
     }
 }

@@ -1,17 +1,18 @@
-//! The driver's glue for service groups: setting them up, turning a main process's end
-//! and `cgroup.events` into `OomKilled` and `GroupEmpty`, and closing the log pipes of an
-//! instance whose group is gone. Free functions over `Groups` and `Services`; they return
-//! the core's events in the order they must be handled.
+//! The driver's glue for service groups: setting them up, carrying out the core's signals
+//! to processes and groups, turning a main process's end and `cgroup.events` into
+//! `OomKilled` and `GroupEmpty`, and closing the log pipes of an instance whose group is
+//! gone. Free functions over `Groups` and `Services`; they return the core's events in the
+//! order they must be handled.
 #![forbid(unsafe_code)]
 
 use super::host::Host;
 use super::services::Services;
 use crate::groups::Groups;
 use crate::log::Level;
+use appliance::ApplianceConfig;
 use supervisor::SvcId;
-use supervisor::config::ApplianceConfig;
 use supervisor::core::Supervisor;
-use supervisor::event::Event as SupEvent;
+use supervisor::event::{Action as SupAction, Event as SupEvent};
 use supervisor::proto::SvcStatus;
 
 /// The cgroup tree for the services of `cfg`, saying once what it got.
@@ -50,9 +51,33 @@ fn main_exited(groups: &mut Groups, svcs: &mut Services, svc: SvcId) -> Vec<SupE
     out
 }
 
+/// Carries out the core's signals: `Kill` to a pid, `SignalGroup` and `KillGroup` to a
+/// service's group, `ReleaseGroup`; a failure is a log line. Any other action is not
+/// this room's and is dropped.
+pub fn carry_out(groups: &mut Groups, sup: Option<&Supervisor>, a: SupAction, host: Host) {
+    let failed = match a {
+        SupAction::Kill { pid, sig } => crate::sys::kill(pid.0, sig.0)
+            .err()
+            .map(|e| (Level::Debug, format!("kill {pid} {sig}: {e}"))),
+        SupAction::SignalGroup { svc, pid, sig } => groups
+            .signal(svc, pid, sig)
+            .err()
+            .map(|e| (Level::Debug, e)),
+        SupAction::KillGroup { svc, pid } => groups.kill(svc, pid).err().map(|e| (Level::Info, e)),
+        SupAction::ReleaseGroup { svc } => {
+            release_group(groups, sup, svc, host);
+            None
+        }
+        _ => None,
+    };
+    if let Some((level, msg)) = failed {
+        host.log(level, &msg);
+    }
+}
+
 /// Carries out `ReleaseGroup` and says what moved where; the group's emptiness comes as
 /// for any watched group (cgroup.events).
-pub fn release_group(groups: &mut Groups, sup: Option<&Supervisor>, svc: SvcId, host: Host) {
+fn release_group(groups: &mut Groups, sup: Option<&Supervisor>, svc: SvcId, host: Host) {
     let name = sup
         .and_then(|s| s.config(svc))
         .map(|c| c.name.clone())

@@ -32,8 +32,10 @@ use crate::groups::Groups;
 use crate::lifecycle::{self, Cause, Lifecycle};
 use crate::log::{self, Level};
 use crate::sys::{clock, reap, signals};
+use appliance::ApplianceConfig;
 use buttons::Buttons;
-use control::{Control, INTERNAL, REQUESTS_PER_ROUND};
+use control::{Control, INTERNAL, REQUESTS_PER_ROUND, Routed};
+use emergency::Resume;
 use fds::{Registry, Source};
 use host::Signalled;
 use nix::poll::{PollFlags, PollTimeout};
@@ -42,7 +44,6 @@ use services::Services;
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use supervisor::PowerKind;
-use supervisor::config::ApplianceConfig;
 use supervisor::core::Supervisor;
 use supervisor::event::{Action as SupAction, ConnId, Event as SupEvent, Record};
 use supervisor::proto::{Request, Response};
@@ -265,23 +266,11 @@ impl Driver {
                     .spawn(svc, &spec, &mut self.groups, &self.tty, self.host);
                 return self.sup_handle(ev);
             }
-            SupAction::Kill { pid, sig } => {
-                if let Err(e) = crate::sys::kill(pid.0, sig.0) {
-                    self.log(Level::Debug, &format!("kill {pid} {sig}: {e}"));
-                }
-            }
-            SupAction::SignalGroup { svc, pid, sig } => {
-                if let Err(e) = self.groups.signal(svc, pid, sig) {
-                    self.log(Level::Debug, &e);
-                }
-            }
-            SupAction::KillGroup { svc, pid } => {
-                if let Err(e) = self.groups.kill(svc, pid) {
-                    self.log(Level::Info, &e);
-                }
-            }
-            SupAction::ReleaseGroup { svc } => {
-                group_events::release_group(&mut self.groups, self.sup.as_ref(), svc, self.host)
+            a @ (SupAction::Kill { .. }
+            | SupAction::SignalGroup { .. }
+            | SupAction::KillGroup { .. }
+            | SupAction::ReleaseGroup { .. }) => {
+                group_events::carry_out(&mut self.groups, self.sup.as_ref(), a, self.host)
             }
             SupAction::Reply(conn, mut resp) => {
                 if let Response::Status(rows) = &mut resp {
@@ -377,20 +366,18 @@ impl Driver {
 
     /// Goes on after the emergency shell exited: Err says why it cannot.
     fn resume(&mut self, cause: &Cause) -> Result<(), String> {
-        match cause {
-            Cause::Boot => Err("the boot failed in a step keel cannot redo".into()),
-            Cause::Requested | Cause::Config if self.sup.is_none() => {
+        match emergency::resume(cause, self.sup.is_some(), self.svcs.tty_holders())? {
+            Resume::Reload => {
                 let cfg = start::reload(&self.consoles)?;
                 self.start_pid1_supervisor(&cfg);
-                Ok(())
             }
-            Cause::Requested | Cause::Config | Cause::Panic | Cause::Service(_) => {
-                for n in emergency::restart_after(cause, self.svcs.tty_holders()) {
+            Resume::Start(names) => {
+                for n in names {
                     self.sup_event(SupEvent::Control(INTERNAL, Request::Start(n)));
                 }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     fn next_deadline(&self) -> Option<Mono> {
@@ -548,27 +535,14 @@ impl Driver {
     }
 
     fn request(&mut self, conn: ConnId, r: Request) {
-        let power = match r {
-            Request::PowerOff => Some(PowerKind::PowerOff),
-            Request::Reboot => Some(PowerKind::Reboot),
-            _ => None,
-        };
-        if let (Some(_), Some(kind)) = (&self.lc, power) {
-            // In PID 1 the lifecycle runs the shutdown (services first, then the rest).
-            let reply = Response::Ok(format!("{} requested", kind.verb()));
-            self.ctl.reply(conn, &reply);
-            self.lc_event(lifecycle::Event::Power(kind));
-            return;
+        match control::route(r, self.lc.is_some(), self.sup.is_some()) {
+            Routed::Power(kind, reply) => {
+                self.ctl.reply(conn, &reply);
+                self.lc_event(lifecycle::Event::Power(kind));
+            }
+            Routed::Refused(reply) => self.ctl.reply(conn, &reply),
+            Routed::Core(r) => self.sup_event(SupEvent::Control(conn, r)),
         }
-        if self.sup.is_none() {
-            let e = Response::Err(
-                "no services are running: the appliance config did not load (see the console)"
-                    .into(),
-            );
-            self.ctl.reply(conn, &e);
-            return;
-        }
-        self.sup_event(SupEvent::Control(conn, r));
     }
 
     fn flush_conns(&mut self) {

@@ -13,11 +13,11 @@ use crate::log::Level;
 use crate::sys::clock;
 use crate::sys::spawn::{self, SpawnSpec};
 use crate::sys::{caps, notify, pipe, probe, users};
+use appliance::{ApplianceConfig, Ready};
 use nix::poll::PollFlags;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use supervisor::Mono;
-use supervisor::config::{ApplianceConfig, Ready};
 use supervisor::event::Event as SupEvent;
 use supervisor::{Pid, SvcId};
 

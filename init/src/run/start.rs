@@ -11,8 +11,8 @@ use super::{group_events, watchdog::Dog};
 use crate::groups::Groups;
 use crate::log;
 use crate::sys::signals;
+use appliance::ApplianceConfig;
 use nix::sys::signalfd::SignalFd;
-use supervisor::config::ApplianceConfig;
 use supervisor::core::Supervisor;
 
 /// Raises the open files limit and makes the signalfd (None, said, when it cannot be had:

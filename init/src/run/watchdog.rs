@@ -9,9 +9,9 @@ use super::{RUN_DIR, WATCHDOG_STATE as STATE_FILE};
 use crate::log::Level;
 use crate::sys::clock;
 use crate::sys::watchdog::Device;
+use appliance::ApplianceConfig;
 use supervisor::Mono;
 use supervisor::SvcId;
-use supervisor::config::ApplianceConfig;
 use supervisor::core::Supervisor;
 
 /// An armed watchdog and when to pet it next.

@@ -4,7 +4,7 @@
 //! child with raw system calls, so nothing here runs after the fork but the two plain
 //! structs). keel does not use the caps crate: it would allocate in the child.
 
-use supervisor::config::CAPABILITIES;
+use appliance::CAPABILITIES;
 
 /// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
 pub const VERSION_3: u32 = 0x2008_0522;

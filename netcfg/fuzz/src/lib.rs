@@ -18,7 +18,8 @@ use netcfg::ip::{self, IpConfig, MTU_MAX, MTU_MIN};
 use netcfg::links::LinkOp;
 use netcfg::netlink::{HDR_LEN, MAX_ERRNO, NLMSG_DONE, NLMSG_ERROR, NlError, messages};
 use netcfg::nft::Acks;
-use netcfg::plan::{self, Route};
+use netcfg::cmdline::Route;
+use netcfg::plan;
 use netcfg::rtnl::{absorb_reply, parse_addr, parse_link};
 
 /// One target's check: panics on a finding.

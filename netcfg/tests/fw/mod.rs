@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use supervisor::config::{self, Firewall};
+use appliance::Firewall;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The `[firewall]` of a config text, or the test fails with every diagnostic.
 pub fn firewall(toml: &str) -> Firewall {
-    match config::parse(toml, "test.toml") {
+    match appliance::parse(toml, "test.toml") {
         Ok(c) => c.firewall,
         Err(d) => panic!(
             "{}",

@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
-use supervisor::config::{
+use appliance::{
     ApplianceConfig, Kind, Leftovers, OnGiveUp, Ready, Restart, ServiceConfig,
 };
 use supervisor::core::{KILL_GRACE, Supervisor};

@@ -14,10 +14,9 @@ mod core_events;
 pub use core_events::core;
 
 use supervisor::Mono;
-use supervisor::config;
 use supervisor::core::Supervisor;
 use supervisor::event::Event;
-use supervisor::graph::Graph;
+use appliance::graph::Graph;
 use supervisor::proto::{MAX_REQUEST, Request, Response};
 
 /// One target's check: panics on a finding.
@@ -34,18 +33,18 @@ pub const TARGETS: &[(&str, Check)] = &[
 /// The display path every fuzzed config is parsed under.
 const PATH: &str = "fuzz.toml";
 
-/// Arbitrary bytes (as lossy UTF-8) through `config::parse`: it must not panic, every
+/// Arbitrary bytes (as lossy UTF-8) through `appliance::parse`: it must not panic, every
 /// diagnostic is placed inside the text and they come in file order, and a config that
 /// parses builds a graph with no errors and a `Supervisor` that takes a first step.
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    match config::parse(&text, PATH) {
+    match appliance::parse(&text, PATH) {
         Err(diags) => check_diagnostics(&text, &diags),
         Ok(cfg) => check_config(&cfg),
     }
 }
 
-fn check_diagnostics(text: &str, diags: &[config::Diagnostic]) {
+fn check_diagnostics(text: &str, diags: &[appliance::Diagnostic]) {
     assert!(!diags.is_empty(), "parse failed with no diagnostic");
     let lines = text.matches('\n').count() + 1;
     let mut prev = (0, 0);
@@ -71,7 +70,7 @@ fn check_diagnostics(text: &str, diags: &[config::Diagnostic]) {
     }
 }
 
-fn check_config(cfg: &config::ApplianceConfig) {
+fn check_config(cfg: &appliance::ApplianceConfig) {
     let names: Vec<&str> = cfg.services.iter().map(|s| s.name.as_str()).collect();
     for (i, s) in cfg.services.iter().enumerate() {
         assert!(

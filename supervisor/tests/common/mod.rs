@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
+use appliance::ApplianceConfig;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use supervisor::config::{self, ApplianceConfig};
 use supervisor::core::Supervisor;
 use supervisor::event::{Action, ConnId, Event};
 use supervisor::proto::{Request, Response};
@@ -35,44 +35,12 @@ pub struct Sim {
     pub busy_groups: Vec<SvcId>,
 }
 
+/// The config of `text`; a test with a bad one fails with its diagnostics.
 pub fn parse_config(text: &str) -> ApplianceConfig {
-    match config::parse(text, "test.toml") {
-        Ok(c) => c,
-        Err(d) => panic!(
-            "{}",
-            d.iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    }
-}
-
-/// Parses `text` and returns its diagnostics as `line:col: message` strings.
-pub fn errors(text: &str) -> Vec<String> {
-    match config::parse(text, "t.toml") {
-        Ok(_) => Vec::new(),
-        Err(d) => d
-            .iter()
-            .map(|d| d.to_string().trim_start_matches("t.toml:").to_string())
-            .collect(),
-    }
-}
-
-/// Asserts there is exactly one diagnostic, at `at` (`line:col`), containing `needle`.
-pub fn one(text: &str, at: &str, needle: &str) {
-    let e = errors(text);
-    assert_eq!(e.len(), 1, "expected one error, got {e:#?}");
-    assert!(
-        e[0].starts_with(&format!("{at}: ")),
-        "wrong place: {}",
-        e[0]
-    );
-    assert!(
-        e[0].contains(needle),
-        "{:?} does not contain {needle:?}",
-        e[0]
-    );
+    appliance::parse(text, "test.toml").unwrap_or_else(|d| {
+        let lines: Vec<String> = d.iter().map(ToString::to_string).collect();
+        panic!("{}", lines.join("\n"))
+    })
 }
 
 impl Sim {
@@ -294,8 +262,9 @@ impl Sim {
         };
         match words.as_slice() {
             [] => {}
-            ["advance", d] => self
-                .advance(config::parse_duration(d).unwrap_or_else(|| panic!("bad duration {d}"))),
+            ["advance", d] => self.advance(
+                appliance::parse_duration(d).unwrap_or_else(|| panic!("bad duration {d}")),
+            ),
             ["exit", name, ..] => {
                 let pid = self
                     .pid_of(name)

@@ -172,7 +172,7 @@ pub(crate) fn build_floor(
 }
 
 /// keel's image read back: its tree, the mtime of its entries, its appliance config.
-fn read_image(image_cpio: &Path) -> Result<(Tree, u32, supervisor::config::ApplianceConfig)> {
+fn read_image(image_cpio: &Path) -> Result<(Tree, u32, appliance::ApplianceConfig)> {
     let data = std::fs::read(image_cpio).with_context(|| {
         format!(
             "cannot read {}: run `cargo xtask image` first",
@@ -192,7 +192,7 @@ fn read_image(image_cpio: &Path) -> Result<(Tree, u32, supervisor::config::Appli
             image_cpio.display()
         ),
     };
-    let config = supervisor::config::parse(&config_text, "/etc/keel/appliance.toml")
+    let config = appliance::parse(&config_text, "/etc/keel/appliance.toml")
         .map_err(|d| anyhow::anyhow!("the image's appliance config does not parse: {d:?}"))?;
     Ok((tree, mtime, config))
 }

@@ -3,9 +3,23 @@
 //! Edges are `needs` (start after, stop before, restart with) and `after` (order only).
 //! The topological order over both kinds is stored so the core never searches the graph
 //! at run time. Must not be rebuilt at run time and must never recurse on input size.
+//!
+//! It knows services only as [`Node`]s (a name and the names it needs and is ordered
+//! after), so it does not depend on the config model; the config's validation uses it to
+//! find cycles, the supervisor core to order starts and stops.
 
-use crate::config::ServiceConfig;
-use crate::types::SvcId;
+/// The index of a service in the config's `services` list (its order in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SvcId(pub usize);
+
+/// What the graph needs of a service: its name and the names of its edges.
+pub trait Node {
+    fn name(&self) -> &str;
+    /// Start after these are ready, stop before them, restart with them.
+    fn needs(&self) -> &[String];
+    /// Order only.
+    fn after(&self) -> &[String];
+}
 
 /// Services and the edges between them, by [`SvcId`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,7 +55,7 @@ impl Graph {
     /// closes each cycle (the config parser refuses both, so this only matters for a
     /// config built in code; the fuzzer found that a cycle left in place made the core
     /// start and kill its members in an endless loop).
-    pub fn build(services: &[ServiceConfig]) -> (Graph, Vec<GraphError>) {
+    pub fn build<S: Node>(services: &[S]) -> (Graph, Vec<GraphError>) {
         let n = services.len();
         let mut errors = Vec::new();
         // A map, not a scan per name: with a scan, 30,000 chained services took seconds.
@@ -49,7 +63,7 @@ impl Graph {
             std::collections::HashMap::with_capacity(n);
         for (i, s) in services.iter().enumerate().rev() {
             // The first service of a name wins, as the scan did.
-            by_name.insert(s.name.as_str(), SvcId(i));
+            by_name.insert(s.name(), SvcId(i));
         }
         let find = |name: &str| by_name.get(name).copied();
         let mut g = Graph {
@@ -61,7 +75,7 @@ impl Graph {
             rank: vec![0; n],
         };
         for (i, s) in services.iter().enumerate() {
-            for (list, names) in [(&mut g.needs[i], &s.needs), (&mut g.after[i], &s.after)] {
+            for (list, names) in [(&mut g.needs[i], s.needs()), (&mut g.after[i], s.after())] {
                 for name in names {
                     match find(name) {
                         Some(d) if d.0 != i && !list.contains(&d) => list.push(d),
@@ -228,11 +242,30 @@ fn find_cycles(g: &Graph) -> (Vec<Vec<SvcId>>, Vec<(SvcId, SvcId)>) {
 mod tests {
     use super::*;
 
-    fn svc(name: &str, needs: &[&str], after: &[&str]) -> ServiceConfig {
-        let mut s = ServiceConfig::new(name, &["/bin/true"]);
-        s.needs = needs.iter().map(|s| s.to_string()).collect();
-        s.after = after.iter().map(|s| s.to_string()).collect();
-        s
+    struct Svc {
+        name: String,
+        needs: Vec<String>,
+        after: Vec<String>,
+    }
+
+    impl Node for Svc {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn needs(&self) -> &[String] {
+            &self.needs
+        }
+        fn after(&self) -> &[String] {
+            &self.after
+        }
+    }
+
+    fn svc(name: &str, needs: &[&str], after: &[&str]) -> Svc {
+        Svc {
+            name: name.to_string(),
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            after: after.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     #[test]
@@ -312,7 +345,7 @@ mod tests {
     #[test]
     fn a_long_chain_does_not_recurse() {
         let names: Vec<String> = (0..5000).map(|i| format!("s{i}")).collect();
-        let svcs: Vec<ServiceConfig> = (0..5000)
+        let svcs: Vec<Svc> = (0..5000)
             .map(|i| {
                 if i == 0 {
                     svc(&names[0], &[], &[])
@@ -333,7 +366,7 @@ mod tests {
         // here: 30,000 services took 10 s to check.)
         const N: usize = 30_000;
         let names: Vec<String> = (0..N).map(|i| format!("s{i}")).collect();
-        let svcs: Vec<ServiceConfig> = (0..N)
+        let svcs: Vec<Svc> = (0..N)
             .map(|i| {
                 if i == N - 1 {
                     svc(&names[i], &[], &[])

@@ -41,8 +41,12 @@
 //! of seconds. The defaults are in [`defaults`]. Other spellings accepted (systemd's and
 //! dinit's restart words, compound durations) are returned as notes by [`parse_noted`].
 
+#![forbid(unsafe_code)]
+
 pub mod firewall;
+pub mod graph;
 pub mod limits;
+pub mod signal;
 pub mod watchdog;
 
 pub use limits::Limits;
@@ -50,8 +54,10 @@ pub use watchdog::Watchdog;
 
 pub use firewall::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
+pub use graph::SvcId;
+pub use signal::Sig;
+
 use crate::graph::{Graph, GraphError};
-use crate::types::Sig;
 use std::fmt;
 use std::time::Duration;
 use toml::Spanned;
@@ -391,8 +397,20 @@ pub struct ServiceConfig {
     pub start_timeout: Option<Duration>,
     pub console: bool,
     pub leftovers: Leftovers,
-    /// cgroup limits and process settings (config/limits.rs).
+    /// cgroup limits and process settings (limits.rs).
     pub limits: Limits,
+}
+
+impl graph::Node for ServiceConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn needs(&self) -> &[String] {
+        &self.needs
+    }
+    fn after(&self) -> &[String] {
+        &self.after
+    }
 }
 
 impl ServiceConfig {

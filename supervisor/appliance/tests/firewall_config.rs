@@ -1,14 +1,14 @@
 //! `[firewall]` validation: the model each form of rule gives, and every error kind with its
 //! line and column.
 
+use appliance::{Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 use std::net::IpAddr;
-use supervisor::config::{self, Allow, Cidr, Firewall, Forward, PortRange, Protocol};
 
 mod common;
 use common::{errors, one};
 
 fn firewall(text: &str) -> Firewall {
-    match config::parse(text, "t.toml") {
+    match appliance::parse(text, "t.toml") {
         Ok(c) => c.firewall,
         Err(d) => panic!("{d:#?}"),
     }
@@ -299,7 +299,7 @@ allow = [
 fn a_bad_list_never_half_applies() {
     // One bad rule rejects the config: the firewall is never built from the good half.
     assert!(
-        config::parse(
+        appliance::parse(
             "[firewall]\nallow = [{ protocol = \"tcp\", port = 80 }, { protocol = \"tcp\" }]\n",
             "t.toml"
         )
@@ -310,6 +310,6 @@ fn a_bad_list_never_half_applies() {
 #[test]
 fn shipped_config_spells_out_the_default_firewall() {
     // configs/appliance.toml writes the defaults out for people to edit; they must not drift.
-    let text = include_str!("../../configs/appliance.toml");
+    let text = include_str!("../../../configs/appliance.toml");
     assert_eq!(firewall(text), Firewall::default());
 }
