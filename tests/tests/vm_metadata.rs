@@ -8,10 +8,18 @@
 //! - Linode's Metadata service played by an HTTP server in this test (token required, a
 //!   wrong or missing token refused with 401), reachable from the guest at
 //!   169.254.169.254:80 through QEMU's user network (`net=169.254.0.0/16` and a `guestfwd`
-//!   to `busybox nc`), with the SMBIOS vendor Linode: ssh with its key works and the
-//!   hostname is the instance's label;
+//!   to `busybox nc`), with the SMBIOS vendor Linode: ssh with its key works, the hostname
+//!   is the instance's label, and a bad key line among root's is dropped with a warning;
 //! - the same guest with nothing at 169.254.169.254: sshd still starts, after at most the
-//!   `[cloud] timeout`, with the image's keys, and the console says why.
+//!   `[cloud] timeout`, with the image's keys, and the console says why, naming both
+//!   addresses tried.
+//!
+//! The Linode guests' network has no IPv6 (`ipv6=off`): QEMU's `guestfwd` takes only an
+//! IPv4 address (`guestfwd=tcp:[fd00:a9fe:a9fe::1]:80-...` is "Invalid guest forwarding
+//! rule" in QEMU 7.2), so the service cannot be played at `[fd00:a9fe:a9fe::1]`; keel tries
+//! that address first, finds no route, and falls back to 169.254.169.254, which is what
+//! these tests see. `restrict=on` keeps the guest's packets off the host's network: only
+//! the forwards reach anything.
 //!
 //! They boot target/keel/bzImage and run only with KEEL_VM_TESTS=1; logs are in
 //! target/keel/vm-logs/<test>.log.
@@ -220,7 +228,9 @@ fn linode_guest(name: &str, port: Option<u16>) -> BootOpts {
             "-smbios",
             "type=1,manufacturer=Linode,product=Compute Instance",
         ])
-        .nic_option("net=169.254.0.0/16");
+        .nic_option("net=169.254.0.0/16")
+        .nic_option("ipv6=off")
+        .nic_option("restrict=on");
     if let Some(p) = port {
         opts = opts.nic_option(&format!(
             "guestfwd=tcp:169.254.169.254:80-cmd:busybox nc 127.0.0.1 {p}"
@@ -238,7 +248,10 @@ fn the_linode_metadata_service_gives_root_its_keys_and_the_hostname() -> Result<
     let scratch = Scratch::new(name)?;
     let (key, public) = keypair(&scratch.0, "linode-ed25519", &["-t", "ed25519"])?;
     let (_, other) = keypair(&scratch.0, "linode-other", &["-t", "ed25519"])?;
-    let keys_json = format!("{{\"users\":{{\"root\":[\"{public}\"],\"deploy\":[\"{other}\"]}}}}");
+    // One line of root's is no key: dropped with a warning, the others kept.
+    let keys_json = format!(
+        "{{\"users\":{{\"root\":[\"ssh-ed25519 not-a-key!\",\"{public}\"],\"deploy\":[\"{other}\"]}}}}"
+    );
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let seen: Seen = Arc::default();
@@ -268,6 +281,15 @@ fn the_linode_metadata_service_gives_root_its_keys_and_the_hostname() -> Result<
     ensure!(
         log.contains(&format!("metadata: linode: root may log in with {fp}")),
         "no fingerprint line for {fp}:\n{log}"
+    );
+    ensure!(
+        log.contains("metadata: linode: ssh-keys: root's key 1 (\"ssh-ed25519 not-a-key!\"): ")
+            && log.contains(", key dropped"),
+        "no warning for the bad key line:\n{log}"
+    );
+    ensure!(
+        log.contains("metadata: linode: the Metadata service answers at 169.254.169.254"),
+        "the console does not say which address answered:\n{log}"
     );
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let guest: Vec<_> = seen.iter().skip(1).collect();
@@ -313,8 +335,9 @@ fn without_the_metadata_service_sshd_starts_in_time_with_the_image_s_keys() -> R
     vm.wait_ssh(BOOT_TIMEOUT)?;
     let log = vm.keel_log()?;
     ensure!(
-        log.contains("metadata: linode: no metadata service:"),
-        "the console does not say why:\n{log}"
+        log.contains("metadata: linode: no metadata service: no answer at [fd00:a9fe:a9fe::1] (")
+            && log.contains("), nor at 169.254.169.254 ("),
+        "the console does not say why, for both addresses:\n{log}"
     );
     let rows = vm.wait_services("metadata settled", &["metadata"], |r| {
         !matches!(r[0].0.as_str(), "running" | "starting" | "waiting")
