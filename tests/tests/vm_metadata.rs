@@ -1,6 +1,8 @@
 //! VM tests for issue 18: root's ssh keys and the hostname from the platform.
 //!
-//! - a NoCloud seed made here (vfat with mkfs.vfat and mcopy, iso9660 with xorriso) with
+//! - a NoCloud seed made here (vfat with mkfs.vfat and mcopy, iso9660 with xorriso; as a
+//!   virtio disk, and the iso also as a CD-ROM on virtio-scsi, as docs/deploy.md's libvirt
+//!   XML attaches it) with
 //!   keys that are not in the image, an ed25519 one at the top of user-data and an RSA one
 //!   under `users: [{name: root}]`: ssh logs in with each, the hostname is the seed's, the
 //!   console shows each fingerprint as `ssh-keygen -l` prints it, and keys of user-data
@@ -105,16 +107,35 @@ fn user_data(ed25519: &str, rsa: &str) -> String {
     )
 }
 
-/// Boots with the seed at `seed` and checks everything a NoCloud user expects.
+/// The seed as a virtio disk (`-drive if=virtio`).
+fn virtio_disk(opts: BootOpts, seed: PathBuf) -> BootOpts {
+    opts.drive(seed)
+}
+
+/// The seed as a read-only CD-ROM on a virtio-scsi controller: what libvirt's `<disk
+/// device='cdrom'>` with `<target bus='scsi'/>` and a virtio-scsi controller gives (the
+/// kernel has no IDE or SATA driver).
+fn virtio_scsi_cdrom(opts: BootOpts, seed: PathBuf) -> BootOpts {
+    let mut drive = std::ffi::OsString::from("file=");
+    drive.push(seed);
+    drive.push(",if=none,id=seed,format=raw,media=cdrom,readonly=on");
+    opts.qemu_args(["-device", "virtio-scsi-pci,id=scsi0"])
+        .qemu_args([std::ffi::OsString::from("-drive"), drive])
+        .qemu_args(["-device", "scsi-cd,drive=seed,bus=scsi0.0"])
+}
+
+/// Boots with the seed `make` makes, attached by `attach`, and checks everything a NoCloud
+/// user expects.
 fn seed_gives_keys_and_hostname(
     name: &str,
     make: fn(&Path, &str, Option<&str>) -> Result<PathBuf>,
+    attach: fn(BootOpts, PathBuf) -> BootOpts,
 ) -> Result<()> {
     let scratch = Scratch::new(name)?;
     let (ed_key, ed_pub) = keypair(&scratch.0, "seed-ed25519", &["-t", "ed25519"])?;
     let (rsa_key, rsa_pub) = keypair(&scratch.0, "seed-rsa", &["-t", "rsa", "-b", "2048"])?;
     let seed = make(&scratch.0, META_DATA, Some(&user_data(&ed_pub, &rsa_pub)))?;
-    let mut vm = Vm::boot(BootOpts::new(name).drive(seed))?;
+    let mut vm = Vm::boot(attach(BootOpts::new(name), seed))?;
     ssh_until_ok(&vm, &ed_key, "true")?;
     let host = ssh_until_ok(&vm, &rsa_key, "hostname")?;
     ensure!(
@@ -147,7 +168,7 @@ fn a_vfat_nocloud_seed_gives_root_its_keys_and_the_hostname() -> Result<()> {
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    seed_gives_keys_and_hostname(name, disk::nocloud_vfat)
+    seed_gives_keys_and_hostname(name, disk::nocloud_vfat, virtio_disk)
 }
 
 #[test]
@@ -156,7 +177,16 @@ fn an_iso9660_nocloud_seed_gives_root_its_keys_and_the_hostname() -> Result<()> 
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    seed_gives_keys_and_hostname(name, disk::nocloud_iso)
+    seed_gives_keys_and_hostname(name, disk::nocloud_iso, virtio_disk)
+}
+
+#[test]
+fn an_iso9660_seed_on_a_virtio_scsi_cdrom_gives_root_its_keys_and_the_hostname() -> Result<()> {
+    let name = "an_iso9660_seed_on_a_virtio_scsi_cdrom_gives_root_its_keys_and_the_hostname";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    seed_gives_keys_and_hostname(name, disk::nocloud_iso, virtio_scsi_cdrom)
 }
 
 /// What the fake metadata service saw: (method, path, token header) per request.
