@@ -37,8 +37,9 @@ pub const ENDPOINTS: [Endpoint; 2] = [
     },
 ];
 
-/// Why each address did not answer, the last reason of each, in [`ENDPOINTS`]' order: what
-/// the console says when no address answered before the deadline.
+/// Why each address did not answer, the last reason of each, in the order they first
+/// failed (the caller tries them in [`ENDPOINTS`]' order): what the console says when no
+/// address answered before the deadline.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tried(Vec<(&'static str, String)>);
 
@@ -49,8 +50,6 @@ impl Tried {
             Some(entry) => entry.1 = why.to_string(),
             None => self.0.push((host, why.to_string())),
         }
-        self.0
-            .sort_by_key(|(h, _)| ENDPOINTS.iter().position(|e| e.host == *h));
     }
 
     /// `no answer at [fd00:a9fe:a9fe::1] (why), nor at 169.254.169.254 (why)`.

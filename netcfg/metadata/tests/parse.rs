@@ -390,7 +390,8 @@ fn linode_addresses_ipv6_first_each_with_its_host_header() {
 fn linode_failures_name_every_address_tried() {
     let mut t = linode::Tried::default();
     assert_eq!(t.message(), "no answer: nothing tried");
-    // Rounds keep only each address's last reason, in the order keel tries them.
+    // Rounds keep only each address's last reason, in the order they first failed.
+    t.failed(linode::HOST6, "cannot connect: Host is unreachable");
     t.failed(linode::HOST, "cannot connect: Connection refused");
     t.failed(linode::HOST6, "cannot connect: Network unreachable");
     t.failed(linode::HOST, "cannot connect: timed out");
