@@ -1,6 +1,8 @@
 //! VM tests for issue 18: root's ssh keys and the hostname from the platform.
 //!
-//! - a NoCloud seed made here (vfat with mkfs.vfat and mcopy, iso9660 with xorriso) with
+//! - a NoCloud seed made here (vfat with mkfs.vfat and mcopy, iso9660 with xorriso; as a
+//!   virtio disk, and the iso also as a CD-ROM on virtio-scsi, as docs/deploy.md's libvirt
+//!   XML attaches it) with
 //!   keys that are not in the image, an ed25519 one at the top of user-data and an RSA one
 //!   under `users: [{name: root}]`: ssh logs in with each, the hostname is the seed's, the
 //!   console shows each fingerprint as `ssh-keygen -l` prints it, and keys of user-data
@@ -8,10 +10,18 @@
 //! - Linode's Metadata service played by an HTTP server in this test (token required, a
 //!   wrong or missing token refused with 401), reachable from the guest at
 //!   169.254.169.254:80 through QEMU's user network (`net=169.254.0.0/16` and a `guestfwd`
-//!   to `busybox nc`), with the SMBIOS vendor Linode: ssh with its key works and the
-//!   hostname is the instance's label;
+//!   to `busybox nc`), with the SMBIOS vendor Linode: ssh with its key works, the hostname
+//!   is the instance's label, and a bad key line among root's is dropped with a warning;
 //! - the same guest with nothing at 169.254.169.254: sshd still starts, after at most the
-//!   `[cloud] timeout`, with the image's keys, and the console says why.
+//!   `[cloud] timeout`, with the image's keys, and the console says why, naming both
+//!   addresses tried.
+//!
+//! The Linode guests' network has no IPv6 (`ipv6=off`): QEMU's `guestfwd` takes only an
+//! IPv4 address (`guestfwd=tcp:[fd00:a9fe:a9fe::1]:80-...` is "Invalid guest forwarding
+//! rule" in QEMU 7.2), so the service cannot be played at `[fd00:a9fe:a9fe::1]`; keel tries
+//! that address first, finds no route, and falls back to 169.254.169.254, which is what
+//! these tests see. `restrict=on` keeps the guest's packets off the host's network: only
+//! the forwards reach anything.
 //!
 //! They boot target/keel/bzImage and run only with KEEL_VM_TESTS=1; logs are in
 //! target/keel/vm-logs/<test>.log.
@@ -97,16 +107,35 @@ fn user_data(ed25519: &str, rsa: &str) -> String {
     )
 }
 
-/// Boots with the seed at `seed` and checks everything a NoCloud user expects.
+/// The seed as a virtio disk (`-drive if=virtio`).
+fn virtio_disk(opts: BootOpts, seed: PathBuf) -> BootOpts {
+    opts.drive(seed)
+}
+
+/// The seed as a read-only CD-ROM on a virtio-scsi controller: what libvirt's `<disk
+/// device='cdrom'>` with `<target bus='scsi'/>` and a virtio-scsi controller gives (the
+/// kernel has no IDE or SATA driver).
+fn virtio_scsi_cdrom(opts: BootOpts, seed: PathBuf) -> BootOpts {
+    let mut drive = std::ffi::OsString::from("file=");
+    drive.push(seed);
+    drive.push(",if=none,id=seed,format=raw,media=cdrom,readonly=on");
+    opts.qemu_args(["-device", "virtio-scsi-pci,id=scsi0"])
+        .qemu_args([std::ffi::OsString::from("-drive"), drive])
+        .qemu_args(["-device", "scsi-cd,drive=seed,bus=scsi0.0"])
+}
+
+/// Boots with the seed `make` makes, attached by `attach`, and checks everything a NoCloud
+/// user expects.
 fn seed_gives_keys_and_hostname(
     name: &str,
     make: fn(&Path, &str, Option<&str>) -> Result<PathBuf>,
+    attach: fn(BootOpts, PathBuf) -> BootOpts,
 ) -> Result<()> {
     let scratch = Scratch::new(name)?;
     let (ed_key, ed_pub) = keypair(&scratch.0, "seed-ed25519", &["-t", "ed25519"])?;
     let (rsa_key, rsa_pub) = keypair(&scratch.0, "seed-rsa", &["-t", "rsa", "-b", "2048"])?;
     let seed = make(&scratch.0, META_DATA, Some(&user_data(&ed_pub, &rsa_pub)))?;
-    let mut vm = Vm::boot(BootOpts::new(name).drive(seed))?;
+    let mut vm = Vm::boot(attach(BootOpts::new(name), seed))?;
     ssh_until_ok(&vm, &ed_key, "true")?;
     let host = ssh_until_ok(&vm, &rsa_key, "hostname")?;
     ensure!(
@@ -139,7 +168,7 @@ fn a_vfat_nocloud_seed_gives_root_its_keys_and_the_hostname() -> Result<()> {
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    seed_gives_keys_and_hostname(name, disk::nocloud_vfat)
+    seed_gives_keys_and_hostname(name, disk::nocloud_vfat, virtio_disk)
 }
 
 #[test]
@@ -148,7 +177,16 @@ fn an_iso9660_nocloud_seed_gives_root_its_keys_and_the_hostname() -> Result<()> 
     if !vm_tests_enabled(name) {
         return Ok(());
     }
-    seed_gives_keys_and_hostname(name, disk::nocloud_iso)
+    seed_gives_keys_and_hostname(name, disk::nocloud_iso, virtio_disk)
+}
+
+#[test]
+fn an_iso9660_seed_on_a_virtio_scsi_cdrom_gives_root_its_keys_and_the_hostname() -> Result<()> {
+    let name = "an_iso9660_seed_on_a_virtio_scsi_cdrom_gives_root_its_keys_and_the_hostname";
+    if !vm_tests_enabled(name) {
+        return Ok(());
+    }
+    seed_gives_keys_and_hostname(name, disk::nocloud_iso, virtio_scsi_cdrom)
 }
 
 /// What the fake metadata service saw: (method, path, token header) per request.
@@ -220,7 +258,9 @@ fn linode_guest(name: &str, port: Option<u16>) -> BootOpts {
             "-smbios",
             "type=1,manufacturer=Linode,product=Compute Instance",
         ])
-        .nic_option("net=169.254.0.0/16");
+        .nic_option("net=169.254.0.0/16")
+        .nic_option("ipv6=off")
+        .nic_option("restrict=on");
     if let Some(p) = port {
         opts = opts.nic_option(&format!(
             "guestfwd=tcp:169.254.169.254:80-cmd:busybox nc 127.0.0.1 {p}"
@@ -238,7 +278,10 @@ fn the_linode_metadata_service_gives_root_its_keys_and_the_hostname() -> Result<
     let scratch = Scratch::new(name)?;
     let (key, public) = keypair(&scratch.0, "linode-ed25519", &["-t", "ed25519"])?;
     let (_, other) = keypair(&scratch.0, "linode-other", &["-t", "ed25519"])?;
-    let keys_json = format!("{{\"users\":{{\"root\":[\"{public}\"],\"deploy\":[\"{other}\"]}}}}");
+    // One line of root's is no key: dropped with a warning, the others kept.
+    let keys_json = format!(
+        "{{\"users\":{{\"root\":[\"ssh-ed25519 not-a-key!\",\"{public}\"],\"deploy\":[\"{other}\"]}}}}"
+    );
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let seen: Seen = Arc::default();
@@ -268,6 +311,15 @@ fn the_linode_metadata_service_gives_root_its_keys_and_the_hostname() -> Result<
     ensure!(
         log.contains(&format!("metadata: linode: root may log in with {fp}")),
         "no fingerprint line for {fp}:\n{log}"
+    );
+    ensure!(
+        log.contains("metadata: linode: ssh-keys: root's key 1 (\"ssh-ed25519 not-a-key!\"): ")
+            && log.contains(", key dropped"),
+        "no warning for the bad key line:\n{log}"
+    );
+    ensure!(
+        log.contains("metadata: linode: the Metadata service answers at 169.254.169.254"),
+        "the console does not say which address answered:\n{log}"
     );
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let guest: Vec<_> = seen.iter().skip(1).collect();
@@ -313,8 +365,9 @@ fn without_the_metadata_service_sshd_starts_in_time_with_the_image_s_keys() -> R
     vm.wait_ssh(BOOT_TIMEOUT)?;
     let log = vm.keel_log()?;
     ensure!(
-        log.contains("metadata: linode: no metadata service:"),
-        "the console does not say why:\n{log}"
+        log.contains("metadata: linode: no metadata service: no answer at [fd00:a9fe:a9fe::1] (")
+            && log.contains("), nor at 169.254.169.254 ("),
+        "the console does not say why, for both addresses:\n{log}"
     );
     let rows = vm.wait_services("metadata settled", &["metadata"], |r| {
         !matches!(r[0].0.as_str(), "running" | "starting" | "waiting")

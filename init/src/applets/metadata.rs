@@ -7,8 +7,9 @@
 //! - `nocloud`: a block device whose vfat or iso9660 label is `cidata` (any case), mounted
 //!   read-only on [`SEED_MOUNT`] just long enough to read `meta-data` and `user-data`;
 //! - `linode`: only where /sys/class/dmi/id/sys_vendor says Linode or Akamai: Linode's
-//!   Metadata service at 169.254.169.254 (a token, then `/v1/ssh-keys` and
-//!   `/v1/instance`), tried again until `[cloud] timeout` while the network comes up.
+//!   Metadata service at `[fd00:a9fe:a9fe::1]`, else 169.254.169.254 (cloud-init's order;
+//!   a token, then `/v1/ssh-keys` and `/v1/instance`), tried again until `[cloud] timeout`
+//!   while the network comes up.
 //!
 //! The keys go into root's authorized_keys in a marked block (`metadata::keys::merge`):
 //! the state disk's file when there is one, else /root/.ssh/authorized_keys; other lines
@@ -179,7 +180,8 @@ enum Fail {
     Refused(String),
 }
 
-/// One HTTP exchange with the metadata service, within `deadline`.
+/// One HTTP exchange with the metadata service, within `deadline`. The errors do not name
+/// the address: the caller does.
 fn exchange(addr: SocketAddr, request: &[u8], deadline: Mono) -> Result<http::Response, Fail> {
     let now = clock::now();
     if now >= deadline {
@@ -187,15 +189,15 @@ fn exchange(addr: SocketAddr, request: &[u8], deadline: Mono) -> Result<http::Re
     }
     let left = Duration::from_millis(deadline.ms_since(now).clamp(1, 5_000));
     let mut s = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(2)))
-        .map_err(|e| Fail::Unreachable(format!("cannot connect to {addr}: {e}")))?;
+        .map_err(|e| Fail::Unreachable(format!("cannot connect: {e}")))?;
     let _ = s.set_write_timeout(Some(left));
     let _ = s.set_read_timeout(Some(left));
     s.write_all(request)
-        .map_err(|e| Fail::Unreachable(format!("cannot send to {addr}: {e}")))?;
+        .map_err(|e| Fail::Unreachable(format!("cannot send: {e}")))?;
     let mut data = Vec::new();
     s.take(http::MAX_RESPONSE as u64 + 1)
         .read_to_end(&mut data)
-        .map_err(|e| Fail::Unreachable(format!("no answer from {addr}: {e}")))?;
+        .map_err(|e| Fail::Unreachable(format!("no answer: {e}")))?;
     http::parse_response(&data).map_err(Fail::Refused)
 }
 
@@ -215,6 +217,37 @@ fn words(f: Fail) -> String {
     }
 }
 
+/// A token from the first of [`linode::ENDPOINTS`] that answers (IPv6, then IPv4), asking
+/// each in turn until `deadline` while the network comes up: that address and the token.
+fn token(deadline: Mono) -> Result<(linode::Endpoint, String), String> {
+    let mut tried = linode::Tried::default();
+    loop {
+        for ep in linode::ENDPOINTS {
+            let host = ep.host;
+            let request = linode::token_request(host, TOKEN_EXPIRY_SECS);
+            match ok_body("PUT /v1/token", exchange(ep.addr, &request, deadline)) {
+                Ok(body) => {
+                    return linode::parse_token(&body)
+                        .map(|t| (ep, t))
+                        .map_err(|e| format!("the token from {host}: {e}"));
+                }
+                Err(Fail::Refused(e)) => return Err(format!("{host}: {e}")),
+                Err(Fail::Unreachable(e)) => {
+                    log::debug(&format!("metadata: linode: {host}: {e}"));
+                    tried.failed(host, &e);
+                }
+            }
+        }
+        if clock::now() >= deadline {
+            return Err(format!("no metadata service: {}", tried.message()));
+        }
+        let _ = nix::poll::poll(&mut [], nix::poll::PollTimeout::from(500u16));
+        if clock::now() >= deadline {
+            return Err(format!("no metadata service: {}", tried.message()));
+        }
+    }
+}
+
 fn linode_source(deadline: Mono) -> Outcome {
     let vendor = std::fs::read_to_string("/sys/class/dmi/id/sys_vendor").unwrap_or_default();
     if !is_linode_vendor(&vendor) {
@@ -223,47 +256,36 @@ fn linode_source(deadline: Mono) -> Outcome {
             vendor.trim()
         ));
     }
-    let host = linode::HOST;
-    let addr = SocketAddr::from(([169, 254, 169, 254], 80));
-    // The network may still be coming up: try the token until the deadline.
-    let token = loop {
-        let last = match ok_body(
-            "PUT /v1/token",
-            exchange(
-                addr,
-                &linode::token_request(host, TOKEN_EXPIRY_SECS),
-                deadline,
-            ),
-        ) {
-            Ok(body) => match linode::parse_token(&body) {
-                Ok(t) => break t,
-                Err(e) => return Outcome::Failed(format!("the token from {host}: {e}")),
-            },
-            Err(Fail::Refused(e)) => return Outcome::Failed(format!("{host}: {e}")),
-            Err(Fail::Unreachable(e)) => e,
-        };
-        let _ = nix::poll::poll(&mut [], nix::poll::PollTimeout::from(500u16));
-        if clock::now() >= deadline {
-            return Outcome::Failed(format!("no metadata service: {last}"));
-        }
+    let (ep, token) = match token(deadline) {
+        Ok(t) => t,
+        Err(e) => return Outcome::Failed(e),
     };
+    let host = ep.host;
+    say(&format!("linode: the Metadata service answers at {host}"));
     let get = |path: &str| {
         ok_body(
             &format!("GET {path}"),
-            exchange(addr, &linode::get_request(host, path, &token), deadline),
+            exchange(ep.addr, &linode::get_request(host, path, &token), deadline),
         )
         .map_err(words)
     };
-    let mut found = Found::default();
-    match get("/v1/ssh-keys").and_then(|b| linode::parse_ssh_keys(&b)) {
-        Ok(k) => found.keys = k,
+    let ssh_keys = match get("/v1/ssh-keys") {
+        Ok(b) => b,
         Err(e) => return Outcome::Failed(format!("{host} /v1/ssh-keys: {e}")),
+    };
+    let (instance, why) = match get("/v1/instance") {
+        Ok(b) => (Some(b), None),
+        Err(e) => (None, Some(format!("{host} /v1/instance: {e}"))),
+    };
+    // A broken /v1/ssh-keys fails (the keys of an earlier boot stay); a bad key line in it
+    // is dropped with a warning, as NoCloud's are.
+    match linode::read(&ssh_keys, instance.as_deref()) {
+        Ok(mut found) => {
+            found.warnings.extend(why);
+            Outcome::Found(found)
+        }
+        Err(e) => Outcome::Failed(format!("{host} /v1/ssh-keys: {e}")),
     }
-    match get("/v1/instance").and_then(|b| linode::parse_instance(&b)) {
-        Ok(h) => found.hostname = h,
-        Err(e) => found.warnings.push(format!("{host} /v1/instance: {e}")),
-    }
-    Outcome::Found(found)
 }
 
 /// Where the platform's keys go: the state disk's authorized_keys when it is there.

@@ -580,6 +580,10 @@ pub fn metadata(data: &[u8]) {
                 Ok(k) => assert_eq!(k, f.keys, "parse_ssh_keys and parse disagree"),
                 Err(e) => assert!(f.keys.is_empty() && f.warnings.contains(&e), "{e}"),
             }
+            match linode::read(a, b) {
+                Ok(r) => assert_eq!(r, f, "read and parse disagree"),
+                Err(e) => assert!(f.keys.is_empty() && f.warnings.first() == Some(&e), "{e}"),
+            }
             if let Some(b) = b
                 && let Ok(Some(h)) = linode::parse_instance(b)
             {

@@ -4,11 +4,67 @@
 
 use crate::json::{self, Json};
 use crate::{Found, cat};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The service's IPv4 address (IPv6: `[fd00:a9fe:a9fe::1]`, see [`HOST6`]).
 pub const HOST: &str = "169.254.169.254";
 /// The service's IPv6 address, as a Host header writes it.
 pub const HOST6: &str = "[fd00:a9fe:a9fe::1]";
+
+/// One address of the service: where to connect and the Host header that goes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// [`HOST`] or [`HOST6`]: the address as the Host header (and the console) writes it.
+    pub host: &'static str,
+}
+
+/// The service's addresses in the order keel tries them, cloud-init's Akamai datasource's
+/// order: IPv6 first (router advertisements need no DHCP, so it is often up first), then
+/// IPv4. An address that does not answer (no route yet, nothing listening) passes the turn
+/// to the next; the first that answers is used for the token and both GETs.
+pub const ENDPOINTS: [Endpoint; 2] = [
+    Endpoint {
+        addr: SocketAddr::new(
+            IpAddr::V6(Ipv6Addr::new(0xfd00, 0xa9fe, 0xa9fe, 0, 0, 0, 0, 1)),
+            80,
+        ),
+        host: HOST6,
+    },
+    Endpoint {
+        addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), 80),
+        host: HOST,
+    },
+];
+
+/// Why each address did not answer, the last reason of each, in the order they first
+/// failed (the caller tries them in [`ENDPOINTS`]' order): what the console says when no
+/// address answered before the deadline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tried(Vec<(&'static str, String)>);
+
+impl Tried {
+    /// `host` did not answer, because `why`; replaces what an earlier round said of it.
+    pub fn failed(&mut self, host: &'static str, why: &str) {
+        match self.0.iter_mut().find(|(h, _)| *h == host) {
+            Some(entry) => entry.1 = why.to_string(),
+            None => self.0.push((host, why.to_string())),
+        }
+    }
+
+    /// `no answer at [fd00:a9fe:a9fe::1] (why), nor at 169.254.169.254 (why)`.
+    pub fn message(&self) -> String {
+        let mut s = String::from("no answer");
+        for (i, (host, why)) in self.0.iter().enumerate() {
+            s.push_str(if i == 0 { " at " } else { ", nor at " });
+            s.push_str(&cat(&[host, " (", why, ")"]));
+        }
+        if self.0.is_empty() {
+            s.push_str(": nothing tried");
+        }
+        s
+    }
+}
 /// The longest token keel takes.
 pub const TOKEN_MAX: usize = 512;
 
@@ -152,25 +208,40 @@ fn instance(body: &[u8]) -> Result<Instance, String> {
     Ok((label, id))
 }
 
+/// Both documents into one [`Found`], or `Err` when /v1/ssh-keys is no usable document
+/// (invalid JSON, wrong types): then the caller keeps the keys it has rather than replace
+/// them with none. Otherwise as [`parse`]: each refused key line dropped with a warning, a
+/// warning naming the other users, the label as host name, the id as instance id, an error
+/// of `instance` a warning.
+pub fn read(ssh_keys: &[u8], instance: Option<&[u8]>) -> Result<Found, String> {
+    let (keys, others) = root_entries(ssh_keys)?;
+    let mut f = Found::default();
+    for (i, k) in keys.iter().enumerate() {
+        f.add_key(&cat(&["ssh-keys: root's key ", &(i + 1).to_string()]), k);
+    }
+    if !others.is_empty() {
+        f.warn(&[
+            "ssh-keys: keys of users other than root ignored: ",
+            &others.join(", "),
+        ]);
+    }
+    add_instance(&mut f, instance);
+    Ok(f)
+}
+
 /// Both documents into one [`Found`]: root's keys (each refused line dropped with a warning),
 /// a warning naming the other users, the label as host name and the id as instance id. An
 /// error of either document is a warning; `instance` is `None` when it was not fetched.
 pub fn parse(ssh_keys: &[u8], instance: Option<&[u8]>) -> Found {
-    let mut f = Found::default();
-    match root_entries(ssh_keys) {
-        Ok((keys, others)) => {
-            for (i, k) in keys.iter().enumerate() {
-                f.add_key(&cat(&["ssh-keys: root's key ", &(i + 1).to_string()]), k);
-            }
-            if !others.is_empty() {
-                f.warn(&[
-                    "ssh-keys: keys of users other than root ignored: ",
-                    &others.join(", "),
-                ]);
-            }
-        }
-        Err(e) => f.warnings.push(e),
-    }
+    read(ssh_keys, instance).unwrap_or_else(|e| {
+        let mut f = Found::default();
+        f.warnings.push(e);
+        add_instance(&mut f, instance);
+        f
+    })
+}
+
+fn add_instance(f: &mut Found, instance: Option<&[u8]>) {
     if let Some(body) = instance {
         match self::instance(body) {
             Ok((label, id)) => {
@@ -183,5 +254,4 @@ pub fn parse(ssh_keys: &[u8], instance: Option<&[u8]>) -> Found {
             Err(e) => f.warnings.push(e),
         }
     }
-    f
 }

@@ -364,3 +364,74 @@ fn host_names() {
         assert!(hostname_error(bad).is_some(), "{bad:?}");
     }
 }
+
+#[test]
+fn linode_addresses_ipv6_first_each_with_its_host_header() {
+    // cloud-init's Akamai datasource: IPv6 first, then IPv4.
+    let [v6, v4] = linode::ENDPOINTS;
+    assert_eq!(v6.addr.to_string(), "[fd00:a9fe:a9fe::1]:80");
+    assert_eq!(v4.addr.to_string(), "169.254.169.254:80");
+    for ep in linode::ENDPOINTS {
+        // The Host header is the address without the port, brackets kept for IPv6.
+        assert_eq!(
+            Some(ep.host),
+            ep.addr.to_string().strip_suffix(":80"),
+            "{ep:?}"
+        );
+        let request = String::from_utf8(linode::token_request(ep.host, 60)).unwrap();
+        assert!(
+            request.contains(&format!("\r\nHost: {}\r\n", ep.host)),
+            "{request}"
+        );
+    }
+}
+
+#[test]
+fn linode_failures_name_every_address_tried() {
+    let mut t = linode::Tried::default();
+    assert_eq!(t.message(), "no answer: nothing tried");
+    // Rounds keep only each address's last reason, in the order they first failed.
+    t.failed(linode::HOST6, "cannot connect: Host is unreachable");
+    t.failed(linode::HOST, "cannot connect: Connection refused");
+    t.failed(linode::HOST6, "cannot connect: Network unreachable");
+    t.failed(linode::HOST, "cannot connect: timed out");
+    assert_eq!(
+        t.message(),
+        "no answer at [fd00:a9fe:a9fe::1] (cannot connect: Network unreachable), \
+         nor at 169.254.169.254 (cannot connect: timed out)"
+    );
+    let mut one = linode::Tried::default();
+    one.failed(linode::HOST6, "out of time");
+    assert_eq!(
+        one.message(),
+        "no answer at [fd00:a9fe:a9fe::1] (out of time)"
+    );
+}
+
+#[test]
+fn linode_read_drops_bad_key_lines_with_a_warning_and_fails_on_a_bad_document() {
+    let keys = format!(r#"{{"users": {{"root": ["{ED}", "ssh-ed25519 not-base64!", "{RSA}"]}}}}"#);
+    let f = linode::read(keys.as_bytes(), Some(br#"{"id": 9, "label": "web1"}"#)).unwrap();
+    assert_eq!(f.keys, [ED, RSA]);
+    assert_eq!(f.hostname.as_deref(), Some("web1"));
+    assert_eq!(f.warnings.len(), 1, "{:?}", f.warnings);
+    assert!(
+        f.warnings[0].starts_with("ssh-keys: root's key 2 (\"ssh-ed25519 not-base64!\"): ")
+            && f.warnings[0].ends_with(", key dropped"),
+        "{:?}",
+        f.warnings
+    );
+    assert_eq!(
+        f,
+        linode::parse(keys.as_bytes(), Some(br#"{"id": 9, "label": "web1"}"#))
+    );
+    // A document that is not one: Err (the caller keeps the keys it has); parse makes it
+    // a warning.
+    for bad in [&b"{\"users\": []}"[..], b"", b"\xff"] {
+        let e = linode::read(bad, None).unwrap_err();
+        assert_eq!(linode::parse(bad, None).warnings, [e]);
+    }
+    // A bad /v1/instance is only a warning.
+    let f = linode::read(keys.as_bytes(), Some(b"[1]")).unwrap();
+    assert_eq!((f.keys.len(), f.hostname, f.warnings.len()), (2, None, 2));
+}
