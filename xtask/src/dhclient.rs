@@ -403,10 +403,13 @@ mod tests {
 
 /// Host tests of the built dhclient (`cargo test -p xtask dhclient::host -- --ignored`, run
 /// by `cargo xtask test`): it builds keel's dhclient or takes it from the cache, then checks
-/// it is static and names its version.
+/// it is static, names its version, and gets a real lease over a veth pair between two
+/// network namespaces of its own from Debian's busybox udhcpd, with a hook given by `-sf`
+/// as keel's dhcp-hook is, and with the lease file at `-lf`.
 #[cfg(test)]
 mod host {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     #[ignore = "builds keel's dhclient (~3 min when not cached); run by cargo xtask test"]
@@ -418,5 +421,171 @@ mod host {
         let version = dhclient_version(&b.dhclient).unwrap();
         assert!(version.starts_with("isc-dhclient-4.4."), "{version}");
         assert!(b.source.starts_with("isc-dhcp 4.4."), "{}", b.source);
+    }
+
+    fn is_root() -> bool {
+        fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                == Some("0")
+        })
+    }
+
+    fn ip(args: &[&str]) {
+        let out = Command::new("ip")
+            .args(args)
+            .output()
+            .expect("ip (iproute2)");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Two namespaces and the processes in them, removed when the test ends (also on failure).
+    struct Lab {
+        server: String,
+        client: String,
+        children: Vec<std::process::Child>,
+        dir: PathBuf,
+    }
+
+    impl Drop for Lab {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            for ns in [&self.server, &self.client] {
+                let _ = Command::new("ip").args(["netns", "del", ns]).output();
+            }
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    #[test]
+    #[ignore = "builds keel's dhclient (~3 min when not cached); run by cargo xtask test"]
+    fn dhclient_gets_a_lease_from_udhcpd_and_runs_its_sf_hook() {
+        if !is_root() {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true: this test needs root (network namespaces)"
+            );
+            eprintln!("skipped: network namespaces need root");
+            return;
+        }
+        let b = build(&Opts::default()).expect("cargo xtask dhclient");
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("keel-dhclient-lease-{pid}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let mut lab = Lab {
+            server: format!("keel-dhs-{pid}"),
+            client: format!("keel-dhc-{pid}"),
+            children: Vec::new(),
+            dir: dir.clone(),
+        };
+        let (srv, cli) = (lab.server.clone(), lab.client.clone());
+        ip(&["netns", "add", &srv]);
+        ip(&["netns", "add", &cli]);
+        ip(&[
+            "link", "add", "dh0", "netns", &cli, "type", "veth", "peer", "name", "dh1", "netns",
+            &srv,
+        ]);
+        ip(&["-n", &srv, "addr", "add", "192.0.2.1/24", "dev", "dh1"]);
+        ip(&["-n", &srv, "link", "set", "dh1", "up"]);
+        ip(&["-n", &cli, "link", "set", "lo", "up"]);
+        ip(&["-n", &cli, "link", "set", "dh0", "up"]);
+
+        let conf = dir.join("udhcpd.conf");
+        fs::write(
+            &conf,
+            format!(
+                "start 192.0.2.100\nend 192.0.2.110\ninterface dh1\nlease_file {0}/udhcpd.leases\n\
+                 pidfile {0}/udhcpd.pid\noption subnet 255.255.255.0\noption router 192.0.2.1\n\
+                 option dns 192.0.2.53\noption lease 600\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        fs::write(dir.join("udhcpd.leases"), "").unwrap();
+        let udhcpd = Command::new("ip")
+            .args(["netns", "exec", &srv, "/bin/busybox", "udhcpd", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("udhcpd.log")).unwrap())
+            .spawn()
+            .expect("busybox udhcpd (apt-get install busybox-static)");
+        lab.children.push(udhcpd);
+
+        // The hook as keel's is run: `-sf PATH`, the event in $reason, the lease in the
+        // environment dhclient builds (and `-e` variables).
+        let hook = dir.join("hook");
+        fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nenv > {0}/hook-$reason.env.tmp && mv {0}/hook-$reason.env.tmp {0}/hook-$reason.env\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&hook, fs::Permissions::from_mode(0o755)).unwrap();
+        let leases = dir.join("dhclient.leases");
+        fs::write(dir.join("dhclient.conf"), "").unwrap();
+        let dhclient = Command::new("ip")
+            .args(["netns", "exec", &cli])
+            .arg(&b.dhclient)
+            .args(["-d", "-4", "--no-pid", "-sf"])
+            .arg(&hook)
+            .arg("-cf")
+            .arg(dir.join("dhclient.conf"))
+            .arg("-lf")
+            .arg(&leases)
+            .args(["-e", "KEEL_PASSED=yes", "dh0"])
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("dhclient.log")).unwrap())
+            .spawn()
+            .unwrap();
+        lab.children.push(dhclient);
+
+        let bound = dir.join("hook-BOUND.env");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !bound.is_file() {
+            assert!(
+                Instant::now() < deadline,
+                "no BOUND within 60 s; dhclient said:\n{}\nudhcpd said:\n{}",
+                fs::read_to_string(dir.join("dhclient.log")).unwrap_or_default(),
+                fs::read_to_string(dir.join("udhcpd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let env = fs::read_to_string(&bound).unwrap();
+        let var = |k: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let address = var("new_ip_address");
+        assert!(address.starts_with("192.0.2.1"), "{env}");
+        assert_eq!(var("interface"), "dh0", "{env}");
+        assert_eq!(var("new_subnet_mask"), "255.255.255.0", "{env}");
+        assert_eq!(var("new_routers"), "192.0.2.1", "{env}");
+        assert_eq!(var("new_domain_name_servers"), "192.0.2.53", "{env}");
+        assert_eq!(var("KEEL_PASSED"), "yes", "{env}");
+        assert!(dir.join("hook-PREINIT.env").is_file(), "no PREINIT");
+        // The lease file at -lf holds the lease.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = fs::read_to_string(&leases).unwrap_or_default();
+            if text.contains(&format!("fixed-address {address};")) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {text:?}", leases.display());
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
