@@ -404,6 +404,18 @@ mod tests {
         // The single image's overlay carries the same programs over keel's files.
         let (over, _) = read_cpio(&std::fs::read(&b.overlay).expect("read")).expect("newc");
         assert!(over.iter().any(|(p, _, _)| p == "usr/sbin/nft"));
+        // Debian's glibc dhclient, and the glibc files keel's all-static image no longer has.
+        assert_eq!(
+            file("sbin/dhclient"),
+            std::fs::read("/sbin/dhclient").ok(),
+            "the baseline must carry Debian's dhclient, not the image's"
+        );
+        for glibc_etc in ["etc/nsswitch.conf", "etc/protocols"] {
+            assert!(
+                over.iter().any(|(p, _, _)| p == glibc_etc),
+                "no {glibc_etc} in the baseline's overlay"
+            );
+        }
         // and Debian's busybox's own applet links: the script's cttyhack is not keel's.
         assert!(
             over.iter().any(|(p, _, k)| p == "bin/cttyhack"
