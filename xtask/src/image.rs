@@ -241,7 +241,8 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     tree.insert("var/run", 0o777, Kind::Symlink("/run".into()))?;
     tree.because(
         "var/run",
-        "programs that write /var/run (dhclient's lease pid)",
+        "programs that write /var/run (dhclient's default pid file /var/run/dhclient.pid, \
+         when it is run by hand without keel network's --no-pid)",
     );
 
     step.say("building keel's sshd (cargo xtask sshd; cached)");
