@@ -42,14 +42,19 @@ options:
 
 SOURCE_DATE_EPOCH, when set, is the mtime of every entry; otherwise the last commit's time.";
 
-/// The programs packed from Debian, with where they live on Debian 12 and what in the image
-/// runs them. sshd and busybox are keel's own static builds (`cargo xtask sshd`, `cargo xtask
-/// busybox`); keel
-/// makes the host keys itself, so ssh-keygen is not packed (nothing in the image runs it).
-const PROGRAMS: &[(&str, &str)] = &[(
-    "/sbin/dhclient",
+/// Every program in the image is keel's own static build: keel, and sshd, busybox and
+/// dhclient from Debian's source packages (`cargo xtask sshd`, `busybox`, `dhclient`). So
+/// the image has no shared library and no dynamic loader; keel makes the host keys itself,
+/// so ssh-keygen is not packed (nothing in the image runs it). A program packed from the
+/// host would need its ELF closure (`Tree::add_host` with `elf::closure_by_user`, as the
+/// bench's baseline does) and whatever it dlopens (NSS modules, plugins), which ELF headers
+/// do not show.
+///
+/// Where keel's dhclient goes, and what runs it (`netcfg::client::DHCLIENT`).
+const DHCLIENT: (&str, &str) = (
+    "sbin/dhclient",
     "keel network (the network service, configs/appliance.toml)",
-)];
+);
 
 /// Where keel's busybox goes, and what runs it.
 const BUSYBOX: (&str, &str) = (
@@ -62,19 +67,6 @@ const SSHD: (&str, &str) = (
     "usr/sbin/sshd",
     "keel sshd (the sshd service, configs/appliance.toml)",
 );
-
-/// Libraries the programs load with dlopen, which reading ELF headers cannot see.
-///
-/// Measured on Debian 12 with strace (`openat` of sshd accepting a key login, of
-/// `nft -f` on a ruleset with ct state, reject and service names, and of dhclient
-/// sending DHCPDISCOVER): the only library any of them opened beyond their DT_NEEDED
-/// closure was libnss_systemd.so.2, and only because the host's nsswitch.conf names
-/// `systemd`. glibc 2.36 has the `files` and `dns` NSS services built into libc.so.6,
-/// and the image's nsswitch.conf names only those, so nothing is dlopened. OpenSSH 9.2
-/// has no sshd-session/sshd-auth helpers yet (9.8 and 10.0 add them: list them here
-/// then), PAM and GSSAPI are off in sshd_config, and nft loads no xtables extensions.
-/// Entries are absolute host paths; each is packed with its own ELF closure.
-const DLOPENED: &[&str] = &[];
 
 /// Busybox applets that keel provides or that must not exist (`init`, `linuxrc`).
 const SKIP_APPLETS: &[&str] = &["init", "linuxrc", "poweroff", "reboot", "halt"];
@@ -94,7 +86,6 @@ const DIRS: &[(&str, u32)] = &[
     ("etc/keel", 0o755),
     ("etc/ssh", 0o755),
     ("lib", 0o755),
-    ("lib64", 0o755),
     ("mnt", 0o755),
     ("proc", 0o555),
     ("root", 0o700),
@@ -181,7 +172,6 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     // `Need` holds static strings; xtask is a short-lived host tool, so leaking one is fine.
     let vmlinuz: &'static str = Box::leak(newest_vmlinuz_probe().into_boxed_str());
     prereq::ensure(&[
-        prereq::need("/sbin/dhclient", "isc-dhcp-client"),
         prereq::need(vmlinuz, "linux-image-amd64"),
         prereq::need("cpio", "cpio"),
     ])?;
@@ -251,7 +241,8 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     tree.insert("var/run", 0o777, Kind::Symlink("/run".into()))?;
     tree.because(
         "var/run",
-        "programs that write /var/run (dhclient's lease pid)",
+        "programs that write /var/run (dhclient's default pid file /var/run/dhclient.pid, \
+         when it is run by hand without keel network's --no-pid)",
     );
 
     step.say("building keel's sshd (cargo xtask sshd; cached)");
@@ -261,29 +252,14 @@ pub(crate) fn build(opts: &Options) -> Result<Built> {
     tree.insert(SSHD.0, 0o755, Kind::File(sshd_data))?;
     tree.because(SSHD.0, &format!("{} (built from {})", SSHD.1, sshd.sources));
 
-    step.say("collecting dhclient and its libraries (ELF headers)");
-    let mut programs: Vec<(PathBuf, String)> = PROGRAMS
-        .iter()
-        .map(|(p, why)| (PathBuf::from(p), (*why).to_owned()))
-        .collect();
-    programs.extend(
-        DLOPENED
-            .iter()
-            .map(|p| (PathBuf::from(p), "dlopen (see DLOPENED)".to_owned())),
-    );
-    for (p, why) in &programs {
-        tree.add_host(p, why)?;
-    }
-    let paths: Vec<PathBuf> = programs.iter().map(|(p, _)| p.clone()).collect();
-    let libs = elf::closure_by_user(&paths)?;
-    for (lib, users) in &libs {
-        let users: Vec<String> = users.iter().map(|u| u.display().to_string()).collect();
-        tree.add_host(lib, &users.join(", "))?;
-    }
-    println!(
-        "    {} programs, {} libraries",
-        programs.len() + 1,
-        libs.len()
+    step.say("building keel's dhclient (cargo xtask dhclient; cached)");
+    let dhclient = crate::dhclient::build(&crate::dhclient::Opts::default())?;
+    let dhclient_data = std::fs::read(&dhclient.dhclient)
+        .with_context(|| format!("cannot read {}", dhclient.dhclient.display()))?;
+    tree.insert(DHCLIENT.0, 0o755, Kind::File(dhclient_data))?;
+    tree.because(
+        DHCLIENT.0,
+        &format!("{} (built from {})", DHCLIENT.1, dhclient.source),
     );
 
     step.say("building keel's busybox (cargo xtask busybox; cached)");
@@ -685,8 +661,8 @@ fn etc_user(rel: &str) -> &'static str {
     match rel {
         "passwd" | "group" => "sshd (users, the privsep user sshd), busybox login and ls",
         "shells" => "sshd (root's login shell must be listed)",
-        "nsswitch.conf" => "dhclient's glibc (files and dns only, nothing dlopened)",
-        "hosts" | "services" | "protocols" => "dhclient's glibc and busybox lookups",
+        "hosts" => "musl's getaddrinfo (localhost, for busybox's applets and sshd)",
+        "services" => "musl's getservbyname (busybox's netstat and nc, dhclient)",
         _ if rel.starts_with("dhcp") => "dhclient",
         _ => "configs/etc (no known reader: check it is needed)",
     }
@@ -952,6 +928,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dhclient_goes_where_keel_network_runs_it_with_its_lease_directory() {
+        assert_eq!(format!("/{}", DHCLIENT.0), netcfg::client::DHCLIENT);
+        let lease_dir = netcfg::client::LEASE_DIR.trim_start_matches('/');
+        assert!(DIRS.iter().any(|(d, _)| *d == lease_dir), "{lease_dir}");
+        // dhclient writes no pid file (--no-pid) and keel's dhcp-hook is its script.
+        assert!(KEEL_LINKS.contains(&"dhcp-hook"));
+        assert_eq!(netcfg::client::HOOK, "/sbin/dhcp-hook");
+    }
+
+    #[test]
     fn version_key_orders_numerically() {
         let mut v = vec![
             "6.1.0-56-amd64",
@@ -1102,8 +1088,9 @@ mod tests {
             shas.push((sha(&built.cpio), sha(&built.gz)));
         }
         assert_eq!(shas[0], shas[1], "two builds differ: {shas:?}");
-        // Nothing unused: keel's static sshd, no ssh-keygen, no library only Debian's sshd
-        // needed, and every file and link says what needs it.
+        // Nothing unused: keel's static sshd and dhclient, no ssh-keygen, no library only
+        // Debian's sshd or dhclient needed, no glibc, and every file and link says what
+        // needs it.
         let manifest = std::fs::read_to_string(base.join("0/manifest.txt")).expect("manifest");
         for gone in [
             "/usr/bin/ssh-keygen",
@@ -1111,6 +1098,10 @@ mod tests {
             "libkrb5",
             "libsystemd",
             "libz.so",
+            "libc.so.6",
+            "ld-linux",
+            "/lib64",
+            "nsswitch.conf",
         ] {
             assert!(!manifest.contains(gone), "{gone} is in the image");
         }
@@ -1124,6 +1115,15 @@ mod tests {
         };
         let sshd = entry("/usr/sbin/sshd");
         assert!(sshd.contains("built from openssh "), "{sshd}");
+        let dhclient = entry("/sbin/dhclient");
+        assert!(dhclient.contains("built from isc-dhcp "), "{dhclient}");
+        assert!(
+            !manifest.lines().any(|l| l
+                .split_whitespace()
+                .nth(3)
+                .is_some_and(|p| p.ends_with(".so") || p.contains(".so."))),
+            "a shared library is in the image"
+        );
         // keel's busybox, not Debian's busybox-static, with a link for every applet the image
         // needs and none for the applets it left out.
         let busybox = entry("/bin/busybox");

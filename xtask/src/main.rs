@@ -10,6 +10,7 @@ mod boot;
 mod busybox;
 mod cache;
 mod debsrc;
+mod dhclient;
 mod elf;
 mod fuzz;
 mod image;
@@ -31,6 +32,8 @@ commands:
   sshd [--without-openssl]    build keel's static sshd from Debian's openssh source (cached)
   busybox [--fresh]           build keel's static busybox from Debian's source with the
                               applets of configs/busybox.config (cached)
+  dhclient [--fresh]          build keel's static dhclient from Debian's isc-dhcp source
+                              (the client only; cached)
   boot [-- KERNEL_ARGS...]    boot the image under QEMU, serial console on this terminal
   test [--no-vm|--fuzz-only]
                               run every test: unit, integration, fuzz harnesses and VM
@@ -57,6 +60,7 @@ fn main() {
         "bench" => bench::run(args),
         "sshd" => sshd::run(args),
         "busybox" => busybox::run(args),
+        "dhclient" => dhclient::run(args),
         other => {
             eprintln!("xtask: unknown command {other:?}\n\n{USAGE}");
             std::process::exit(2);

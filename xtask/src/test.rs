@@ -141,6 +141,8 @@ pub(crate) fn run(args: Vec<String>) -> Result<()> {
         need("/usr/bin/ssh-keygen", "openssh-client"),
         // Debian's busybox: the bench baseline's test (keel's image has its own build).
         need("/bin/busybox", "busybox-static"),
+        // Debian's dhclient: the bench baseline's test too (keel's image has its own build).
+        need("/sbin/dhclient", "isc-dhcp-client"),
         need("/usr/bin/cpio", "cpio"),
         // The ssh VM tests make an ext4 state disk, the metadata tests NoCloud seeds.
         need("/sbin/mkfs.ext4", "e2fsprogs"),

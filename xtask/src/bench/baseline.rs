@@ -32,6 +32,14 @@ const FLOOR: &str = include_str!("baseline/floor.sh");
 /// Its dhclient hook.
 const DHCLIENT_SCRIPT: &str = include_str!("baseline/dhclient-script.sh");
 
+/// What the baseline's glibc programs (Debian's sshd, nft, dhclient) read and keel's
+/// all-musl image does not ship: nsswitch.conf (only glibc's built-in `files` and `dns`, so
+/// nothing is dlopened) and the protocol names nft resolves.
+const GLIBC_ETC: &[(&str, &str)] = &[
+    ("etc/nsswitch.conf", include_str!("baseline/nsswitch.conf")),
+    ("etc/protocols", include_str!("baseline/protocols")),
+];
+
 /// What keel's image has that the baseline must not: keel itself and its config.
 const KEEL_ONLY: &[&str] = &[
     "init",
@@ -97,6 +105,9 @@ pub(crate) fn build(
     power_links(&mut own)?;
     applet_links(&mut own)?;
     own.insert("init", 0o755, Kind::File(INIT.as_bytes().to_vec()))?;
+    for (path, text) in GLIBC_ETC {
+        own.insert(path, 0o644, Kind::File(text.as_bytes().to_vec()))?;
+    }
     own.insert(
         "etc/bench/dhclient-script",
         0o755,
@@ -393,6 +404,18 @@ mod tests {
         // The single image's overlay carries the same programs over keel's files.
         let (over, _) = read_cpio(&std::fs::read(&b.overlay).expect("read")).expect("newc");
         assert!(over.iter().any(|(p, _, _)| p == "usr/sbin/nft"));
+        // Debian's glibc dhclient, and the glibc files keel's all-static image no longer has.
+        assert_eq!(
+            file("sbin/dhclient"),
+            std::fs::read("/sbin/dhclient").ok(),
+            "the baseline must carry Debian's dhclient, not the image's"
+        );
+        for glibc_etc in ["etc/nsswitch.conf", "etc/protocols"] {
+            assert!(
+                over.iter().any(|(p, _, _)| p == glibc_etc),
+                "no {glibc_etc} in the baseline's overlay"
+            );
+        }
         // and Debian's busybox's own applet links: the script's cttyhack is not keel's.
         assert!(
             over.iter().any(|(p, _, k)| p == "bin/cttyhack"
