@@ -251,6 +251,8 @@ fn ensure_prereqs(debian_source: bool) -> Result<()> {
         need("/usr/include/libelf.h", "libelf-dev"),
         need("/usr/include/openssl/ssl.h", "libssl-dev"),
         need("xz", "xz-utils"),
+        // CONFIG_KERNEL_ZSTD (configs/kernel/10-base.config) compresses the payload with it.
+        need("zstd", "zstd"),
         need("cpio", "cpio"),
         need("perl", "perl"),
     ];
@@ -436,21 +438,24 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// Prints the sizes: the bzImage, and the initramfs inside it (raw, and gzip -9 compressed
-/// as the kernel payload is, to split the total into kernel and initramfs).
+/// Prints the sizes: the bzImage, and the initramfs inside it (raw, and compressed as the
+/// kernel payload is, `zstd -22 --ultra` (kbuild's ZSTD22), to split the total into kernel
+/// and initramfs).
 fn report_sizes(image: &Path, cpio: &Path, build: &Path) -> Result<()> {
     let total = file_len(image).unwrap_or(0);
     let raw = file_len(cpio).unwrap_or(0);
-    let compressed = fs::read(cpio).ok().and_then(|data| {
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&data).ok()?;
-        enc.finish().ok().map(|gz| gz.len() as u64)
-    });
+    let compressed = Command::new("zstd")
+        .args(["-22", "--ultra", "-q", "-c"])
+        .arg(cpio)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout.len() as u64);
     let vmlinux = file_len(&build.join("vmlinux")).unwrap_or(0);
     let digest = hex(&Sha256::digest(fs::read(image)?));
     match compressed {
         Some(c) => phase(&format!(
-            "sizes: bzImage {} = kernel ~{} + initramfs ~{} (gzip; {} raw); vmlinux {}",
+            "sizes: bzImage {} = kernel ~{} + initramfs ~{} (zstd; {} raw); vmlinux {}",
             human(total),
             human(total.saturating_sub(c)),
             human(c),
