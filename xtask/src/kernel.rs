@@ -355,7 +355,7 @@ fn write_if_changed(bytes: &[u8], to: &Path) -> Result<bool> {
 /// modules are dead weight in a kernel built without module support. Entries are copied
 /// byte for byte, so the result is as reproducible as the input. A regular file with more
 /// than one link is kept, because newc stores the data of a hard-linked set only once.
-fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, newc::Dropped)> {
+pub(crate) fn drop_modules(archive: &[u8]) -> Result<(Vec<u8>, newc::Dropped)> {
     Ok(newc::filter(archive, |r| {
         let path = r.path();
         let under_modules = path == b"lib/modules" || path.starts_with(b"lib/modules/");
