@@ -140,8 +140,13 @@ pub(crate) fn build(opts: &Opts) -> Result<Built> {
     let toolchain = toolchain()?;
     let libcrypto_recipe = openssl.as_ref().map(|(v, _)| {
         format!(
-            "{RECIPE}\nopenssl {v}\n{toolchain}\n{}",
-            libcrypto_configure().join(" ")
+            "{RECIPE}\nopenssl {v}\n{toolchain}\n{}\n{}",
+            libcrypto_configure().join(" "),
+            NISTZ256_EDIT
+                .iter()
+                .map(|(from, to)| format!("{EC_BUILD_INFO}: {from} -> {to}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     });
     let libcrypto_key = libcrypto_recipe.as_deref().map(key_of);
@@ -403,6 +408,44 @@ fn libcrypto_configure() -> Vec<String> {
         "no-ui-console",
         "no-autoload-config",
         "no-comp",
+        // Algorithms and formats OpenSSH 9.2's sshd never asks libcrypto for (its own
+        // chacha20-poly1305 takes only chacha20 from libcrypto; poly1305, ed25519,
+        // curve25519 and sntrup761 are OpenSSH's own). The default provider's tables
+        // name every algorithm built, so each one left in is linked (docs/ssh.md).
+        "no-aria",
+        "no-bf",
+        "no-blake2",
+        "no-camellia",
+        "no-cast",
+        "no-cmac",
+        "no-cmp",
+        "no-cms",
+        "no-ct",
+        "no-des",
+        "no-ec2m",
+        "no-filenames",
+        "no-idea",
+        "no-md4",
+        "no-mdc2",
+        "no-ocb",
+        "no-ocsp",
+        "no-poly1305",
+        "no-rc2",
+        "no-rc4",
+        "no-rfc3779",
+        "no-rmd160",
+        "no-scrypt",
+        "no-seed",
+        "no-siphash",
+        "no-siv",
+        "no-sm2",
+        "no-sm3",
+        "no-sm4",
+        "no-srp",
+        "no-ts",
+        "no-whirlpool",
+        // P-256 and P-521 in constant-time 64-bit C (see NISTZ256_EDIT).
+        "enable-ec_nistp_64_gcc_128",
         "--prefix=/usr",
         "--openssldir=/etc/ssl",
         "-Os",
@@ -413,6 +456,57 @@ fn libcrypto_configure() -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect()
+}
+
+/// The file of OpenSSL's tree that picks the x86_64 assembler of the EC code.
+const EC_BUILD_INFO: &str = "crypto/ec/build.info";
+
+/// keel's one edit of Debian's openssl source: no `ecp_nistz256` on x86_64. Its P-256
+/// code carries a 151,552-byte table of precomputed points that no compressor shrinks.
+/// P-256 then runs on `ecp_nistp256.c` (`enable-ec_nistp_64_gcc_128`: constant-time
+/// 64-bit C, what OpenSSL uses where it has no nistz256 assembler), P-521 on
+/// `ecp_nistp521.c`; P-384 stays on the generic code, as before. X25519's assembler stays.
+const NISTZ256_EDIT: [(&str, &str); 2] = [
+    (
+        "$ECASM_x86_64=ecp_nistz256.c ecp_nistz256-x86_64.s x25519-x86_64.s",
+        "$ECASM_x86_64=x25519-x86_64.s",
+    ),
+    (
+        "$ECDEF_x86_64=ECP_NISTZ256_ASM X25519_ASM",
+        "$ECDEF_x86_64=X25519_ASM",
+    ),
+];
+
+/// Applies `NISTZ256_EDIT` to `tree`, or says which line a new openssl version changed.
+fn drop_nistz256(tree: &Path) -> Result<()> {
+    let path = tree.join(EC_BUILD_INFO);
+    let mut text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    for (from, to) in NISTZ256_EDIT {
+        let hits = text.lines().filter(|l| l.trim() == from).count();
+        if hits != 1 {
+            bail!(
+                "{} has {hits} lines `{from}` (keel's recipe expects exactly one, to turn it \
+                 into `{to}`): this openssl version changed its EC build; update NISTZ256_EDIT \
+                 in xtask/src/sshd.rs",
+                path.display()
+            );
+        }
+        text = text
+            .lines()
+            .map(|l| {
+                if l.trim() == from {
+                    format!("  {to}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        text.push('\n');
+    }
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)] // One call site; the arguments are the step's inputs.
@@ -431,6 +525,7 @@ fn build_libcrypto(
     ));
     let tree = unpack(dsc, &build.join("openssl"), logs, opts)?;
     let epoch = changelog_epoch(&tree)?;
+    drop_nistz256(&tree)?;
     crate::util::run(
         Command::new("cp")
             .arg("-r")
@@ -654,6 +749,40 @@ mod host {
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
+    /// The test server's host keys: (file, `ssh-keygen -t`, `-b`).
+    const HOST_KEYS: [(&str, &str, Option<&str>); 5] = [
+        ("host_ed25519", "ed25519", None),
+        ("host_rsa", "rsa", None),
+        ("host_ecdsa256", "ecdsa", Some("256")),
+        ("host_ecdsa384", "ecdsa", Some("384")),
+        ("host_ecdsa521", "ecdsa", Some("521")),
+    ];
+
+    /// Client options that make a login use one libcrypto algorithm (docs/ssh.md, "What it
+    /// offers"); a MAC needs a cipher that is not an AEAD.
+    const LIBCRYPTO_ALGORITHMS: [&[&str]; 20] = [
+        &["KexAlgorithms=ecdh-sha2-nistp256"],
+        &["KexAlgorithms=ecdh-sha2-nistp384"],
+        &["KexAlgorithms=ecdh-sha2-nistp521"],
+        &["KexAlgorithms=diffie-hellman-group-exchange-sha256"],
+        &["KexAlgorithms=diffie-hellman-group14-sha256"],
+        &["KexAlgorithms=diffie-hellman-group16-sha512"],
+        &["KexAlgorithms=diffie-hellman-group18-sha512"],
+        &["Ciphers=aes128-ctr"],
+        &["Ciphers=aes192-ctr"],
+        &["Ciphers=aes256-ctr"],
+        &["Ciphers=aes128-gcm@openssh.com"],
+        &["Ciphers=aes256-gcm@openssh.com"],
+        &["Ciphers=aes128-ctr", "MACs=hmac-sha2-256-etm@openssh.com"],
+        &["Ciphers=aes128-ctr", "MACs=hmac-sha2-512"],
+        &["Ciphers=aes128-ctr", "MACs=hmac-sha1"],
+        &["HostKeyAlgorithms=rsa-sha2-512"],
+        &["HostKeyAlgorithms=rsa-sha2-256"],
+        &["HostKeyAlgorithms=ecdsa-sha2-nistp256"],
+        &["HostKeyAlgorithms=ecdsa-sha2-nistp384"],
+        &["HostKeyAlgorithms=ecdsa-sha2-nistp521"],
+    ];
+
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("keel-sshd-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
@@ -662,7 +791,15 @@ mod host {
     }
 
     fn keygen(kind: &str, path: &Path) {
-        let out = Command::new("ssh-keygen")
+        keygen_bits(kind, None, path);
+    }
+
+    fn keygen_bits(kind: &str, bits: Option<&str>, path: &Path) {
+        let mut cmd = Command::new("ssh-keygen");
+        if let Some(bits) = bits {
+            cmd.args(["-b", bits]);
+        }
+        let out = cmd
             .args(["-q", "-t", kind, "-N", "", "-C", kind, "-f"])
             .arg(path)
             .output()
@@ -770,12 +907,24 @@ mod host {
         let built = build(&Opts::default()).expect("cargo xtask sshd");
         privsep_dir();
         let dir = scratch("login");
-        let host_key = dir.join("host_ed25519");
-        keygen("ed25519", &host_key);
+        // A host key of every kind, so each signature algorithm is tried on the server's
+        // side too (libcrypto signs with the RSA and ECDSA ones).
+        let mut host_keys = String::new();
+        for (name, kind, bits) in HOST_KEYS {
+            let path = dir.join(name);
+            keygen_bits(kind, bits, &path);
+            host_keys.push_str(&format!("HostKey {}\n", path.display()));
+        }
         let mut authorized = String::new();
-        for kind in ["ed25519", "rsa", "ecdsa"] {
-            keygen(kind, &dir.join(format!("id_{kind}")));
-            authorized.push_str(&fs::read_to_string(dir.join(format!("id_{kind}.pub"))).unwrap());
+        for (name, kind, bits) in [
+            ("id_ed25519", "ed25519", None),
+            ("id_rsa", "rsa", None),
+            ("id_ecdsa", "ecdsa", None),
+            ("id_ecdsa384", "ecdsa", Some("384")),
+            ("id_ecdsa521", "ecdsa", Some("521")),
+        ] {
+            keygen_bits(kind, bits, &dir.join(name));
+            authorized.push_str(&fs::read_to_string(dir.join(format!("{name}.pub"))).unwrap());
         }
         keygen("ed25519", &dir.join("id_stranger"));
         fs::write(dir.join("authorized_keys"), authorized).unwrap();
@@ -793,10 +942,9 @@ mod host {
         fs::write(
             &config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
+                "Port {port}\nListenAddress 127.0.0.1\n{host_keys}PidFile none\n\
                  AuthorizedKeysFile {}\nStrictModes no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n",
-                host_key.display(),
                 dir.join("authorized_keys").display()
             ),
         )
@@ -835,10 +983,11 @@ mod host {
             "{banner:?}"
         );
         // Debian's client with its default configuration: no algorithm options.
-        let login = |key: &str| {
+        let login_with = |key: &str, options: &[&str]| {
             Command::new("ssh")
                 .args(["-p", &port.to_string(), "-i"])
                 .arg(dir.join(key))
+                .args(options.iter().flat_map(|o| ["-o", o]))
                 .args([
                     "-o",
                     "IdentitiesOnly=yes",
@@ -857,17 +1006,26 @@ mod host {
                 .output()
                 .unwrap()
         };
+        let login = |key: &str| login_with(key, &[]);
         let mut failures = Vec::new();
-        for kind in ["ed25519", "rsa", "ecdsa"] {
-            let out = login(&format!("id_{kind}"));
+        let mut check = |what: &str, out: std::process::Output| {
             let said = String::from_utf8_lossy(&out.stdout);
             if !out.status.success() || said != "logged in with 42\n" {
                 failures.push(format!(
-                    "{kind}: {} {said:?} {}",
+                    "{what}: {} {said:?} {}",
                     out.status,
                     String::from_utf8_lossy(&out.stderr)
                 ));
             }
+        };
+        for key in ["ed25519", "rsa", "ecdsa", "ecdsa384", "ecdsa521"] {
+            check(key, login(&format!("id_{key}")));
+        }
+        // Everything sshd offers that libcrypto computes, one at a time (the default
+        // choices above are OpenSSH's own sntrup761x25519, chacha20-poly1305 and
+        // ed25519), so a libcrypto built without something sshd needs fails here.
+        for options in LIBCRYPTO_ALGORITHMS {
+            check(&options.join(" "), login_with("id_ed25519", options));
         }
         // A key that is not authorized is refused: the logins above prove something.
         let stranger = login("id_stranger");
