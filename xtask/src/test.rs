@@ -23,17 +23,17 @@ Runs, in order: cargo test --workspace; each fuzz project's stable harness (carg
 image, cached in $KEEL_CACHE or ~/.cache/keel); cargo test -p xtask -- --ignored (image
 tests); every VM test under QEMU on target/keel/bzImage (KEEL_VM_TESTS=1
 KEEL_VM_KERNEL=single cargo test -p keel-tests); the modular path, the Debian kernel with
-initramfs.cpio.gz, on the boot and network tests (KEEL_VM_KERNEL=modular ... --test vm_boot
---test vm_network); then the image sizes.
+initramfs.cpio.gz, on the boot, network and metadata tests (KEEL_VM_KERNEL=modular ...
+--test vm_boot --test vm_network --test vm_metadata); then the image sizes.
 
   --no-vm     skip the kernel build and the VM tests
   --fuzz-only run only the fuzz harness phase (nothing to install)
 Environment: KEEL_VM_THREADS (VM tests run at once, default 2), KEEL_ACCEL (tcg|kvm|auto).";
 
-/// The VM test targets the modular path runs: booting to a console and the network, what
-/// differs between the two kernels (module loading, virtio drivers); the rest of keel is the
-/// same binary on both.
-const MODULAR_TESTS: [&str; 2] = ["vm_boot", "vm_network"];
+/// The VM test targets the modular path runs: booting to a console, the network and the
+/// NoCloud seeds, what differs between the two kernels (module loading, virtio drivers, the
+/// filesystems loaded on demand); the rest of keel is the same binary on both.
+const MODULAR_TESTS: [&str; 3] = ["vm_boot", "vm_network", "vm_metadata"];
 
 /// How a phase ended.
 #[derive(Debug)]

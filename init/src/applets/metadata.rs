@@ -138,6 +138,15 @@ fn nocloud_source() -> Outcome {
     if let Err(e) = crate::sys::fs::mkdir(SEED_MOUNT, 0o700) {
         return Outcome::Failed(format!("cannot create {SEED_MOUNT}: {e}"));
     }
+    // The modular kernel has vfat and iso9660 as modules (`[modules] on_demand`), loaded
+    // only now that a seed is there; vfat mounts with iocharset=ascii by default (Debian).
+    let modules: &[&str] = match fs {
+        "vfat" => &["vfat", "nls_cp437", "nls_ascii"],
+        _ => &["isofs"],
+    };
+    if let Some(why) = super::state::ensure_filesystem(fs, modules, "for the NoCloud seed") {
+        say(&format!("{why}; mounting the seed will fail"));
+    }
     // c_ulong is u64 on both libcs; the cast documents the width mount() takes.
     #[allow(clippy::unnecessary_cast)]
     let flags = (libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as u64;

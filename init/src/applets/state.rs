@@ -324,19 +324,22 @@ fn on_disk() -> Exit {
 /// (ext4.ko is the largest module the image packs, 2 MB on Debian 12). This runs in the
 /// `state` service, beside the rest of the boot, not in PID 1 before it.
 fn ensure_ext4() {
-    let known = fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if has_filesystem(&known, "ext4") {
-        return;
-    }
-    let want = ["ext4".to_string()];
-    if let Some(why) = crate::boot::load_named(
-        &mut crate::sys::linux::LinuxSys,
-        &want,
-        &want,
-        "for the state disk, keel.state=",
-    ) {
+    if let Some(why) = ensure_filesystem("ext4", &["ext4"], "for the state disk, keel.state=") {
         say(&format!("{why}; mounting the state disk will fail"));
     }
+}
+
+/// Loads `modules` (with what modules.dep says they need) when /proc/filesystems does not
+/// list `fstype` yet: the filesystems a service mounts on demand on the modular kernel
+/// (`[modules] on_demand`). `None` when the kernel knows it (built in, or loaded now);
+/// otherwise what went wrong, naming `origin`.
+pub(crate) fn ensure_filesystem(fstype: &str, modules: &[&str], origin: &str) -> Option<String> {
+    let known = fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if has_filesystem(&known, fstype) {
+        return None;
+    }
+    let want: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
+    crate::boot::load_named(&mut crate::sys::linux::LinuxSys, &want, &want, origin)
 }
 
 /// Whether /proc/filesystems (`nodev\tproc` and `\text4` lines) lists `fstype`.
