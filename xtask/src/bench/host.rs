@@ -162,7 +162,22 @@ pub(crate) fn reap_orphans(keel: &Path) -> Result<f64> {
             return Ok(t0.elapsed().as_secs_f64());
         }
         if Instant::now() > deadline {
-            bail!("keel still has children 120s after the orphans were killed");
+            let left = children(k.pid());
+            let states: Vec<String> = left
+                .iter()
+                .take(5)
+                .map(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat"))
+                        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                        .unwrap_or_else(|_| format!("{p} (gone)"))
+                })
+                .collect();
+            bail!(
+                "keel still has {} children 120s after the orphans were killed (first: {}); its log:\n{}",
+                left.len(),
+                states.join(", "),
+                std::fs::read_to_string(dir.0.join("keel.log")).unwrap_or_default()
+            );
         }
         std::thread::sleep(Duration::from_millis(1));
     }
