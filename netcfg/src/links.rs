@@ -452,8 +452,16 @@ pub fn plan_ops(plan: &Plan, links: &[LinkInfo], found: &[Option<LinkInfo>]) -> 
 
 /// The text of /etc/resolv.conf. `source` says where the servers came from, for the
 /// comment at the top. Only the first three servers are read by musl and glibc (MAXNS), so
-/// the rest are written as comments rather than dropped silently.
+/// the rest are written as comments rather than dropped silently. A server named twice is
+/// written once, where it first appears: a repeat would take one of the three places
+/// (found by the `dhcp_hook` fuzz target: a lease listing 10.0.2.3 three times).
 pub fn resolv_conf(nameservers: &[IpAddr], search: &[String], source: &str) -> String {
+    let mut unique: Vec<&IpAddr> = Vec::with_capacity(nameservers.len());
+    for n in nameservers {
+        if !unique.contains(&n) {
+            unique.push(n);
+        }
+    }
     let mut s = format!("# written by keel from {source}\n");
     let search: Vec<&str> = search
         .iter()
@@ -463,7 +471,7 @@ pub fn resolv_conf(nameservers: &[IpAddr], search: &[String], source: &str) -> S
     if !search.is_empty() {
         s.push_str(&format!("search {}\n", search.join(" ")));
     }
-    for (i, n) in nameservers.iter().enumerate() {
+    for (i, n) in unique.iter().enumerate() {
         let hash = if i < 3 {
             ""
         } else {

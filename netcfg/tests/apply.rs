@@ -574,6 +574,18 @@ fn resolv_conf_text() {
         netlink::resolv_conf(&[], &[], "x"),
         "# written by keel from x\n"
     );
+    // A server named twice takes one place, where it first appears (a fuzz finding: the
+    // repeat took one of the three places the resolver reads).
+    let twice: Vec<IpAddr> = [
+        "10.0.2.3", "1.1.1.2", "10.0.2.3", "1.0.2.3", "1.1.1.2", "9.9.9.9",
+    ]
+    .iter()
+    .filter_map(|a| a.parse().ok())
+    .collect();
+    assert_eq!(
+        netlink::resolv_conf(&twice, &[], "a DHCP lease on eth0"),
+        "# written by keel from a DHCP lease on eth0\nnameserver 10.0.2.3\nnameserver 1.1.1.2\nnameserver 1.0.2.3\n# (only three are used) nameserver 9.9.9.9\n"
+    );
 }
 
 #[test]

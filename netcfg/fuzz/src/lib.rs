@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use netcfg::cmdline;
+use netcfg::cmdline::Route;
 use netcfg::dhcp;
 use netcfg::ip::{self, IpConfig, MTU_MAX, MTU_MIN};
 use netcfg::links::LinkOp;
 use netcfg::netlink::{HDR_LEN, MAX_ERRNO, NLMSG_DONE, NLMSG_ERROR, NlError, messages};
 use netcfg::nft::Acks;
-use netcfg::cmdline::Route;
 use netcfg::plan;
 use netcfg::rtnl::{absorb_reply, parse_addr, parse_link};
 
@@ -250,10 +250,26 @@ pub fn dhcp_hook(data: &[u8]) {
         data.len()
     );
     if let Some(text) = &p.resolv_conf {
+        // Each server is one line of at most 36 bytes of its own ("# (only three are
+        // used) nameserver " and the newline) beside an address no longer than its
+        // spelling in the input, which takes at least 3 bytes with its separator: at most
+        // 13 times the input, plus the header with the interface's name.
         assert!(
-            text.len() <= 64 + 2 * data.len(),
+            text.len() <= 64 + 16 * data.len(),
             "resolv.conf grew: {text:?}"
         );
+        // No server twice: a repeat would take one of the three places the resolver reads.
+        let mut servers: Vec<&str> = text
+            .lines()
+            .filter_map(|l| {
+                l.trim_start_matches("# (only three are used) ")
+                    .strip_prefix("nameserver ")
+            })
+            .collect();
+        let all = servers.len();
+        servers.sort_unstable();
+        servers.dedup();
+        assert_eq!(servers.len(), all, "a nameserver written twice: {text:?}");
         for line in text.lines() {
             assert!(
                 line.starts_with("# ")
