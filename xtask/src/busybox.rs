@@ -128,11 +128,7 @@ pub(crate) struct Built {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Opts {
-    pub fresh: bool,
-    pub verbose: bool,
-}
+pub(crate) use debsrc::Opts;
 
 fn phase(msg: &str) {
     debsrc::phase("busybox", msg);
@@ -143,18 +139,9 @@ fn logged(cmd: &mut Command, what: &str, log: &Path, verbose: bool) -> Result<()
 }
 
 pub(crate) fn run(args: Vec<String>) -> Result<()> {
-    let mut opts = Opts::default();
-    for a in args {
-        match a.as_str() {
-            "--fresh" => opts.fresh = true,
-            "-v" | "--verbose" => opts.verbose = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
-        }
-    }
+    let Some(opts) = debsrc::parse_opts(args, USAGE)? else {
+        return Ok(());
+    };
     let built = build(&opts)?;
     eprintln!(
         "busybox: {} (from {})",
@@ -196,27 +183,7 @@ fn make_args(tree: &Path, version: &str) -> Vec<String> {
 
 /// The versions of everything that turns the source into the binary.
 fn toolchain() -> Result<String> {
-    let first_line = |prog: &str, arg: &str| -> Result<String> {
-        let out = Command::new(prog)
-            .arg(arg)
-            .stderr(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run {prog} {arg}"))?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned())
-    };
-    Ok(format!(
-        "gcc {}\n{}\n{}\nmusl-dev {}\nlinux-libc-dev {}",
-        first_line("gcc", "-dumpfullversion")?,
-        first_line("ld", "--version")?,
-        first_line("make", "--version")?,
-        apt::installed("musl-dev")?,
-        apt::installed("linux-libc-dev")?,
-    ))
+    debsrc::toolchain(&[("ld", "--version"), ("make", "--version")])
 }
 
 /// The `CONFIG_X=value` lines of a config fragment (comments and blank lines skipped).

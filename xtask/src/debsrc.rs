@@ -1,5 +1,5 @@
 //! What keel's builds from Debian source packages share (`cargo xtask sshd`, `cargo xtask
-//! busybox`): apt's source mechanism with a private state (`apt`), long steps logged with
+//! busybox`, `cargo xtask dhclient`): their common options, apt's source mechanism with a private state (`apt`), long steps logged with
 //! progress lines (`step`), `dpkg-source -x` with Debian's patches, SOURCE_DATE_EPOCH from
 //! the Debian changelog, the kernel headers musl-gcc does not see, cache keys and pruning.
 
@@ -7,11 +7,67 @@ pub(crate) mod apt;
 pub(crate) mod step;
 
 use crate::util::hex;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// The options of a build that has no others (`cargo xtask busybox`, `cargo xtask dhclient`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Opts {
+    /// Build again even when the cache has this recipe.
+    pub fresh: bool,
+    /// Show the build's own output as it runs.
+    pub verbose: bool,
+}
+
+/// Parses `--fresh` and `-v`/`--verbose`; `None` after printing `usage` for `-h`/`--help`.
+pub(crate) fn parse_opts(args: Vec<String>, usage: &str) -> Result<Option<Opts>> {
+    let mut opts = Opts::default();
+    for a in args {
+        match a.as_str() {
+            "--fresh" => opts.fresh = true,
+            "-v" | "--verbose" => opts.verbose = true,
+            "-h" | "--help" => {
+                println!("{usage}");
+                return Ok(None);
+            }
+            other => bail!("unknown argument {other:?}\n\n{usage}"),
+        }
+    }
+    Ok(Some(opts))
+}
+
+/// The versions of everything that turns a source into its binary, for the cache key: gcc's,
+/// the first line each of `tools` prints for its argument (`("ld", "--version")`), and the
+/// installed musl-dev and linux-libc-dev packages.
+pub(crate) fn toolchain(tools: &[(&str, &str)]) -> Result<String> {
+    let first_line = |prog: &str, arg: &str| -> Result<String> {
+        let out = Command::new(prog)
+            .arg(arg)
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {prog} {arg}"))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned())
+    };
+    let mut text = format!("gcc {}\n", first_line("gcc", "-dumpfullversion")?);
+    for (prog, arg) in tools {
+        text.push_str(&first_line(prog, arg)?);
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "musl-dev {}\nlinux-libc-dev {}",
+        apt::installed("musl-dev")?,
+        apt::installed("linux-libc-dev")?
+    ));
+    Ok(text)
+}
 
 /// A progress line of build `who`.
 pub(crate) fn phase(who: &str, msg: &str) {

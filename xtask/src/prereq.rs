@@ -15,7 +15,8 @@ pub(crate) const fn need(probe: &'static str, package: &'static str) -> Need {
     Need { probe, package }
 }
 
-fn is_root() -> bool {
+/// Whether xtask runs as root (the effective uid).
+pub(crate) fn is_root() -> bool {
     // The effective uid, read from /proc so xtask needs no libc.
     std::fs::read_to_string("/proc/self/status")
         .ok()

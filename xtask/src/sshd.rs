@@ -307,28 +307,11 @@ pub(crate) fn sshd_version(sshd: &Path) -> Result<String> {
 
 /// The versions of everything that turns the sources into the binary.
 fn toolchain() -> Result<String> {
-    let first_line = |prog: &str, arg: &str| -> Result<String> {
-        let out = Command::new(prog)
-            .arg(arg)
-            .stderr(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run {prog} {arg}"))?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_owned())
-    };
-    Ok(format!(
-        "gcc {}\n{}\n{}\n{}\nmusl-dev {}\nlinux-libc-dev {}",
-        first_line("gcc", "-dumpfullversion")?,
-        first_line("ld", "--version")?,
-        first_line("autoconf", "--version")?,
-        first_line("aclocal", "--version")?,
-        apt::installed("musl-dev")?,
-        apt::installed("linux-libc-dev")?,
-    ))
+    crate::debsrc::toolchain(&[
+        ("ld", "--version"),
+        ("autoconf", "--version"),
+        ("aclocal", "--version"),
+    ])
 }
 
 const CRYPT_CFLAGS: &[&str] = &[
@@ -807,19 +790,10 @@ mod host {
         assert!(out.status.success(), "ssh-keygen -t {kind}: {out:?}");
     }
 
-    fn is_root() -> bool {
-        fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                == Some("0")
-        })
-    }
-
     /// sshd refuses to start without its privsep directory; as root the test makes it, as
     /// Debian's own sshd does.
     fn privsep_dir() {
-        if !Path::new(PRIVSEP_PATH).is_dir() && is_root() {
+        if !Path::new(PRIVSEP_PATH).is_dir() && crate::prereq::is_root() {
             fs::create_dir_all(PRIVSEP_PATH).unwrap();
         }
     }
@@ -928,7 +902,7 @@ mod host {
         }
         keygen("ed25519", &dir.join("id_stranger"));
         fs::write(dir.join("authorized_keys"), authorized).unwrap();
-        let user = if is_root() {
+        let user = if crate::prereq::is_root() {
             "root".to_owned()
         } else {
             std::env::var("USER").expect("USER")
