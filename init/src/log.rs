@@ -269,14 +269,7 @@ impl Logger {
                     continue;
                 }
                 if sink.dropped > 0 {
-                    let note = console_line(
-                        secs,
-                        micros,
-                        &format!(
-                            "{} log lines dropped on {} (console busy)",
-                            sink.dropped, sink.name
-                        ),
-                    );
+                    let note = dropped_note(sink, secs, micros);
                     if write_all_or_drop(sink, &note, patience) {
                         sink.dropped = 0;
                     }
@@ -347,20 +340,25 @@ fn flush_sink(sink: &mut Sink, secs: u64, micros: u32) {
         }
     }
     if sink.backlog.is_empty() && sink.dropped > 0 {
-        let note = console_line(
-            secs,
-            micros,
-            &format!(
-                "{} log lines dropped on {} (console busy)",
-                sink.dropped, sink.name
-            ),
-        );
+        let note = dropped_note(sink, secs, micros);
         sink.dropped = 0;
         match write_reopening(sink, note.as_bytes()) {
             Ok(n) => sink.backlog.extend_from_slice(&note.as_bytes()[n..]),
             Err(_) => sink.dropped += 1,
         }
     }
+}
+
+/// The console line that says how many lines `sink` dropped.
+fn dropped_note(sink: &Sink, secs: u64, micros: u32) -> String {
+    console_line(
+        secs,
+        micros,
+        &format!(
+            "{} log lines dropped on {} (console busy)",
+            sink.dropped, sink.name
+        ),
+    )
 }
 
 /// One non-blocking write to the console; `Ok(0)` when it is busy (EAGAIN). A tty that was
@@ -430,22 +428,12 @@ pub fn drain(ms: u16) {
 fn write_all_or_drop(sink: &mut Sink, line: &str, patience: u8) -> bool {
     let bytes = line.as_bytes();
     let mut done = 0;
-    let mut reopened = false;
     let mut waits = 0;
     loop {
-        match console::write_once(&sink.fd, &bytes[done..]) {
+        match write_reopening(sink, &bytes[done..]) {
             Ok(n) if done + n == bytes.len() => return true,
-            Ok(n) if n > 0 => done += n,
-            Ok(_) => return false,
-            Err(nix::errno::Errno::EIO) if !reopened => {
-                reopened = true;
-                match Sink::open(&sink.name) {
-                    Ok(fresh) => sink.fd = fresh.fd,
-                    Err(_) => return false,
-                }
-                continue;
-            }
-            Err(nix::errno::Errno::EAGAIN) => {}
+            // Cut short, or busy (EAGAIN): wait for room, if this writer may.
+            Ok(n) => done += n,
             Err(_) => return false,
         }
         if waits >= patience {
